@@ -1,0 +1,129 @@
+package cli
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"strings"
+
+	"github.com/spf13/pflag"
+
+	"github.com/nodejoin/nodejoin/lib/version"
+)
+
+// Env is what a program's run function may touch of the process: its
+// standard streams and its logger. Tests give their own.
+type Env struct {
+	Stdin  io.Reader
+	Stdout io.Writer
+	Stderr io.Writer
+	Log    *slog.Logger
+}
+
+// Flags are the flags every program has.
+type Flags struct {
+	Debug   bool
+	Verbose bool
+	DryRun  bool
+	help    bool
+	version bool
+}
+
+// NewFlagSet returns a flag set with the common flags registered in f.
+// usage is the text printed before the flag list by --help.
+func NewFlagSet(prog, usage string, f *Flags) *pflag.FlagSet {
+	fs := pflag.NewFlagSet(prog, pflag.ContinueOnError)
+	fs.SortFlags = false
+	fs.BoolVarP(&f.help, "help", "h", false, "show this help and exit")
+	fs.BoolVar(&f.version, "version", false, "print the version and exit")
+	fs.BoolVarP(&f.Debug, "debug", "d", false, "log debug messages to standard error")
+	fs.BoolVarP(&f.Verbose, "verbose", "v", false, "log progress messages to standard error")
+	fs.BoolVar(&f.DryRun, "dry-run", false, "check everything and print the plan; change nothing")
+	fs.Usage = func() {}
+	fs.SetOutput(io.Discard)
+	fs.SetAnnotation("help", "usage", []string{usage})
+	return fs
+}
+
+// errDone ends a run early with success (--help, --version).
+var errDone = errors.New("done")
+
+// Parse parses args. It handles --help and --version itself, and sets the
+// log level of env from --debug and --verbose.
+func Parse(env *Env, fs *pflag.FlagSet, f *Flags, args []string) error {
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, pflag.ErrHelp) {
+			f.help = true
+		} else {
+			return UsageError(err)
+		}
+	}
+	switch {
+	case f.help:
+		usage := fs.Lookup("help").Annotations["usage"][0]
+		fmt.Fprintf(env.Stdout, "%s\n\nFlags:\n%s", strings.TrimRight(usage, "\n"), fs.FlagUsages())
+		return errDone
+	case f.version:
+		fmt.Fprintf(env.Stdout, "%s %s\n", fs.Name(), version.String())
+		return errDone
+	}
+	level := slog.LevelWarn
+	if f.Verbose {
+		level = slog.LevelInfo
+	}
+	if f.Debug {
+		level = slog.LevelDebug
+	}
+	env.Log = newLogger(fs.Name(), env.Stderr, level)
+	return nil
+}
+
+func newLogger(prog string, w io.Writer, level slog.Level) *slog.Logger {
+	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{
+		Level: level,
+		ReplaceAttr: func(groups []string, a slog.Attr) slog.Attr {
+			if len(groups) == 0 && a.Key == slog.TimeKey {
+				return slog.Attr{}
+			}
+			return a
+		},
+	})).With("prog", prog)
+}
+
+// Main runs run with the process's streams and returns the exit status,
+// after printing a failed run's error as "prog: error: ..." lines and its
+// hints as "prog: hint: ..." lines.
+func Main(prog string, args []string, run func(env *Env, args []string) error) int {
+	env := &Env{Stdin: os.Stdin, Stdout: os.Stdout, Stderr: os.Stderr,
+		Log: newLogger(prog, os.Stderr, slog.LevelWarn)}
+	return Run(prog, env, args, run)
+}
+
+// Run is Main with the streams given; tests call it.
+func Run(prog string, env *Env, args []string, run func(env *Env, args []string) error) int {
+	err := run(env, args)
+	if errors.Is(err, errDone) {
+		return ExitOK
+	}
+	if err == nil {
+		return ExitOK
+	}
+	PrintError(env.Stderr, prog, err)
+	code := ExitCode(err)
+	if code == ExitUsage {
+		fmt.Fprintf(env.Stderr, "%s: hint: see %s --help\n", prog, prog)
+	}
+	return code
+}
+
+// PrintError writes err as "prog: error:" lines, then its hints.
+func PrintError(w io.Writer, prog string, err error) {
+	for _, line := range strings.Split(err.Error(), "\n") {
+		fmt.Fprintf(w, "%s: error: %s\n", prog, line)
+	}
+	for _, h := range hintsOf(err) {
+		fmt.Fprintf(w, "%s: hint: %s\n", prog, h)
+	}
+}
