@@ -44,13 +44,13 @@ type Config struct {
 
 // Conn is one authenticated SSH connection (a ControlMaster) to a node.
 type Conn struct {
-	cfg    Config
-	dir    string // private 0700 directory: control socket, known_hosts, helper
-	ctl    string // control socket path
-	key    HostKey
-	master *exec.Cmd
-	done   chan struct{} // closed when the master exits
-	stderr *syncBuffer
+	cfg      Config
+	dir      string // private 0700 directory: control socket, known_hosts, helper
+	ctl      string // control socket path
+	key      HostKey
+	master   *exec.Cmd
+	done     chan struct{} // closed when the master exits
+	stderr   *syncBuffer
 	attempts int
 }
 
