@@ -2,6 +2,8 @@ module github.com/nodejoin/nodejoin
 
 go 1.26.8
 
-require github.com/spf13/pflag v1.0.10
-
-require github.com/rogpeppe/go-internal v1.16.0 // indirect
+require (
+	github.com/google/renameio/v2 v2.0.2
+	github.com/santhosh-tekuri/jsonschema/v5 v5.3.1
+	github.com/spf13/pflag v1.0.10
+)

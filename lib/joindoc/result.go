@@ -1,0 +1,49 @@
+package joindoc
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+)
+
+// Result is what prepare-node-join and node-daemon-setup print on standard
+// output: what changed, and the facts the master needs next. It never holds
+// a secret: files are named with the sha256 of their new content.
+type Result struct {
+	Program string       `json:"program"`
+	Changed bool         `json:"changed"`
+	DryRun  bool         `json:"dry_run"`
+	Files   []FileChange `json:"files"`
+	// Restarted lists the daemons restarted: "sshd", "node daemon".
+	Restarted []string `json:"restarted"`
+	// RootPublicKey is the login user's public key line (prepare-node-join).
+	RootPublicKey string `json:"root_public_key,omitempty"`
+	// HostKeyFingerprints maps each host key kind present after the run to
+	// its SHA256 fingerprint, as ssh-keygen -lf prints it (prepare-node-join).
+	HostKeyFingerprints map[string]string `json:"host_key_fingerprints,omitempty"`
+	// ClientCertificateFingerprint is client.pem's certificate fingerprint
+	// (node-daemon-setup).
+	ClientCertificateFingerprint string `json:"client_certificate_fingerprint,omitempty"`
+}
+
+// FileChange is one planned or made change to a file or directory.
+type FileChange struct {
+	Path   string `json:"path"`
+	Action string `json:"action"` // create, replace, chmod, unchanged
+	Mode   string `json:"mode"`   // octal, e.g. "0600"
+	SHA256 string `json:"sha256,omitempty"`
+}
+
+// DecodeResult reads a program's result (on the master).
+func DecodeResult(r io.Reader) (*Result, error) {
+	dec := json.NewDecoder(io.LimitReader(r, 1<<20))
+	dec.DisallowUnknownFields()
+	var res Result
+	if err := dec.Decode(&res); err != nil {
+		return nil, fmt.Errorf("reading the result: %w", err)
+	}
+	if dec.More() {
+		return nil, fmt.Errorf("reading the result: data after the JSON object")
+	}
+	return &res, nil
+}

@@ -1,0 +1,154 @@
+// Package nodeconf is the node's own configuration: where it keeps things
+// and how it restarts its daemons, read at run time from
+// /etc/nodejoin/node.json (under --root). Ganeti fixes these at build time;
+// a node here may differ from the master and from other nodes.
+package nodeconf
+
+import (
+	"bufio"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"os/user"
+	"path/filepath"
+	"strconv"
+	"strings"
+
+	"github.com/nodejoin/nodejoin/lib/cli"
+	"github.com/nodejoin/nodejoin/lib/jsondoc"
+	"github.com/nodejoin/nodejoin/schemas"
+)
+
+// File is where the configuration lives on a node.
+const File = "/etc/nodejoin/node.json"
+
+// Config is the node configuration with defaults filled in. Paths are node
+// paths (as seen with --root /); Path maps them under the root.
+type Config struct {
+	Root                     string   `json:"-"`
+	DataDir                  string   `json:"data_dir"`
+	SSHConfigDir             string   `json:"ssh_config_dir"`
+	SSHLoginUser             string   `json:"ssh_login_user"`
+	LockDir                  string   `json:"lock_dir"`
+	StateDir                 string   `json:"state_dir"`
+	RunDir                   string   `json:"run_dir"`
+	LogDir                   string   `json:"log_dir"`
+	SSHDCheckCommand         []string `json:"sshd_check_command"`
+	SSHDRestartCommand       []string `json:"sshd_restart_command"`
+	NodeDaemonRestartCommand []string `json:"node_daemon_restart_command"`
+	NodeDaemonPort           int      `json:"node_daemon_port"`
+}
+
+// Default returns the configuration of a node without node.json: Ganeti's
+// layout, and the restart commands of the init system that runs.
+func Default() *Config {
+	restart := []string{"service", "ssh", "restart"}
+	if fi, err := os.Stat("/run/systemd/system"); err == nil && fi.IsDir() {
+		// Debian's ssh.service reloads with sshd -t, then SIGHUP: sshd
+		// re-executes and reads the new host keys; sessions stay up.
+		restart = []string{"systemctl", "reload-or-restart", "ssh"}
+	}
+	return &Config{
+		Root:                     "/",
+		DataDir:                  "/var/lib/ganeti",
+		SSHConfigDir:             "/etc/ssh",
+		SSHLoginUser:             "root",
+		LockDir:                  "/var/lock",
+		StateDir:                 "/var/lib/nodejoin",
+		RunDir:                   "/run/nodejoin",
+		LogDir:                   "/var/log/nodejoin",
+		SSHDCheckCommand:         []string{"/usr/sbin/sshd", "-t"},
+		SSHDRestartCommand:       restart,
+		NodeDaemonRestartCommand: []string{"noded", "--restart"},
+		NodeDaemonPort:           1811,
+	}
+}
+
+// Load reads root's node.json over the defaults; a missing file means all
+// defaults. A bad file is rejected like a bad input (exit 3) with the file's
+// path in front of each problem.
+func Load(root string) (*Config, error) {
+	if root == "" {
+		root = "/"
+	}
+	abs, err := filepath.Abs(root)
+	if err != nil {
+		return nil, fmt.Errorf("--root %s: %w", root, err)
+	}
+	c := Default()
+	c.Root = abs
+	f, err := os.Open(c.Path(File))
+	if errors.Is(err, fs.ErrNotExist) {
+		return c, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("reading node configuration: %w", err)
+	}
+	defer f.Close()
+	if err := jsondoc.Decode(f, schemas.Get(schemas.NodeConfig), c); err != nil {
+		var rej *cli.RejectedError
+		if errors.As(err, &rej) {
+			for i := range rej.Problems {
+				rej.Problems[i].Where = File + ":" + rej.Problems[i].Where
+			}
+		}
+		return nil, err
+	}
+	return c, nil
+}
+
+// Path maps a node path to where it is under the root.
+func (c *Config) Path(p string) string {
+	return filepath.Join(c.Root, p)
+}
+
+// User is the login user as this node knows it.
+type User struct {
+	Name     string
+	UID, GID int
+	Home     string // node path, e.g. /root
+}
+
+// LoginUser looks the login user up in the root's /etc/passwd, or in the
+// system's user database when the root has none (a test or QA root): under
+// --root the home directory is taken under the root too.
+func (c *Config) LoginUser() (*User, error) {
+	if u, err := lookupPasswd(c.Path("/etc/passwd"), c.SSHLoginUser); err == nil {
+		return u, nil
+	} else if !errors.Is(err, fs.ErrNotExist) {
+		return nil, err
+	}
+	su, err := user.Lookup(c.SSHLoginUser)
+	if err != nil {
+		return nil, fmt.Errorf("cannot resolve the home of user %q: %w", c.SSHLoginUser, err)
+	}
+	uid, _ := strconv.Atoi(su.Uid)
+	gid, _ := strconv.Atoi(su.Gid)
+	return &User{Name: su.Username, UID: uid, GID: gid, Home: su.HomeDir}, nil
+}
+
+func lookupPasswd(path, name string) (*User, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		fields := strings.Split(sc.Text(), ":")
+		if len(fields) < 7 || fields[0] != name {
+			continue
+		}
+		uid, err1 := strconv.Atoi(fields[2])
+		gid, err2 := strconv.Atoi(fields[3])
+		if err1 != nil || err2 != nil || !strings.HasPrefix(fields[5], "/") {
+			return nil, fmt.Errorf("%s: the entry of user %q is malformed", path, name)
+		}
+		return &User{Name: name, UID: uid, GID: gid, Home: fields[5]}, nil
+	}
+	if err := sc.Err(); err != nil {
+		return nil, fmt.Errorf("reading %s: %w", path, err)
+	}
+	return nil, fmt.Errorf("%s: no user %q: %w", path, name, fs.ErrNotExist)
+}

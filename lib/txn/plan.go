@@ -1,0 +1,131 @@
+package txn
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"syscall"
+)
+
+// Item is one file or directory as a run wants it.
+type Item struct {
+	// Path is the real path (already under the root); NodePath is the same
+	// path as the node sees it, used in reports.
+	Path, NodePath string
+	Dir            bool        // a directory rather than a file
+	Data           []byte      // content of a file
+	Mode           fs.FileMode // permission bits
+	UID, GID       int
+	// KeepOwner keeps an existing file's owner (Ganeti's ensure-dirs may
+	// have given it to a daemon user); UID and GID apply to new files.
+	KeepOwner bool
+	// KeepBackup keeps the old content after commit, as Ganeti keeps the
+	// backups of keys and certificates.
+	KeepBackup bool
+	// Secret marks content that must never be shown; only its hash is.
+	Secret bool
+}
+
+// Actions of a planned item.
+const (
+	Create    = "create"
+	Replace   = "replace"
+	Chmod     = "chmod" // same content, other mode or owner
+	Unchanged = "unchanged"
+)
+
+// Change is an item with what applying it would do.
+type Change struct {
+	Item
+	Action string
+	// old mode and owner, for the journal
+	oldMode          fs.FileMode
+	oldUID, oldGID   int
+	contentUnchanged bool
+}
+
+// SHA256 is the hex digest of the new content ("" for a directory).
+func (c Change) SHA256() string {
+	if c.Dir {
+		return ""
+	}
+	sum := sha256.Sum256(c.Data)
+	return hex.EncodeToString(sum[:])
+}
+
+// ErrNotRegular is returned for a target that exists but is not a regular
+// file (or not a directory, for a directory item): it is never replaced.
+var ErrNotRegular = errors.New("exists and is not a regular file")
+
+// Diff compares items with what is on disk. It reads and changes nothing
+// else.
+func Diff(items []Item) ([]Change, error) {
+	out := make([]Change, 0, len(items))
+	for _, it := range items {
+		c, err := diffOne(it)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, c)
+	}
+	return out, nil
+}
+
+func diffOne(it Item) (Change, error) {
+	c := Change{Item: it}
+	fi, err := os.Lstat(it.Path)
+	if errors.Is(err, fs.ErrNotExist) {
+		c.Action = Create
+		return c, nil
+	}
+	if err != nil {
+		return c, fmt.Errorf("checking %s: %w", it.NodePath, err)
+	}
+	st := fi.Sys().(*syscall.Stat_t)
+	c.oldMode, c.oldUID, c.oldGID = fi.Mode().Perm(), int(st.Uid), int(st.Gid)
+	if it.KeepOwner {
+		c.UID, c.GID = c.oldUID, c.oldGID
+	}
+	sameMeta := c.oldMode == it.Mode&fs.ModePerm && c.oldUID == c.UID && c.oldGID == c.GID
+	if it.Dir {
+		if !fi.IsDir() {
+			return c, fmt.Errorf("%s: exists and is not a directory", it.NodePath)
+		}
+		c.Action = Chmod
+		if sameMeta {
+			c.Action = Unchanged
+		}
+		return c, nil
+	}
+	if !fi.Mode().IsRegular() {
+		return c, fmt.Errorf("%s: %w", it.NodePath, ErrNotRegular)
+	}
+	old, err := os.ReadFile(it.Path)
+	if err != nil {
+		return c, fmt.Errorf("reading %s: %w", it.NodePath, err)
+	}
+	c.contentUnchanged = bytes.Equal(old, it.Data)
+	switch {
+	case c.contentUnchanged && sameMeta:
+		c.Action = Unchanged
+	case c.contentUnchanged:
+		c.Action = Chmod
+	default:
+		c.Action = Replace
+	}
+	return c, nil
+}
+
+// Changed reports whether any change does something.
+func Changed(cs []Change) bool {
+	for _, c := range cs {
+		if c.Action != Unchanged {
+			return true
+		}
+	}
+	return false
+}

@@ -1,0 +1,64 @@
+// Package schemas holds the JSON Schema of every document nodejoin reads,
+// embedded in the binaries. The files are the published contract; the Go
+// types in lib/joindoc and lib/nodeconf follow them.
+package schemas
+
+import (
+	"bytes"
+	"embed"
+	"fmt"
+	"sync"
+
+	"github.com/santhosh-tekuri/jsonschema/v5"
+)
+
+//go:embed *.json
+var files embed.FS
+
+// Names of the schemas, as their files are named.
+const (
+	PrepareNodeJoin = "prepare-node-join.v1.json"
+	NodeDaemonSetup = "node-daemon-setup.v1.json"
+	NodeConfig      = "node.v1.json"
+)
+
+// base is the prefix of every schema's $id; each schema is registered under
+// its absolute $id so that no name resolves against the working directory.
+const base = "https://github.com/nodejoin/nodejoin/schemas/"
+
+var (
+	mu       sync.Mutex
+	compiled = map[string]*jsonschema.Schema{}
+)
+
+// Get returns the compiled schema of the given name; an embedded schema that
+// does not compile is a bug, caught by the package's tests.
+func Get(name string) *jsonschema.Schema {
+	mu.Lock()
+	defer mu.Unlock()
+	if s, ok := compiled[name]; ok {
+		return s
+	}
+	s, err := compile(name)
+	if err != nil {
+		panic(err)
+	}
+	compiled[name] = s
+	return s
+}
+
+func compile(name string) (*jsonschema.Schema, error) {
+	data, err := files.ReadFile(name)
+	if err != nil {
+		return nil, err
+	}
+	c := jsonschema.NewCompiler()
+	c.Draft = jsonschema.Draft2020
+	if err := c.AddResource(base+name, bytes.NewReader(data)); err != nil {
+		return nil, fmt.Errorf("schema %s: %w", name, err)
+	}
+	return c.Compile(base + name)
+}
+
+// Source returns the text of a schema (for --print-schema).
+func Source(name string) ([]byte, error) { return files.ReadFile(name) }
