@@ -14,8 +14,8 @@ import (
 	"time"
 
 	"github.com/nodejoin/nodejoin/lib/cli"
-	"github.com/nodejoin/nodejoin/lib/noded"
 	"github.com/nodejoin/nodejoin/lib/nodeconf"
+	"github.com/nodejoin/nodejoin/lib/noded"
 )
 
 func main() { os.Exit(cli.Main("noded", os.Args[1:], run)) }
