@@ -92,8 +92,9 @@ func parse(data []byte) (any, error) {
 	if err != nil {
 		return nil, err
 	}
+	end := p.offset()
 	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
-		return nil, cli.Reject("", "byte %d: data after the end of the JSON document", p.offset())
+		return nil, cli.Reject("", "byte %d: data after the end of the JSON document", skipSpace(data, end))
 	}
 	return v, nil
 }
@@ -115,8 +116,16 @@ func (p *parser) syntaxError(err error) error {
 		return cli.Reject("", "byte %d: the JSON document ends too early", len(p.data))
 	}
 	// The syntax error's own text quotes input characters: leave it out.
-	line, col := lineCol(p.data, off)
+	line, col := lineCol(p.data, skipSpace(p.data, off))
 	return cli.Reject("", "line %d, column %d: not valid JSON", line, col)
+}
+
+// skipSpace moves off past JSON whitespace, to the token it points at.
+func skipSpace(data []byte, off int64) int64 {
+	for off < int64(len(data)) && strings.IndexByte(" \t\r\n", data[off]) >= 0 {
+		off++
+	}
+	return off
 }
 
 func lineCol(data []byte, off int64) (int, int) {

@@ -1,0 +1,137 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path"
+	"path/filepath"
+	"sort"
+	"time"
+
+	"github.com/nodejoin/nodejoin/lib/apply"
+	"github.com/nodejoin/nodejoin/lib/certs"
+	"github.com/nodejoin/nodejoin/lib/cli"
+	"github.com/nodejoin/nodejoin/lib/joindoc"
+	"github.com/nodejoin/nodejoin/lib/nodeconf"
+	"github.com/nodejoin/nodejoin/lib/nodestate"
+	"github.com/nodejoin/nodejoin/lib/ssconf"
+	"github.com/nodejoin/nodejoin/lib/txn"
+)
+
+// Files in the data directory and their modes (Ganeti's NODED_CERT_MODE).
+const (
+	hmacKey   = "hmac.key"
+	clientPEM = "client.pem"
+	certMode  = 0o440
+)
+
+// clientValidity is Ganeti's X509_CERT_DEFAULT_VALIDITY, 1825 days.
+const clientValidity = 1825 * 24 * time.Hour
+
+type plan struct {
+	apply.Plan
+	clientFingerprint string
+}
+
+// newPlan checks the document against the node and builds the plan; every
+// check comes before any write.
+func newPlan(cfg *nodeconf.Config, doc *joindoc.DaemonSetup) (*plan, error) {
+	if err := nodestate.CheckClusterName(cfg, doc.ClusterName); err != nil {
+		return nil, err
+	}
+	server, err := certs.ParseKeyPair([]byte(doc.NodeDaemonCertificate))
+	if err != nil {
+		return nil, cli.Reject("/node_daemon_certificate", "%v", err)
+	}
+	if err := nodestate.CheckCertificate(cfg, "/node_daemon_certificate", server.Cert); err != nil {
+		return nil, err
+	}
+	rej := &cli.RejectedError{}
+	if v := ssconf.Value([]byte(doc.Ssconf["cluster_name"])); v != doc.ClusterName {
+		rej.Problems = append(rej.Problems, cli.Problem{Where: "/ssconf/cluster_name",
+			What: fmt.Sprintf("%q does not match /cluster_name %q", v, doc.ClusterName)})
+	}
+	keys := make([]string, 0, len(doc.Ssconf))
+	for k := range doc.Ssconf {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		if err := ssconf.CheckSize(doc.Ssconf[k]); err != nil {
+			rej.Problems = append(rej.Problems, cli.Problem{Where: "/ssconf/" + k, What: err.Error()})
+		}
+	}
+	if len(rej.Problems) > 0 {
+		return nil, rej
+	}
+
+	p := &plan{}
+	file := func(np string, data []byte, mode fs.FileMode, backup bool) {
+		p.Items = append(p.Items, txn.Item{Path: cfg.Path(np), NodePath: np, Data: data, Mode: mode,
+			UID: os.Geteuid(), GID: os.Getegid(), KeepOwner: true, KeepBackup: backup})
+	}
+	if dirs, err := missingDirs(cfg, cfg.DataDir); err != nil {
+		return nil, err
+	} else {
+		p.Items = append(p.Items, dirs...)
+	}
+	for _, k := range keys {
+		file(ssconf.Path(cfg.DataDir, k), ssconf.Format(doc.Ssconf[k]), ssconf.FileMode, false)
+	}
+	file(path.Join(cfg.DataDir, hmacKey), []byte(doc.HMACKey), certMode, false)
+	file(path.Join(cfg.DataDir, nodestate.ServerPEM), []byte(doc.NodeDaemonCertificate), certMode, false)
+	client, err := clientCertificate(cfg, server, doc.NodeName)
+	if err != nil {
+		return nil, err
+	}
+	file(path.Join(cfg.DataDir, clientPEM), client, certMode, true)
+	kp, err := certs.ParseKeyPair(client)
+	if err != nil {
+		return nil, fmt.Errorf("the new client certificate: %w", err)
+	}
+	p.clientFingerprint = certs.Fingerprint(kp.Cert)
+	p.Locks = []string{path.Join(cfg.LockDir, ssconf.LockFile)}
+	if doc.StartNodeDaemon {
+		p.Steps = []apply.Step{{Daemon: "node daemon", Restart: cfg.NodeDaemonRestartCommand}}
+	}
+	return p, nil
+}
+
+// clientCertificate keeps the node's client.pem when it is still valid for
+// this cluster certificate and node name, and otherwise makes a new one
+// signed by the cluster certificate. Ganeti makes a new one every time.
+func clientCertificate(cfg *nodeconf.Config, server *certs.KeyPair, nodeName string) ([]byte, error) {
+	np := path.Join(cfg.DataDir, clientPEM)
+	old, err := os.ReadFile(cfg.Path(np))
+	if err == nil && certs.CheckClientCertificate(old, server, nodeName, time.Now()) == nil {
+		return old, nil
+	}
+	if err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return nil, fmt.Errorf("reading %s: %w", np, err)
+	}
+	pem, err := certs.NewClientCertificate(server, nodeName, clientValidity)
+	if err != nil {
+		return nil, fmt.Errorf("making the client certificate: %w", err)
+	}
+	return pem, nil
+}
+
+// missingDirs plans the data directory's missing levels (a node without
+// Ganeti installed has none), 0755 like Ganeti's ensure-dirs.
+func missingDirs(cfg *nodeconf.Config, dir string) ([]txn.Item, error) {
+	var items []txn.Item
+	for d := dir; d != "/"; d = path.Dir(d) {
+		_, err := os.Lstat(cfg.Path(d))
+		if err == nil {
+			break
+		}
+		if !errors.Is(err, fs.ErrNotExist) {
+			return nil, err
+		}
+		items = append([]txn.Item{{Path: filepath.Join(cfg.Root, d), NodePath: d, Dir: true, Mode: 0o755,
+			UID: os.Geteuid(), GID: os.Getegid()}}, items...)
+	}
+	return items, nil
+}

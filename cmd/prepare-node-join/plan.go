@@ -1,0 +1,291 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path"
+	"slices"
+	"sort"
+	"strconv"
+	"strings"
+
+	"github.com/nodejoin/nodejoin/lib/apply"
+	"github.com/nodejoin/nodejoin/lib/certs"
+	"github.com/nodejoin/nodejoin/lib/cli"
+	"github.com/nodejoin/nodejoin/lib/joindoc"
+	"github.com/nodejoin/nodejoin/lib/nodeconf"
+	"github.com/nodejoin/nodejoin/lib/nodestate"
+	"github.com/nodejoin/nodejoin/lib/sshkeys"
+	"github.com/nodejoin/nodejoin/lib/txn"
+)
+
+const hintDSA = "OpenSSH 9.8 removed DSA keys; use rsa, ecdsa or ed25519 (gnt-cluster renew-crypto --new-ssh-keys --ssh-key-type on a Ganeti master)"
+
+// hostKinds are the host key kinds reported, in order.
+var hostKinds = []sshkeys.Kind{sshkeys.RSA, sshkeys.ECDSA, sshkeys.Ed25519}
+
+type plan struct {
+	apply.Plan
+	cfg                 *nodeconf.Config
+	user                *nodeconf.User
+	rootPublicKey       string
+	hostKeyFingerprints map[string]string
+	// newPub holds planned public key files by node path, to report
+	// fingerprints and keys as they will be.
+	newPub map[string][]byte
+}
+
+// newPlan checks the document against the node and builds the plan. Every
+// check comes before any write; a refusal is a *cli.RejectedError.
+func newPlan(cfg *nodeconf.Config, doc *joindoc.Prepare) (*plan, error) {
+	if err := nodestate.CheckClusterName(cfg, doc.ClusterName); err != nil {
+		return nil, err
+	}
+	if doc.NodeDaemonCertificate != "" {
+		cert, err := certs.ParseCertificateOnly([]byte(doc.NodeDaemonCertificate))
+		if errors.Is(err, certs.ErrPrivateKeyGiven) {
+			return nil, cli.Reject("/node_daemon_certificate", "a private key was given; only the cluster certificate belongs here").
+				WithHint("node-daemon-setup takes the certificate with its key")
+		}
+		if err != nil {
+			return nil, cli.Reject("/node_daemon_certificate", "%v", err)
+		}
+		if err := nodestate.CheckCertificate(cfg, "/node_daemon_certificate", cert); err != nil {
+			return nil, err
+		}
+	}
+	u, err := cfg.LoginUser()
+	if err != nil {
+		return nil, err
+	}
+	p := &plan{cfg: cfg, user: u, newPub: map[string][]byte{}, hostKeyFingerprints: map[string]string{}}
+	rej := &cli.RejectedError{}
+	hostPairs := p.checkPairs(rej, "/ssh_host_key", doc.SSHHostKey)
+	rootPairs := p.checkPairs(rej, "/ssh_root_key", doc.SSHRootKey)
+	authorized := checkAuthorized(rej, doc.AuthorizedKeys)
+	keyType, bits := p.checkKeyType(rej, doc)
+	if len(rej.Problems) > 0 {
+		return nil, rej
+	}
+
+	for _, k := range hostPairs {
+		base := path.Join(cfg.SSHConfigDir, "ssh_host_"+k.Kind+"_key")
+		// New host keys belong to the user running the program: root on a
+		// real node.
+		p.addFile(base, []byte(k.Private), 0o600, os.Geteuid(), os.Getegid(), true)
+		p.addFile(base+".pub", []byte(k.Public), 0o644, os.Geteuid(), os.Getegid(), false)
+	}
+	sshDir := path.Join(u.Home, ".ssh")
+	var sshFiles []txn.Item
+	for _, k := range rootPairs {
+		sshFiles = append(sshFiles, p.userKeyItems(sshDir, k.Kind, []byte(k.Private), []byte(k.Public))...)
+	}
+	var rootPub string
+	if keyType != "" {
+		items, pub, err := p.rootKey(sshDir, keyType, bits, rootPairs)
+		if err != nil {
+			return nil, err
+		}
+		sshFiles = append(sshFiles, items...)
+		rootPub = pub
+	} else if len(rootPairs) > 0 {
+		rootPub = rootPairs[0].Public
+	}
+	if rootPub != "" {
+		authorized = append(authorized, rootPub)
+	}
+	if len(authorized) > 0 {
+		item, err := p.authorizedKeys(sshDir, authorized)
+		if err != nil {
+			return nil, err
+		}
+		if item != nil {
+			sshFiles = append(sshFiles, *item)
+		}
+	}
+	if len(sshFiles) > 0 {
+		// ~/.ssh is made 0700 like Ganeti's GetAllUserFiles does, before
+		// the files in it.
+		p.Items = append(p.Items, txn.Item{Path: cfg.Path(sshDir), NodePath: sshDir, Dir: true,
+			Mode: 0o700, UID: u.UID, GID: u.GID})
+		p.Items = append(p.Items, sshFiles...)
+	}
+	if rootPub == "" {
+		rootPub = p.existingRootPublicKey(sshDir)
+	}
+	p.rootPublicKey = strings.TrimSpace(rootPub)
+	p.fingerprints()
+	p.Steps = []apply.Step{{Daemon: "sshd", Check: cfg.SSHDCheckCommand, Restart: cfg.SSHDRestartCommand}}
+	return p, nil
+}
+
+// checkPairs checks each [kind, private, public] triple: a supported kind,
+// once each, a private key that parses and matches its public key.
+func (p *plan) checkPairs(rej *cli.RejectedError, where string, list []joindoc.KeyTriple) []joindoc.KeyTriple {
+	seen := map[string]bool{}
+	var ok []joindoc.KeyTriple
+	for i, k := range list {
+		at := where + "/" + strconv.Itoa(i)
+		switch {
+		case k.Kind == string(sshkeys.DSA):
+			rej.Problems = append(rej.Problems, cli.Problem{Where: at + "/0", What: "dsa keys are not supported"})
+			rej.Hints = appendOnce(rej.Hints, hintDSA)
+			continue
+		case seen[k.Kind]:
+			rej.Problems = append(rej.Problems, cli.Problem{Where: at + "/0", What: "a second " + k.Kind + " key"})
+			continue
+		}
+		seen[k.Kind] = true
+		if _, err := sshkeys.ParsePair(sshkeys.Kind(k.Kind), k.Private, k.Public); err != nil {
+			rej.Problems = append(rej.Problems, cli.Problem{Where: at, What: err.Error()})
+			continue
+		}
+		ok = append(ok, k)
+	}
+	return ok
+}
+
+func checkAuthorized(rej *cli.RejectedError, m map[string][]string) []string {
+	ids := make([]string, 0, len(m))
+	for id := range m {
+		ids = append(ids, id)
+	}
+	sort.Strings(ids)
+	var out []string
+	for _, id := range ids {
+		for i, line := range m[id] {
+			at := "/authorized_keys/" + strings.NewReplacer("~", "~0", "/", "~1").Replace(id) + "/" + strconv.Itoa(i)
+			if strings.ContainsAny(strings.TrimRight(line, "\r\n"), "\r\n") {
+				rej.Problems = append(rej.Problems, cli.Problem{Where: at, What: "a key line must not contain a line break"})
+				continue
+			}
+			if _, err := sshkeys.ParsePublicLine(line); err != nil {
+				rej.Problems = append(rej.Problems, cli.Problem{Where: at, What: "not a public key line"})
+				continue
+			}
+			out = append(out, line)
+		}
+	}
+	return out
+}
+
+func (p *plan) checkKeyType(rej *cli.RejectedError, doc *joindoc.Prepare) (sshkeys.Kind, int) {
+	kind := sshkeys.Kind(doc.SSHKeyType)
+	switch {
+	case kind == "":
+		return "", 0
+	case kind == sshkeys.DSA:
+		rej.Problems = append(rej.Problems, cli.Problem{Where: "/ssh_key_type", What: "dsa keys are not supported"})
+		rej.Hints = appendOnce(rej.Hints, hintDSA)
+		return "", 0
+	}
+	bits := doc.SSHKeyBits
+	if bits == 0 {
+		bits = sshkeys.DefaultBits(kind)
+	}
+	if err := sshkeys.CheckBits(kind, bits); err != nil {
+		rej.Problems = append(rej.Problems, cli.Problem{Where: "/ssh_key_bits", What: err.Error()})
+		return "", 0
+	}
+	return kind, bits
+}
+
+func (p *plan) addFile(nodePath string, data []byte, mode fs.FileMode, uid, gid int, backup bool) {
+	p.Items = append(p.Items, txn.Item{Path: p.cfg.Path(nodePath), NodePath: nodePath, Data: data,
+		Mode: mode, UID: uid, GID: gid, KeepOwner: true, KeepBackup: backup})
+	if strings.HasSuffix(nodePath, ".pub") {
+		p.newPub[nodePath] = data
+	}
+}
+
+func (p *plan) userKeyItems(sshDir, kind string, private, public []byte) []txn.Item {
+	base := path.Join(sshDir, "id_"+kind)
+	p.newPub[base+".pub"] = public
+	mk := func(np string, data []byte, mode fs.FileMode) txn.Item {
+		return txn.Item{Path: p.cfg.Path(np), NodePath: np, Data: data, Mode: mode,
+			UID: p.user.UID, GID: p.user.GID, KeepOwner: true, KeepBackup: true}
+	}
+	return []txn.Item{mk(base, private, 0o600), mk(base+".pub", public, 0o644)}
+}
+
+// rootKey keeps the login user's key pair of the requested kind and size if
+// it is sound (Ganeti regenerates it on every run), and otherwise generates
+// a new one on the node; the private key never leaves it.
+func (p *plan) rootKey(sshDir string, kind sshkeys.Kind, bits int, given []joindoc.KeyTriple) ([]txn.Item, string, error) {
+	for _, k := range given {
+		if k.Kind == string(kind) {
+			return nil, k.Public, nil // installed from the document
+		}
+	}
+	base := path.Join(sshDir, "id_"+string(kind))
+	priv, err1 := os.ReadFile(p.cfg.Path(base))
+	pub, err2 := os.ReadFile(p.cfg.Path(base + ".pub"))
+	if err1 == nil && err2 == nil {
+		if pair, err := sshkeys.ParsePair(kind, string(priv), string(pub)); err == nil && pair.Bits == bits {
+			return p.userKeyItems(sshDir, string(kind), priv, pub), string(pub), nil
+		}
+	}
+	host, _ := os.Hostname()
+	priv, pub, err := sshkeys.Generate(kind, bits, p.user.Name+"@"+host)
+	if err != nil {
+		return nil, "", fmt.Errorf("generating the %s key pair of %s: %w", kind, p.user.Name, err)
+	}
+	return p.userKeyItems(sshDir, string(kind), priv, pub), string(pub), nil
+}
+
+// authorizedKeys merges keys into the login user's authorized_keys,
+// keeping every line already there and the file's mode and owner.
+func (p *plan) authorizedKeys(sshDir string, keys []string) (*txn.Item, error) {
+	np := path.Join(sshDir, "authorized_keys")
+	item := txn.Item{Path: p.cfg.Path(np), NodePath: np, Mode: 0o600,
+		UID: p.user.UID, GID: p.user.GID, KeepOwner: true}
+	old, err := os.ReadFile(item.Path)
+	switch {
+	case err == nil:
+		fi, err := os.Stat(item.Path)
+		if err != nil {
+			return nil, err
+		}
+		item.Mode = fi.Mode().Perm()
+	case !errors.Is(err, fs.ErrNotExist):
+		return nil, fmt.Errorf("reading %s: %w", np, err)
+	}
+	merged, _ := sshkeys.MergeAuthorized(old, keys)
+	item.Data = merged
+	return &item, nil
+}
+
+func (p *plan) existingRootPublicKey(sshDir string) string {
+	for _, k := range []string{"ed25519", "ecdsa", "rsa"} {
+		if data, err := os.ReadFile(p.cfg.Path(path.Join(sshDir, "id_"+k+".pub"))); err == nil {
+			return string(data)
+		}
+	}
+	return ""
+}
+
+// fingerprints reports each host key as sshd will present it.
+func (p *plan) fingerprints() {
+	for _, k := range hostKinds {
+		np := path.Join(p.cfg.SSHConfigDir, "ssh_host_"+string(k)+"_key.pub")
+		data, ok := p.newPub[np]
+		if !ok {
+			var err error
+			if data, err = os.ReadFile(p.cfg.Path(np)); err != nil {
+				continue
+			}
+		}
+		if pub, err := sshkeys.ParsePublicLine(string(data)); err == nil {
+			p.hostKeyFingerprints[string(k)] = sshkeys.Fingerprint(pub)
+		}
+	}
+}
+
+func appendOnce(list []string, s string) []string {
+	if slices.Contains(list, s) {
+		return list
+	}
+	return append(list, s)
+}

@@ -1,0 +1,136 @@
+package jsondoc
+
+import (
+	"bytes"
+	"errors"
+	"strings"
+	"testing"
+
+	"github.com/santhosh-tekuri/jsonschema/v5"
+
+	"github.com/nodejoin/nodejoin/lib/cli"
+)
+
+const testSchema = `{
+  "$schema": "https://json-schema.org/draft/2020-12/schema",
+  "type": "object",
+  "additionalProperties": false,
+  "required": ["name"],
+  "properties": {
+    "name": {"type": "string", "minLength": 1},
+    "secret": {"type": "string"},
+    "n": {"type": "integer", "minimum": 1},
+    "list": {"type": "array", "items": {"enum": ["a", "b"]}}
+  }
+}`
+
+type testDoc struct {
+	Name   string   `json:"name"`
+	Secret string   `json:"secret"`
+	N      int      `json:"n"`
+	List   []string `json:"list"`
+}
+
+func compileTest(t testing.TB) *jsonschema.Schema {
+	c := jsonschema.NewCompiler()
+	if err := c.AddResource("https://example.org/test.json", strings.NewReader(testSchema)); err != nil {
+		t.Fatal(err)
+	}
+	return c.MustCompile("https://example.org/test.json")
+}
+
+func TestDecode(t *testing.T) {
+	s := compileTest(t)
+	for _, tc := range []struct {
+		name, in, wantErr string
+	}{
+		{"ok", `{"name": "x", "n": 2, "list": ["a"]}`, ""},
+		{"empty", "", "invalid input: the document is empty; expected one JSON object"},
+		{"blank", " \n\t", "invalid input: the document is empty; expected one JSON object"},
+		{"utf8", "{\"name\": \"a\xffb\"}", "invalid input: byte 11: not valid UTF-8"},
+		{"syntax", `{"name": nope}`, "invalid input: line 1, column 10: not valid JSON"},
+		{"syntax line 2", "{\"name\": \"x\",\n \"n\": }", "invalid input: line 2, column 7: not valid JSON"},
+		{"truncated", `{"name": "x"`, "invalid input: byte 12: the JSON document ends too early"},
+		{"trailing", `{"name": "x"} x`, "invalid input: byte 14: data after the end of the JSON document"},
+		{"two docs", `{"name": "x"}{"name": "y"}`, "invalid input: byte 13: data after the end of the JSON document"},
+		{"duplicate", `{"name": "x", "name": "y"}`, "invalid input: /name: duplicate key"},
+		{"nested duplicate", `{"name": "x", "list": [{"a": 1, "a": 2}]}`, "invalid input: /list/0/a: duplicate key"},
+		{"not object", `["x"]`, "invalid input: /: expected object, but got array"},
+		{"missing", `{}`, "invalid input: /name: required key is missing"},
+		{"unknown", `{"name": "x", "extra": 1, "more": 2}`, "invalid input: /extra: unknown key\ninvalid input: /more: unknown key"},
+		{"type", `{"name": 3}`, "invalid input: /name: expected string, but got number"},
+		{"enum", `{"name": "x", "list": ["c"]}`, `invalid input: /list/0: value must be one of "a", "b"`},
+		{"min", `{"name": "x", "n": 0}`, "invalid input: /n: must be >= 1 but found 0"},
+		{"float", `{"name": "x", "n": 1.5}`, "invalid input: /n: expected integer, but got number"},
+		{"several", `{"n": "x"}`, "invalid input: /n: expected integer, but got string\ninvalid input: /name: required key is missing"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var d testDoc
+			err := DecodeBytes([]byte(tc.in), s, &d)
+			got := ""
+			if err != nil {
+				got = err.Error()
+				var rej *cli.RejectedError
+				if !errors.As(err, &rej) {
+					t.Errorf("error is not a rejection (exit 3): %T", err)
+				}
+			}
+			if got != tc.wantErr {
+				t.Errorf("got error\n%s\nwant\n%s", got, tc.wantErr)
+			}
+		})
+	}
+}
+
+func TestDecodeTooLarge(t *testing.T) {
+	in := `{"name": "` + strings.Repeat("a", MaxSize) + `"}`
+	var d testDoc
+	err := Decode(strings.NewReader(in), compileTest(t), &d)
+	if err == nil || err.Error() != "invalid input: the document is larger than 1 MiB" {
+		t.Fatalf("got %v", err)
+	}
+}
+
+// A refused document's error never shows its values.
+func TestDecodeNeverEchoes(t *testing.T) {
+	const secret = "S3CR3T-PRIVATE-MATERIAL"
+	s := compileTest(t)
+	for _, in := range []string{
+		`{"secret": "` + secret + `"}`,
+		`{"name": "x", "secret": "` + secret + `", "secret": "` + secret + `"}`,
+		`{"name": "x", "secret": "` + secret + `", "list": ["` + secret + `"]}`,
+		`{"name": "x", "secret": ` + secret + `}`,
+		`{"name": "x", "secret": "` + secret + `"} "` + secret + `"`,
+		`{"name": ["` + secret + `"]}`,
+	} {
+		var d testDoc
+		err := DecodeBytes([]byte(in), s, &d)
+		if err == nil {
+			t.Errorf("%s: accepted", in)
+		} else if strings.Contains(err.Error(), "S3CR3T") {
+			t.Errorf("error echoes the input: %v", err)
+		}
+	}
+}
+
+func FuzzDecode(f *testing.F) {
+	for _, seed := range []string{`{"name": "x"}`, `{"name": "x", "list": ["a", "b"], "n": 3}`, `{"a":1,"a":2}`, `[]`, `{"name":"\u00e9"}`} {
+		f.Add([]byte(seed))
+	}
+	s := compileTest(f)
+	f.Fuzz(func(t *testing.T, data []byte) {
+		var d testDoc
+		err := DecodeBytes(data, s, &d)
+		if err != nil {
+			var rej *cli.RejectedError
+			if !errors.As(err, &rej) {
+				t.Fatalf("non-rejection error %v", err)
+			}
+			return
+		}
+		// Accepted documents are valid UTF-8 JSON with a name.
+		if d.Name == "" || !bytes.Contains(data, []byte("name")) {
+			t.Fatalf("accepted %q without a name", data)
+		}
+	})
+}

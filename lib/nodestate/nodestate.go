@@ -1,0 +1,75 @@
+// Package nodestate reads what a node already has of a cluster, its cluster
+// name and its node daemon certificate, for the checks that keep a node from
+// being taken over by another cluster by mistake.
+package nodestate
+
+import (
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path"
+
+	"github.com/nodejoin/nodejoin/lib/certs"
+	"github.com/nodejoin/nodejoin/lib/cli"
+	"github.com/nodejoin/nodejoin/lib/nodeconf"
+	"github.com/nodejoin/nodejoin/lib/ssconf"
+)
+
+// ServerPEM is the node daemon certificate's file name in the data dir.
+const ServerPEM = "server.pem"
+
+// hintOtherCluster is given when a node belongs to another cluster.
+const hintOtherCluster = "if this node is moving to another cluster, run node-cleanup on it first"
+
+// CheckClusterName refuses name unless the node has no cluster name yet or
+// the same one (Ganeti's ssconf.VerifyClusterName).
+func CheckClusterName(cfg *nodeconf.Config, name string) error {
+	p := ssconf.Path(cfg.DataDir, "cluster_name")
+	local, err := ssconf.Read(cfg.Path(p))
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil // a fresh node
+	}
+	if err != nil {
+		return fmt.Errorf("reading this node's cluster name: %w", err)
+	}
+	if local != name {
+		return cli.Reject("/cluster_name", "%q does not match this node's cluster %q (%s)", name, local, p).
+			WithHint(hintOtherCluster)
+	}
+	return nil
+}
+
+// LocalKeyPair returns the node's server.pem, or nil if it has none.
+func LocalKeyPair(cfg *nodeconf.Config) (*certs.KeyPair, error) {
+	p := path.Join(cfg.DataDir, ServerPEM)
+	data, err := os.ReadFile(cfg.Path(p))
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("reading %s: %w", p, err)
+	}
+	kp, err := certs.ParseKeyPair(data)
+	if err != nil {
+		return nil, fmt.Errorf("this node's %s: %w", p, err)
+	}
+	return kp, nil
+}
+
+// CheckCertificate refuses a cluster certificate whose public key is not
+// the key of the node's own server.pem (Ganeti's CheckNodeCertificate: the
+// same key, whatever the certificate's dates or encoding). A node without
+// server.pem passes.
+func CheckCertificate(cfg *nodeconf.Config, where string, cert *x509.Certificate) error {
+	local, err := LocalKeyPair(cfg)
+	if err != nil || local == nil {
+		return err
+	}
+	if !certs.SamePublicKey(cert.PublicKey, local.Key.Public()) {
+		return cli.Reject(where, "the certificate does not match this node's key in %s",
+			path.Join(cfg.DataDir, ServerPEM)).WithHint(hintOtherCluster)
+	}
+	return nil
+}
