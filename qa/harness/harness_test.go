@@ -52,6 +52,7 @@ func sshArgs(knownHosts string, node *harness.Host, cmd ...string) []string {
 
 func TestLabSSHFromMasterToNode(t *testing.T) {
 	harness.Require(t)
+	t.Parallel() // labs never collide; see leftovers_test.go for the exception
 	start := time.Now()
 	lab := harness.New(t, harness.Options{Nodes: 2})
 	t.Logf("lab start: %v", time.Since(start))
@@ -104,6 +105,7 @@ func TestLabSSHFromMasterToNode(t *testing.T) {
 
 func TestRestartSSHDPicksUpNewHostKeys(t *testing.T) {
 	harness.Require(t)
+	t.Parallel() // labs never collide; see leftovers_test.go for the exception
 	lab := harness.New(t, harness.Options{Nodes: 1})
 	node := lab.Nodes[0]
 	oldKH := writeKnownHosts(t, lab, node, "known_hosts_old")
@@ -145,6 +147,7 @@ func TestRestartSSHDPicksUpNewHostKeys(t *testing.T) {
 
 func TestStopAndStartSSHD(t *testing.T) {
 	harness.Require(t)
+	t.Parallel() // labs never collide; see leftovers_test.go for the exception
 	lab := harness.New(t, harness.Options{Nodes: 1})
 	node := lab.Nodes[0]
 	kh := writeKnownHosts(t, lab, node, "known_hosts")
@@ -172,6 +175,7 @@ func TestStopAndStartSSHD(t *testing.T) {
 
 func TestInstallBinaries(t *testing.T) {
 	harness.Require(t)
+	t.Parallel() // labs never collide; see leftovers_test.go for the exception
 	lab := harness.New(t, harness.Options{Nodes: 1})
 	node := lab.Nodes[0]
 	src := t.TempDir()
@@ -193,6 +197,7 @@ func TestInstallBinaries(t *testing.T) {
 
 func TestCloseLeavesNothingBehind(t *testing.T) {
 	harness.Require(t)
+	t.Parallel() // labs never collide; see leftovers_test.go for the exception
 	lab := harness.New(t, harness.Options{Nodes: 2})
 	var pids []int
 	for _, h := range lab.Hosts() {

@@ -73,6 +73,9 @@ func (h heldLab) signalAndWait(t *testing.T, sig syscall.Signal) {
 	_ = h.cmd.Wait()
 }
 
+// The tests in this file are not parallel: they run before the parallel
+// ones, so no concurrent New sweeps the killed lab before they look at it.
+
 // A test process killed outright takes its hosts along (Pdeathsig) and
 // leaves namespaces and the lab dir, which Sweep removes.
 func TestKilledRunIsSwept(t *testing.T) {
