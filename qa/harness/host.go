@@ -89,7 +89,7 @@ func (h *Host) prepare() error {
 		}
 	}
 	// Modes of a Debian install; sshd's StrictModes checks /root and ~/.ssh.
-	for d, mode := range map[string]os.FileMode{"root": 0o700, "root/.ssh": 0o700, "var/lock": 0o1777} {
+	for d, mode := range map[string]os.FileMode{"root": 0o700, "root/.ssh": 0o700, "var/lock": os.ModeSticky | 0o777} {
 		if err := os.Chmod(filepath.Join(h.dir, d), mode); err != nil {
 			return err
 		}
