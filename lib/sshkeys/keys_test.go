@@ -115,3 +115,23 @@ func needTool(t testing.TB, name string) string {
 	}
 	return p
 }
+
+// leaks says which line of the inputs err repeats, if any. Short lines and
+// bare key type names are skipped: our own texts may name a type, and a
+// short line is a substring of anything.
+func leaks(err error, inputs ...string) string {
+	msg := err.Error()
+	if strings.Contains(msg, "PRIVATE KEY") {
+		return "PRIVATE KEY"
+	}
+	for _, in := range inputs {
+		for l := range strings.SplitSeq(in, "\n") {
+			l = strings.TrimSpace(l)
+			if len(l) < 16 || keyTypes[l] || !strings.Contains(msg, l) {
+				continue
+			}
+			return l
+		}
+	}
+	return ""
+}
