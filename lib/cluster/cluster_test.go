@@ -114,7 +114,7 @@ func TestInitRejects(t *testing.T) {
 		{InitOptions{ClusterName: "bad_name"}, `invalid input: --cluster-name: "bad_name" is not a valid host name`},
 		{InitOptions{ClusterName: "c1", MasterNode: "m", MasterIP: "300.1.1.1"}, `invalid input: --master-ip: "300.1.1.1" is not an IP address`},
 		{InitOptions{ClusterName: "c1", MasterNode: "m", SSHKeyType: "dsa"}, `invalid input: --ssh-key-type: "dsa" is not one of rsa, ecdsa, ed25519`},
-		{InitOptions{ClusterName: "c1", MasterNode: "m", SSHKeyType: "rsa", SSHKeyBits: 1024}, `invalid input: --ssh-key-bits: rsa keys cannot have 1024 bits`},
+		{InitOptions{ClusterName: "c1", MasterNode: "m", SSHKeyType: "rsa", SSHKeyBits: 1024}, `invalid input: --ssh-key-bits: rsa keys must have 2048 to 16384 bits, not 1024`},
 	} {
 		tc.o.Root = t.TempDir()
 		_, err := PlanInit(tc.o)

@@ -1,0 +1,116 @@
+package sshkeys
+
+import (
+	"crypto/dsa" //nolint:staticcheck // only to recognise and refuse DSA keys
+	"crypto/ecdsa"
+	"crypto/ed25519"
+	"crypto/rsa"
+	"errors"
+	"fmt"
+
+	"golang.org/x/crypto/ssh"
+)
+
+// Kind names a key algorithm as Ganeti's documents do ("rsa", "ecdsa", ...).
+type Kind string
+
+// The kinds of key this package knows. DSA is recognised only so that callers
+// can refuse it with a hint: OpenSSH 7.0 disabled ssh-dss and 9.8 removed it.
+const (
+	RSA     Kind = "rsa"
+	ECDSA   Kind = "ecdsa"
+	Ed25519 Kind = "ed25519"
+	DSA     Kind = "dsa"
+)
+
+// ErrDSA is returned for DSA keys, so callers can add a hint with errors.Is.
+var ErrDSA = errors.New("dsa keys are not supported")
+
+// KindOf returns the kind of a public key from its SSH type name.
+func KindOf(pub ssh.PublicKey) (Kind, error) {
+	if pub == nil {
+		return "", errors.New("no public key")
+	}
+	switch t := pub.Type(); t {
+	case ssh.KeyAlgoRSA:
+		return RSA, nil
+	case ssh.KeyAlgoECDSA256, ssh.KeyAlgoECDSA384, ssh.KeyAlgoECDSA521:
+		return ECDSA, nil
+	case ssh.KeyAlgoED25519:
+		return Ed25519, nil
+	case ssh.KeyAlgoDSA: //nolint:staticcheck // recognised to be refused
+		return DSA, nil
+	default:
+		// The type name is not secret and says what was given instead
+		// (a certificate, a security-key type).
+		return "", fmt.Errorf("unsupported key type %q", t)
+	}
+}
+
+// Bits returns the size of a public key as ssh-keygen -l reports it: the RSA
+// modulus or DSA prime length, the ECDSA curve size, 256 for Ed25519; 0 for
+// anything else.
+func Bits(pub ssh.PublicKey) int {
+	cp, ok := pub.(ssh.CryptoPublicKey)
+	if !ok {
+		return 0
+	}
+	switch k := cp.CryptoPublicKey().(type) {
+	case *rsa.PublicKey:
+		return k.N.BitLen()
+	case *ecdsa.PublicKey:
+		return k.Curve.Params().BitSize
+	case ed25519.PublicKey:
+		return 256
+	case *dsa.PublicKey:
+		return k.P.BitLen()
+	}
+	return 0
+}
+
+// CheckBits says whether a key of this kind and size is allowed. The RSA floor
+// is NIST's 2048 (Ganeti accepted 768); the ceiling is OpenSSH's limit.
+func CheckBits(kind Kind, bits int) error {
+	switch kind {
+	case RSA:
+		if bits < 2048 || bits > 16384 {
+			return fmt.Errorf("rsa keys must have 2048 to 16384 bits, not %d", bits)
+		}
+	case ECDSA:
+		if bits != 256 && bits != 384 && bits != 521 {
+			return fmt.Errorf("ecdsa keys must have 256, 384 or 521 bits, not %d", bits)
+		}
+	case Ed25519:
+		if bits != 256 {
+			return fmt.Errorf("ed25519 keys must have 256 bits, not %d", bits)
+		}
+	case DSA:
+		return ErrDSA
+	default:
+		return unknownKind(kind)
+	}
+	return nil
+}
+
+// DefaultBits returns the size ssh-keygen picks for a kind, 0 for DSA and
+// unknown kinds.
+func DefaultBits(kind Kind) int {
+	switch kind {
+	case RSA:
+		return 2048
+	case ECDSA, Ed25519:
+		return 256
+	}
+	return 0
+}
+
+// Fingerprint returns the SHA-256 fingerprint of a public key, the text
+// ssh-keygen -l prints ("SHA256:" and unpadded base64).
+func Fingerprint(pub ssh.PublicKey) string {
+	return ssh.FingerprintSHA256(pub)
+}
+
+func unknownKind(kind Kind) error {
+	// %q keeps a hostile kind to one line; kinds come from documents, not keys.
+	return fmt.Errorf("unknown key kind %q (want rsa, ecdsa or ed25519)", string(kind))
+}

@@ -1,0 +1,1 @@
+384 SHA256:r0f7YBy1c3zwGw9LUotkmmJ/aSJ8jwQm3AoRdclSITA ecdsa384@test (ECDSA)

@@ -1,0 +1,1 @@
+256 SHA256:wjEQX4DgVCjLZHyBU1lNtPJT2DvzadtfVPh9yLdZ2vo encrypted@test (ED25519)

@@ -1,0 +1,20 @@
+// Package harness starts throw-away cluster machines for end-to-end tests:
+// each host is a set of Linux namespaces (network, mount, UTS, PID) running
+// Debian's real OpenSSH sshd with its own /etc/ssh, /root and data
+// directories, and all hosts of a lab share a bridge in a switch namespace.
+//
+// Nothing is placed in the root namespace: no interface, address, route or
+// mount. Every name carries a random lab prefix ("nj" + 4 hex digits), so two
+// labs, or the leftovers of a killed run, never collide; Sweep removes such
+// leftovers and New calls it first.
+//
+// A test calls Require (skip unless root with ip(8), unshare(1), nsenter(1)
+// and sshd(8)), then New, and runs commands on hosts with Host.Run. The lab is
+// torn down by t.Cleanup; TestMain should call Main so that SIGINT and
+// SIGTERM tear down open labs too.
+//
+// The recipes follow /work/shared/reference/seed-designs.md section 4.5, with
+// two fixes found here: a host's pid 1 must reap orphans (see holderInit),
+// and sshd needs a moment after SIGHUP before it listens again (see
+// restartScript).
+package harness
