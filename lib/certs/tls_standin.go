@@ -1,7 +1,7 @@
 package certs
 
 // STAND-IN (branch master-side only) for ServerTLSConfig and
-// ClientTLSConfig, which main's lib/certs does not have yet. Delete this
+// ClientTLSConfig and CheckClientCertificate, which main's lib/certs does not have yet. Delete this
 // file when they land.
 
 import (
@@ -9,6 +9,8 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"errors"
+	"fmt"
+	"time"
 )
 
 // ServerTLSConfig serves with server's pair and requires client
@@ -39,4 +41,23 @@ func ClientTLSConfig(cluster *x509.Certificate, client *KeyPair) *tls.Config {
 			return nil
 		},
 	}
+}
+
+// CheckClientCertificate (stand-in) checks that clientPEM is a key pair
+// whose certificate server signed, for cn, valid at now.
+func CheckClientCertificate(clientPEM []byte, server *KeyPair, cn string, now time.Time) error {
+	kp, err := ParseKeyPair(clientPEM)
+	if err != nil {
+		return err
+	}
+	if err := kp.Cert.CheckSignatureFrom(server.Cert); err != nil {
+		return fmt.Errorf("not signed by the cluster certificate: %w", err)
+	}
+	if kp.Cert.Subject.CommonName != cn {
+		return fmt.Errorf("issued to %q, not %q", kp.Cert.Subject.CommonName, cn)
+	}
+	if now.Before(kp.Cert.NotBefore) || now.After(kp.Cert.NotAfter) {
+		return errors.New("not valid now")
+	}
+	return nil
 }
