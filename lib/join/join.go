@@ -284,7 +284,8 @@ func runProgram(ctx context.Context, conn *sshrun.Conn, step string, argv []stri
 		case 1:
 			f.msg += "; the node was put back as it was"
 		case 127:
-			f.hints = []string{fmt.Sprintf("%s is not on the login user's PATH on the node; install nodejoin there or name its path with --%s-program", argv[0], strings.TrimSuffix(strings.TrimSuffix(step, "-node-join"), "-setup"))}
+			flag := map[string]string{StepPrepare: "--prepare-program", StepSetup: "--setup-program"}[step]
+			f.hints = []string{fmt.Sprintf("%s is not on the login user's PATH on the node; install nodejoin there or name its path with %s", argv[0], flag)}
 		}
 		return nil, f
 	}

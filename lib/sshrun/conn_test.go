@@ -10,11 +10,13 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/nodejoin/nodejoin/internal/fakessh"
 )
 
 func TestMain(m *testing.M) {
-	if filepath.Base(os.Args[0]) == "ssh" {
-		os.Exit(fakeSSHMain())
+	if fakessh.IsFake() {
+		os.Exit(fakessh.Main())
 	}
 	os.Exit(m.Run())
 }
@@ -49,54 +51,14 @@ func testKey(t *testing.T, kind string, n int) HostKey {
 	return HostKey{Type: f[0], Base64: f[1]}
 }
 
-type fake struct {
-	dir string
-}
-
-// newFake puts the fake ssh first on PATH and sets its scenario.
-func newFake(t *testing.T, mode string, hostkeys ...HostKey) *fake {
+// newFake installs the fake ssh with the host keys.
+func newFake(t *testing.T, mode string, hostkeys ...HostKey) *fakessh.Fake {
 	t.Helper()
-	dir := t.TempDir()
-	exe, err := os.Executable()
-	if err != nil {
-		t.Fatal(err)
-	}
-	bin := filepath.Join(dir, "fakebin")
-	for _, d := range []string{bin, filepath.Join(dir, "bin")} {
-		if err := os.Mkdir(d, 0o755); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if err := os.Symlink(exe, filepath.Join(bin, "ssh")); err != nil {
-		t.Fatal(err)
-	}
-	t.Setenv("PATH", bin+":"+os.Getenv("PATH"))
-	t.Setenv("FAKESSH_DIR", dir)
-	f := &fake{dir: dir}
-	f.write(t, "mode", mode)
-	var lines []string
+	var ks []fakessh.HostKey
 	for _, k := range hostkeys {
-		lines = append(lines, k.Type+" "+k.Base64)
+		ks = append(ks, fakessh.HostKey{Type: k.Type, Base64: k.Base64})
 	}
-	f.write(t, "hostkeys", strings.Join(lines, "\n")+"\n")
-	return f
-}
-
-func (f *fake) write(t *testing.T, name, content string) {
-	t.Helper()
-	if err := os.WriteFile(filepath.Join(f.dir, name), []byte(content), 0o755); err != nil {
-		t.Fatal(err)
-	}
-}
-
-// program installs a "remote" program.
-func (f *fake) program(t *testing.T, name, script string) {
-	f.write(t, filepath.Join("bin", name), "#!/bin/sh\n"+script)
-}
-
-func (f *fake) connections() int {
-	b, _ := os.ReadFile(filepath.Join(f.dir, "connections"))
-	return strings.Count(string(b), "\n")
+	return fakessh.Install(t, mode, ks...)
 }
 
 func dial(t *testing.T, cfg Config) (*Conn, error) {
@@ -155,9 +117,9 @@ func TestDialHostKey(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			f := newFake(t, "ok", tc.server...)
-			f.write(t, "user_known_hosts", tc.known+"\n")
+			f.Write(t, "user_known_hosts", tc.known+"\n")
 			c, err := dial(t, tc.cfg)
-			if got := f.connections(); got != tc.wantConns {
+			if got := f.Connections(); got != tc.wantConns {
 				t.Errorf("connections = %d, want %d", got, tc.wantConns)
 			}
 			if tc.wantErr != "" {
@@ -197,7 +159,7 @@ func TestDialFailures(t *testing.T) {
 	} {
 		t.Run(tc.mode, func(t *testing.T) {
 			f := newFake(t, tc.mode, ed)
-			f.write(t, "user_known_hosts", ed.Line("node1")+"\n")
+			f.Write(t, "user_known_hosts", ed.Line("node1")+"\n")
 			ctx := context.Background()
 			if tc.timeout > 0 {
 				var cancel context.CancelFunc
@@ -208,8 +170,8 @@ func TestDialFailures(t *testing.T) {
 			if !errors.Is(err, tc.want) || err.Error() != tc.wantErr {
 				t.Fatalf("err = %v, want %q", err, tc.wantErr)
 			}
-			if f.connections() != 1 {
-				t.Errorf("connections = %d, want 1", f.connections())
+			if f.Connections() != 1 {
+				t.Errorf("connections = %d, want 1", f.Connections())
 			}
 			left, _ := filepath.Glob(filepath.Join(os.TempDir(), "nodejoin-ssh-*", "c"))
 			for _, l := range left {
@@ -240,12 +202,12 @@ func TestDialRejectsBadInput(t *testing.T) {
 func TestRun(t *testing.T) {
 	ed := testKey(t, "ed25519", 0)
 	f := newFake(t, "ok", ed)
-	f.write(t, "user_known_hosts", ed.Line("node1")+"\n")
-	f.program(t, "echo-stdin", `cat; echo "args: $*"; echo "to stderr" >&2`)
-	f.program(t, "reject", `cat >/dev/null; echo "reject: error: invalid input: /cluster_name: wrong" >&2; exit 3`)
-	f.program(t, "fail", `echo "fail: error: writing /x: no space" >&2; exit 1`)
-	f.program(t, "garbage", `echo "this is not JSON"`)
-	f.program(t, "slow", `sleep 30`)
+	f.Write(t, "user_known_hosts", ed.Line("node1")+"\n")
+	f.Program(t, "echo-stdin", `cat; echo "args: $*"; echo "to stderr" >&2`)
+	f.Program(t, "reject", `cat >/dev/null; echo "reject: error: invalid input: /cluster_name: wrong" >&2; exit 3`)
+	f.Program(t, "fail", `echo "fail: error: writing /x: no space" >&2; exit 1`)
+	f.Program(t, "garbage", `echo "this is not JSON"`)
+	f.Program(t, "slow", `sleep 30`)
 	c, err := dial(t, Config{})
 	if err != nil {
 		t.Fatal(err)
@@ -294,14 +256,14 @@ func TestRun(t *testing.T) {
 		t.Errorf("slow: took %v", time.Since(start))
 	}
 
-	if f.connections() != 1 {
-		t.Errorf("connections = %d, want 1", f.connections())
+	if f.Connections() != 1 {
+		t.Errorf("connections = %d, want 1", f.Connections())
 	}
-	cmdlines, _ := os.ReadFile(filepath.Join(f.dir, "cmdlines"))
-	if strings.Contains(string(cmdlines), secret) {
+	cmdlines := f.Cmdlines()
+	if strings.Contains(cmdlines, secret) {
 		t.Errorf("the secret is on an ssh command line:\n%s", cmdlines)
 	}
-	if !strings.Contains(string(cmdlines), "echo-stdin --debug 'it'\\''s'") {
+	if !strings.Contains(cmdlines, "echo-stdin --debug 'it'\\''s'") {
 		t.Errorf("remote command not quoted as expected:\n%s", cmdlines)
 	}
 
@@ -313,8 +275,8 @@ func TestRun(t *testing.T) {
 	if !errors.Is(err, ErrConnection) {
 		t.Errorf("after Close: err = %v, want ErrConnection", err)
 	}
-	if f.connections() != 1 {
-		t.Errorf("connections after Close = %d, want 1", f.connections())
+	if f.Connections() != 1 {
+		t.Errorf("connections after Close = %d, want 1", f.Connections())
 	}
 	if _, err := os.Stat(c.dir); !os.IsNotExist(err) {
 		t.Errorf("private directory left behind: %v", err)

@@ -1,7 +1,6 @@
-package sshrun
-
-// A fake ssh(1) for the unit tests: the test binary itself, run through a
-// symlink named "ssh" at the front of PATH. It understands the options
+// Package fakessh is a fake ssh(1) for unit tests: the test binary itself,
+// run through a symlink named "ssh" at the front of PATH (see Install and
+// Main). It understands the options
 // sshrun passes and acts out one scenario, read from files in $FAKESSH_DIR:
 //
 //	mode         ok | unreachable | hang | authfail
@@ -13,18 +12,108 @@ package sshrun
 // Host keys are checked as ssh does: the UserKnownHostsFile lines plus the
 // KnownHostsCommand's output, for the HostKeyAlias.
 
+package fakessh
+
 import (
 	"bufio"
+	"crypto/sha256"
+	"encoding/base64"
 	"fmt"
 	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"testing"
 	"time"
 )
 
-func fakeSSHMain() int {
+// HostKey is a public key as known_hosts writes it.
+type HostKey struct{ Type, Base64 string }
+
+// Fingerprint is ssh-keygen's SHA256 fingerprint.
+func (k HostKey) Fingerprint() string {
+	blob, _ := base64.StdEncoding.DecodeString(k.Base64)
+	sum := sha256.Sum256(blob)
+	return "SHA256:" + base64.RawStdEncoding.EncodeToString(sum[:])
+}
+
+func keyFamily(t string) string {
+	switch {
+	case strings.Contains(t, "ed25519"):
+		return "ed25519"
+	case strings.Contains(t, "ecdsa"):
+		return "ecdsa"
+	case strings.Contains(t, "rsa"):
+		return "rsa"
+	}
+	return t
+}
+
+// IsFake says whether this process was started as the fake ssh; a test
+// binary's TestMain then calls os.Exit(Main()).
+func IsFake() bool { return filepath.Base(os.Args[0]) == "ssh" }
+
+// Fake is one scenario's directory.
+type Fake struct{ Dir string }
+
+// Install puts the fake ssh first on PATH for the test, acting out mode
+// with the given host keys ("type base64"), and returns its directory.
+func Install(t testing.TB, mode string, hostkeys ...HostKey) *Fake {
+	t.Helper()
+	dir := t.TempDir()
+	exe, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	bin := filepath.Join(dir, "fakebin")
+	for _, d := range []string{bin, filepath.Join(dir, "bin")} {
+		if err := os.Mkdir(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.Symlink(exe, filepath.Join(bin, "ssh")); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("PATH", bin+":"+os.Getenv("PATH"))
+	t.Setenv("FAKESSH_DIR", dir)
+	f := &Fake{Dir: dir}
+	f.Write(t, "mode", mode)
+	var lines []string
+	for _, k := range hostkeys {
+		lines = append(lines, k.Type+" "+k.Base64)
+	}
+	f.Write(t, "hostkeys", strings.Join(lines, "\n")+"\n")
+	return f
+}
+
+// Write writes a scenario file.
+func (f *Fake) Write(t testing.TB, name, content string) {
+	t.Helper()
+	if err := os.WriteFile(filepath.Join(f.Dir, name), []byte(content), 0o755); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// Program installs a "remote" program (a shell script body).
+func (f *Fake) Program(t testing.TB, name, script string) {
+	f.Write(t, filepath.Join("bin", name), "#!/bin/sh\n"+script)
+}
+
+// Connections is how many master (TCP) connections were made.
+func (f *Fake) Connections() int {
+	b, _ := os.ReadFile(filepath.Join(f.Dir, "connections"))
+	return strings.Count(string(b), "\n")
+}
+
+// Cmdlines are the command lines of every ssh process, one per line.
+func (f *Fake) Cmdlines() string {
+	b, _ := os.ReadFile(filepath.Join(f.Dir, "cmdlines"))
+	return string(b)
+}
+
+// Main acts out the scenario; its result is the process's exit status.
+func Main() int {
 	dir := os.Getenv("FAKESSH_DIR")
 	cmdline, _ := os.ReadFile("/proc/self/cmdline")
 	appendFile(filepath.Join(dir, "cmdlines"), strings.ReplaceAll(string(cmdline), "\x00", " ")+"\n")
