@@ -116,7 +116,7 @@ func restart(env *cli.Env, cfg *nodeconf.Config, f *flags) error {
 	} else if was {
 		env.Log.Info("stopped the running noded")
 	}
-	exe, err := os.Executable()
+	exe, err := noded.Self()
 	if err != nil {
 		return fmt.Errorf("finding this program: %w", err)
 	}

@@ -168,6 +168,16 @@ func StartDetached(ctx context.Context, cfg *nodeconf.Config, exe string, args [
 	}
 }
 
+// Self returns the path to start this program again: the name it was
+// started as, looked up on PATH as the caller did (so that a program
+// installed through a link keeps its name), else the executable.
+func Self() (string, error) {
+	if p, err := exec.LookPath(os.Args[0]); err == nil {
+		return filepath.Abs(p)
+	}
+	return os.Executable()
+}
+
 // logTail is the end of what the daemon wrote to its log since offset.
 func logTail(p string, offset int64) string {
 	b, err := os.ReadFile(p)
