@@ -117,4 +117,3 @@ func clientCertificate(cfg *nodeconf.Config, server *certs.KeyPair, nodeName str
 	}
 	return pem, nil
 }
-
