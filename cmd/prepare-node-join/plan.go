@@ -106,8 +106,14 @@ func newPlan(cfg *nodeconf.Config, doc *joindoc.Prepare) (*plan, error) {
 		}
 	}
 	if len(sshFiles) > 0 {
-		// ~/.ssh is made 0700 like Ganeti's GetAllUserFiles does, before
-		// the files in it.
+		// A home directory missing under a test root is made as useradd
+		// would; ~/.ssh is made 0700 like Ganeti's GetAllUserFiles does,
+		// before the files in it.
+		home, err := txn.MissingDirs(cfg.Root, u.Home, 0o700, u.UID, u.GID)
+		if err != nil {
+			return nil, err
+		}
+		p.Items = append(p.Items, home...)
 		p.Items = append(p.Items, txn.Item{Path: cfg.Path(sshDir), NodePath: sshDir, Dir: true,
 			Mode: 0o700, UID: u.UID, GID: u.GID})
 		p.Items = append(p.Items, sshFiles...)
@@ -194,7 +200,7 @@ func (p *plan) checkKeyType(rej *cli.RejectedError, doc *joindoc.Prepare) (sshke
 
 func (p *plan) addFile(nodePath string, data []byte, mode fs.FileMode, uid, gid int, backup bool) {
 	p.Items = append(p.Items, txn.Item{Path: p.cfg.Path(nodePath), NodePath: nodePath, Data: data,
-		Mode: mode, UID: uid, GID: gid, KeepOwner: true, KeepBackup: backup})
+		Mode: mode, UID: uid, GID: gid, KeepOwner: true, KeepBackup: backup, Secret: mode == 0o600})
 	if strings.HasSuffix(nodePath, ".pub") {
 		p.newPub[nodePath] = data
 	}
@@ -205,7 +211,7 @@ func (p *plan) userKeyItems(sshDir, kind string, private, public []byte) []txn.I
 	p.newPub[base+".pub"] = public
 	mk := func(np string, data []byte, mode fs.FileMode) txn.Item {
 		return txn.Item{Path: p.cfg.Path(np), NodePath: np, Data: data, Mode: mode,
-			UID: p.user.UID, GID: p.user.GID, KeepOwner: true, KeepBackup: true}
+			UID: p.user.UID, GID: p.user.GID, KeepOwner: true, KeepBackup: true, Secret: mode == 0o600}
 	}
 	return []txn.Item{mk(base, private, 0o600), mk(base+".pub", public, 0o644)}
 }
