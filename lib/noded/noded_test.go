@@ -89,7 +89,7 @@ func TestVersionOverMutualTLS(t *testing.T) {
 	}
 	// A server that does not present the cluster certificate is refused.
 	if _, err := NewClient(other.Cert, client).Version(ctx, "127.0.0.1", port); err == nil ||
-		!strings.Contains(err.Error(), "does not present the cluster certificate") {
+		!strings.Contains(err.Error(), "the node daemon's certificate is not the cluster's") {
 		t.Errorf("talking to a server of another cluster: err = %v", err)
 	}
 }
