@@ -72,9 +72,6 @@ func TestJoinWithRealSSHD(t *testing.T) {
 	nodeSSH := filepath.Join(node, "etc/ssh")
 	os.MkdirAll(nodeSSH, 0o755)
 	os.MkdirAll(filepath.Join(node, "root"), 0o700)
-	// As on a node with Ganeti installed (node-daemon-setup of main fails to
-	// create var/lib when a sibling run created it: see the report).
-	os.MkdirAll(filepath.Join(node, "var/lib/ganeti"), 0o755)
 	os.MkdirAll("/run/sshd", 0o755)
 	for _, k := range []string{"ed25519", "rsa"} {
 		mustRun(t, nil, "ssh-keygen", "-q", "-t", k, "-N", "", "-C", "", "-f", filepath.Join(nodeSSH, "ssh_host_"+k+"_key"))

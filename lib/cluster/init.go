@@ -276,11 +276,11 @@ func readHostKeys(cfg *nodeconf.Config) ([]hostKey, error) {
 	return out, nil
 }
 
-// parsePublic reads "type base64 [comment]".
+// parsePublic reads "type base64 [comment]", checked by sshkeys.
 func parsePublic(line string) (sshrun.HostKey, error) {
-	f := strings.Fields(line)
-	if len(f) < 2 {
-		return sshrun.HostKey{}, errors.New("not an SSH public key line")
+	if _, err := sshkeys.ParsePublicLine(strings.TrimSpace(line)); err != nil {
+		return sshrun.HostKey{}, err
 	}
+	f := strings.Fields(line)
 	return sshrun.HostKey{Type: f[0], Base64: f[1]}, nil
 }
