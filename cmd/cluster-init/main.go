@@ -3,6 +3,7 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"os"
@@ -64,7 +65,7 @@ func run(env *cli.Env, args []string) error {
 		return err
 	}
 	if !f.DryRun {
-		if err := plan.Apply(); err != nil {
+		if err := plan.Apply(context.Background(), env.Log); err != nil {
 			return err
 		}
 	}

@@ -1,6 +1,8 @@
 package main
 
 import (
+	"context"
+	"log/slog"
 	"os"
 	"testing"
 
@@ -29,7 +31,7 @@ func TestScripts(t *testing.T) {
 				p, err := cluster.PlanInit(cluster.InitOptions{Root: ts.MkAbs(args[0]), ClusterName: args[1],
 					MasterNode: "master." + args[1], MasterIP: "192.0.2.1"})
 				ts.Check(err)
-				ts.Check(p.Apply())
+				ts.Check(p.Apply(context.Background(), slog.New(slog.DiscardHandler)))
 			},
 		},
 	})

@@ -12,7 +12,7 @@ import (
 
 func TestMain(m *testing.M) {
 	testscript.Main(m, map[string]func(){
-		prog: func() { os.Exit(cli.Main(prog, os.Args[1:], run)) },
+		prog: func() { os.Exit(cli.Main(prog, os.Args[1:], program.Run)) },
 	})
 }
 

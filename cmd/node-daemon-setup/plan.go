@@ -29,14 +29,9 @@ const (
 // clientValidity is Ganeti's X509_CERT_DEFAULT_VALIDITY, 1825 days.
 const clientValidity = 1825 * 24 * time.Hour
 
-type plan struct {
-	apply.Plan
-	clientFingerprint string
-}
-
 // newPlan checks the document against the node and builds the plan; every
 // check comes before any write.
-func newPlan(cfg *nodeconf.Config, doc *joindoc.DaemonSetup) (*plan, error) {
+func newPlan(cfg *nodeconf.Config, doc *joindoc.DaemonSetup) (*apply.Plan, error) {
 	if err := nodestate.CheckClusterName(cfg, doc.ClusterName); err != nil {
 		return nil, err
 	}
@@ -66,7 +61,7 @@ func newPlan(cfg *nodeconf.Config, doc *joindoc.DaemonSetup) (*plan, error) {
 		return nil, rej
 	}
 
-	p := &plan{}
+	p := &apply.Plan{}
 	file := func(np string, data []byte, mode fs.FileMode, backup bool) {
 		p.Items = append(p.Items, txn.Item{Path: cfg.Path(np), NodePath: np, Data: data, Mode: mode,
 			UID: os.Geteuid(), GID: os.Getegid(), KeepOwner: true, KeepBackup: backup,
@@ -92,7 +87,7 @@ func newPlan(cfg *nodeconf.Config, doc *joindoc.DaemonSetup) (*plan, error) {
 	if err != nil {
 		return nil, fmt.Errorf("the new client certificate: %w", err)
 	}
-	p.clientFingerprint = certs.Fingerprint(kp.Cert)
+	p.Result.ClientCertificateFingerprint = certs.Fingerprint(kp.Cert)
 	p.Locks = []string{path.Join(cfg.LockDir, ssconf.LockFile)}
 	if doc.StartNodeDaemon {
 		p.Steps = []apply.Step{{Daemon: "node daemon", Restart: cfg.NodeDaemonRestartCommand}}

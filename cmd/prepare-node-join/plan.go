@@ -28,10 +28,8 @@ var hostKinds = []sshkeys.Kind{sshkeys.RSA, sshkeys.ECDSA, sshkeys.Ed25519}
 
 type plan struct {
 	apply.Plan
-	cfg                 *nodeconf.Config
-	user                *nodeconf.User
-	rootPublicKey       string
-	hostKeyFingerprints map[string]string
+	cfg  *nodeconf.Config
+	user *nodeconf.User
 	// newPub holds planned public key files by node path, to report
 	// fingerprints and keys as they will be.
 	newPub map[string][]byte
@@ -39,7 +37,7 @@ type plan struct {
 
 // newPlan checks the document against the node and builds the plan. Every
 // check comes before any write; a refusal is a *cli.RejectedError.
-func newPlan(cfg *nodeconf.Config, doc *joindoc.Prepare) (*plan, error) {
+func newPlan(cfg *nodeconf.Config, doc *joindoc.Prepare) (*apply.Plan, error) {
 	if err := nodestate.CheckClusterName(cfg, doc.ClusterName); err != nil {
 		return nil, err
 	}
@@ -60,7 +58,8 @@ func newPlan(cfg *nodeconf.Config, doc *joindoc.Prepare) (*plan, error) {
 	if err != nil {
 		return nil, err
 	}
-	p := &plan{cfg: cfg, user: u, newPub: map[string][]byte{}, hostKeyFingerprints: map[string]string{}}
+	p := &plan{cfg: cfg, user: u, newPub: map[string][]byte{}}
+	p.Result.HostKeyFingerprints = map[string]string{}
 	rej := &cli.RejectedError{}
 	hostPairs := p.checkPairs(rej, "/ssh_host_key", doc.SSHHostKey)
 	rootPairs := p.checkPairs(rej, "/ssh_root_key", doc.SSHRootKey)
@@ -121,10 +120,10 @@ func newPlan(cfg *nodeconf.Config, doc *joindoc.Prepare) (*plan, error) {
 	if rootPub == "" {
 		rootPub = p.existingRootPublicKey(sshDir)
 	}
-	p.rootPublicKey = strings.TrimSpace(rootPub)
+	p.Result.RootPublicKey = strings.TrimSpace(rootPub)
 	p.fingerprints()
 	p.Steps = []apply.Step{{Daemon: "sshd", Check: cfg.SSHDCheckCommand, Restart: cfg.SSHDRestartCommand}}
-	return p, nil
+	return &p.Plan, nil
 }
 
 // checkPairs checks each [kind, private, public] triple: a supported kind,
@@ -284,7 +283,7 @@ func (p *plan) fingerprints() {
 			}
 		}
 		if pub, err := sshkeys.ParsePublicLine(string(data)); err == nil {
-			p.hostKeyFingerprints[string(k)] = sshkeys.Fingerprint(pub)
+			p.Result.HostKeyFingerprints[string(k)] = sshkeys.Fingerprint(pub)
 		}
 	}
 }

@@ -35,6 +35,9 @@ type Plan struct {
 	// Locks are lock files (node paths) held while writing, besides
 	// nodejoin's own, e.g. Ganeti's ssconf lock.
 	Locks []string
+	// Result holds the facts the program reports besides the files
+	// (e.g. the root public key); Run fills in the rest.
+	Result joindoc.Result
 }
 
 // LockFile is nodejoin's own lock, in the node's lock directory.

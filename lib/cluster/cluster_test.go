@@ -1,8 +1,10 @@
 package cluster
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
@@ -19,7 +21,7 @@ func initCluster(t *testing.T) (string, *Cluster) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := p.Apply(); err != nil {
+	if err := p.Apply(context.Background(), slog.New(slog.DiscardHandler)); err != nil {
 		t.Fatal(err)
 	}
 	c, err := Open(root)
@@ -92,7 +94,7 @@ func TestInit(t *testing.T) {
 			t.Errorf("--force would write %s", f.Path)
 		}
 	}
-	if err := p.Apply(); err != nil {
+	if err := p.Apply(context.Background(), slog.New(slog.DiscardHandler)); err != nil {
 		t.Fatal(err)
 	}
 	if b, _ := os.ReadFile(filepath.Join(root, "etc/ssh/ssh_host_ed25519_key")); string(b) != string(hostKey) {

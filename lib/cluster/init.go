@@ -2,6 +2,7 @@ package cluster
 
 import (
 	"bytes"
+	"context"
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
@@ -9,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"log/slog"
 	"net"
 	"os"
 	"path/filepath"
@@ -16,12 +18,15 @@ import (
 	"strings"
 	"time"
 
+	"github.com/nodejoin/nodejoin/lib/apply"
 	"github.com/nodejoin/nodejoin/lib/certs"
 	"github.com/nodejoin/nodejoin/lib/cli"
+	"github.com/nodejoin/nodejoin/lib/joindoc"
 	"github.com/nodejoin/nodejoin/lib/nodeconf"
 	"github.com/nodejoin/nodejoin/lib/ssconf"
 	"github.com/nodejoin/nodejoin/lib/sshkeys"
 	"github.com/nodejoin/nodejoin/lib/sshrun"
+	"github.com/nodejoin/nodejoin/lib/txn"
 	"github.com/nodejoin/nodejoin/lib/version"
 )
 
@@ -53,6 +58,7 @@ type File struct {
 
 // InitPlan is what Init would do.
 type InitPlan struct {
+	cfg                 *nodeconf.Config
 	Settings            Settings          `json:"settings"`
 	Files               []File            `json:"files"`
 	HostKeyFingerprints map[string]string `json:"host_key_fingerprints"` // cluster SSH host keys
@@ -112,7 +118,7 @@ func PlanInit(o InitOptions) (*InitPlan, error) {
 			WithHint("pass --force to replace it; every node must then be added again")
 	}
 
-	p := &InitPlan{HostKeyFingerprints: map[string]string{}}
+	p := &InitPlan{cfg: cfg, HostKeyFingerprints: map[string]string{}}
 	p.Settings = Settings{ClusterName: strings.TrimSuffix(o.ClusterName, "."), MasterNode: o.MasterNode,
 		SSHKeyType: o.SSHKeyType, SSHKeyBits: o.SSHKeyBits, NodeDaemonPort: o.NodeDaemonPort}
 	add := func(nodePath string, b []byte, mode fs.FileMode, secret bool) {
@@ -244,15 +250,31 @@ func PlanInit(o InitOptions) (*InitPlan, error) {
 	return p, nil
 }
 
-// Apply writes the plan's files, the settings file last: a cluster exists
-// once it is written.
-func (p *InitPlan) Apply() error {
+// Apply writes the plan's files in one transaction (lib/txn), the settings
+// file last: a cluster exists once it is written. A failure puts every file
+// back.
+func (p *InitPlan) Apply(ctx context.Context, log *slog.Logger) error {
+	var items []txn.Item
+	planned := map[string]bool{}
 	for _, f := range p.Files {
-		if err := writeAtomic(f.real, f.data, f.mode); err != nil {
+		mode := fs.FileMode(0o755)
+		if filepath.Base(filepath.Dir(f.Path)) == ".ssh" {
+			mode = 0o700
+		}
+		dirs, err := txn.MissingDirs(p.cfg.Root, filepath.Dir(f.Path), mode, os.Geteuid(), os.Getegid())
+		if err != nil {
 			return err
 		}
+		for _, d := range dirs {
+			if !planned[d.NodePath] {
+				planned[d.NodePath] = true
+				items = append(items, d)
+			}
+		}
+		items = append(items, txn.Item{Path: f.real, NodePath: f.Path, Data: f.data, Mode: f.mode,
+			UID: os.Geteuid(), GID: os.Getegid(), KeepOwner: true, Secret: f.Secret})
 	}
-	return nil
+	return apply.Run(ctx, p.cfg, log, apply.Plan{Items: items}, false, &joindoc.Result{})
 }
 
 type hostKey struct{ kind, private, public string }

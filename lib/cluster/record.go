@@ -1,15 +1,13 @@
 package cluster
 
 import (
-	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
-	"syscall"
-	"time"
 
 	"github.com/nodejoin/nodejoin/lib/ssconf"
+	"github.com/nodejoin/nodejoin/lib/txn"
 )
 
 // Node is a joined node as the master records it.
@@ -37,27 +35,11 @@ func (c *Cluster) PublicKeys() (map[string]string, error) {
 // lock serialises the master's read-modify-write updates across
 // processes (flock on a file in the lock directory).
 func (c *Cluster) lock() (func(), error) {
-	p := c.Config.Path(filepath.Join(c.Config.LockDir, masterLock))
-	if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
-		return nil, fmt.Errorf("creating the lock directory: %w", err)
-	}
-	f, err := os.OpenFile(p, os.O_RDWR|os.O_CREATE, 0o600)
+	f, err := txn.Lock(c.Config.Path(filepath.Join(c.Config.LockDir, masterLock)))
 	if err != nil {
-		return nil, fmt.Errorf("opening the lock %s: %w", p, err)
+		return nil, err
 	}
-	// Holders keep it for milliseconds; poll briefly, give up after a minute.
-	deadline := time.Now().Add(time.Minute)
-	for wait := time.Millisecond; ; wait = min(2*wait, 20*time.Millisecond) {
-		err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB)
-		if err == nil {
-			return func() { f.Close() }, nil
-		}
-		if !errors.Is(err, syscall.EWOULDBLOCK) || time.Now().After(deadline) {
-			f.Close()
-			return nil, fmt.Errorf("locking %s: %w", p, err)
-		}
-		time.Sleep(wait)
-	}
+	return func() { f.Close() }, nil
 }
 
 // RecordNode records a joined node on the master: its root key in
@@ -116,7 +98,7 @@ func (c *Cluster) RecordNode(n Node) error {
 			continue
 		}
 		p := c.Config.Path(ssconf.Path(c.Config.DataDir, k))
-		if err := writeAtomic(p, ssconf.Format(values[k]), ssconf.FileMode); err != nil {
+		if err := txn.WriteFile(p, ssconf.Format(values[k]), ssconf.FileMode); err != nil {
 			return err
 		}
 	}
@@ -145,5 +127,5 @@ func (c *Cluster) writeIfChanged(p string, old, data []byte, mode os.FileMode) e
 	if string(old) == string(data) {
 		return nil
 	}
-	return writeAtomic(p, data, mode)
+	return txn.WriteFile(p, data, mode)
 }

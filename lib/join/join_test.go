@@ -36,7 +36,7 @@ func setup(t *testing.T) (*cluster.Cluster, *fakessh.Fake, Options) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := p.Apply(); err != nil {
+	if err := p.Apply(context.Background(), slog.New(slog.DiscardHandler)); err != nil {
 		t.Fatal(err)
 	}
 	c, err := cluster.Open(root)

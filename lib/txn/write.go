@@ -94,3 +94,16 @@ func backupName(path string, now time.Time) string {
 	}
 	return fmt.Sprintf("%s.backup-%s.%s", path, now.Format("2006-01-02_15_04_05"), b)
 }
+
+// WriteFile replaces one file atomically and durably, outside any
+// transaction: for the master's records, each consistent on its own. The
+// file belongs to the writer; a missing directory is an error.
+func WriteFile(path string, data []byte, mode fs.FileMode) error {
+	if fi, err := os.Lstat(path); err == nil && !fi.Mode().IsRegular() {
+		return fmt.Errorf("writing %s: %w", path, ErrNotRegular)
+	}
+	if err := writeAtomic(path, data, mode, -1, -1, false); err != nil {
+		return fmt.Errorf("writing %s: %w", path, err)
+	}
+	return nil
+}
