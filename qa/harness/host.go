@@ -31,6 +31,8 @@ type Host struct {
 	holder  *exec.Cmd  // ip netns exec ... unshare ... (in the root pid namespace)
 	initPID int        // the host's pid 1, as the root pid namespace sees it
 	exited  chan struct{}
+
+	shareRSA bool // copy the process's shared RSA host key (Options.ShareRSAHostKey)
 }
 
 // rootPath is PATH for commands in a host: root's PATH as Debian's sshd sets
@@ -102,7 +104,13 @@ func (h *Host) prepare() error {
 	// Fresh Debian host keys: ssh-keygen's defaults (RSA 3072), "root@host".
 	keys := [][]string{
 		{"-t", "ed25519", "-f", h.Path("/etc/ssh/ssh_host_ed25519_key")},
-		{"-t", "rsa", "-f", h.Path("/etc/ssh/ssh_host_rsa_key")},
+	}
+	if h.shareRSA {
+		if err := writeSharedRSAKey(h.Path("/etc/ssh/ssh_host_rsa_key")); err != nil {
+			return err
+		}
+	} else {
+		keys = append(keys, []string{"-t", "rsa", "-f", h.Path("/etc/ssh/ssh_host_rsa_key")})
 	}
 	if h.Name == "master" {
 		keys = append(keys, []string{"-t", "ed25519", "-f", h.Path("/root/.ssh/id_ed25519")})
