@@ -285,6 +285,10 @@ func TestLabShareRSAHostKey(t *testing.T) {
 		return string(b)
 	}
 	n1, n2 := lab.Nodes[0], lab.Nodes[1]
+	// Hosts know each other by name (/etc/hosts).
+	if got := strings.Fields(run(t, n1, nil, "getent", "hosts", "node2")); len(got) < 2 || got[0] != n2.IP().String() {
+		t.Errorf("getent hosts node2 on node1 = %q, want %s", got, n2.IP())
+	}
 	if read(n1, "/etc/ssh/ssh_host_rsa_key.pub") != read(n2, "/etc/ssh/ssh_host_rsa_key.pub") {
 		t.Error("node1 and node2 have different RSA host keys, want the shared one")
 	}

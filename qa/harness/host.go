@@ -51,6 +51,7 @@ var binds = [][2]string{
 	{"/var/lock", "var/lock"},
 	{"/run/lock", "var/lock"}, // Debian: /var/lock -> /run/lock; not mounted twice
 	{"/usr/local/sbin", "bin"},
+	{"/etc/hosts", "etc/hosts"}, // a file: every lab host by name
 }
 
 // IP returns the host's address on the lab's bridge.
@@ -64,7 +65,8 @@ func (h *Host) InitPID() int { return h.initPID }
 
 // Path returns where the host's path p is on the real filesystem: in the lab
 // dir for the bind-mounted trees (/etc/ssh, /root, /var/lib/ganeti,
-// /etc/nodejoin, /var/lib/nodejoin, /var/lock, /usr/local/sbin), else through
+// /etc/nodejoin, /var/lib/nodejoin, /var/lock, /usr/local/sbin) and for
+// /etc/hosts, else through
 // /proc/<pid 1>/root, which resolves in the host's mount namespace (e.g.
 // /run/sshd.pid) while the host runs.
 func (h *Host) Path(p string) string {
@@ -126,6 +128,7 @@ func (h *Host) prepare() error {
 		mode          os.FileMode
 	}{
 		{"/etc/ssh/sshd_config", sshdConfig(h.Name, h.ip.String()), 0o644},
+		{"/etc/hosts", h.lab.hostsFile(), 0o644},
 		{"/root/.ssh/authorized_keys", "", 0o600},
 		{"/usr/local/sbin/nj-restart-sshd", restartScript(h.logPath()), 0o755},
 		{"/usr/local/sbin/nj-check-sshd", checkScript, 0o755},

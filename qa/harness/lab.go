@@ -216,6 +216,17 @@ func ipAll(cmds [][]string) error {
 	return nil
 }
 
+// hostsFile is every host's /etc/hosts: the lab's hosts by name, so that
+// node-add, ssh and sshd's log use names as on a real cluster.
+func (l *Lab) hostsFile() string {
+	var b strings.Builder
+	b.WriteString("# /etc/hosts of a nodejoin QA lab\n127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n")
+	for _, h := range l.Hosts() {
+		fmt.Fprintf(&b, "%s\t%s\n", h.ip, h.Name)
+	}
+	return b.String()
+}
+
 // trustMasterKey puts master's root public key in every node's
 // authorized_keys, as an operator who already has root access to the new
 // machine would.
