@@ -6,7 +6,6 @@ import (
 	"io/fs"
 	"os"
 	"path"
-	"path/filepath"
 	"sort"
 	"time"
 
@@ -72,11 +71,12 @@ func newPlan(cfg *nodeconf.Config, doc *joindoc.DaemonSetup) (*plan, error) {
 		p.Items = append(p.Items, txn.Item{Path: cfg.Path(np), NodePath: np, Data: data, Mode: mode,
 			UID: os.Geteuid(), GID: os.Getegid(), KeepOwner: true, KeepBackup: backup})
 	}
-	if dirs, err := missingDirs(cfg, cfg.DataDir); err != nil {
+	// Ganeti's ensure-dirs makes the data directory 0755.
+	dirs, err := txn.MissingDirs(cfg.Root, cfg.DataDir, 0o755, os.Geteuid(), os.Getegid())
+	if err != nil {
 		return nil, err
-	} else {
-		p.Items = append(p.Items, dirs...)
 	}
+	p.Items = append(p.Items, dirs...)
 	for _, k := range keys {
 		file(ssconf.Path(cfg.DataDir, k), ssconf.Format(doc.Ssconf[k]), ssconf.FileMode, false)
 	}
@@ -118,20 +118,3 @@ func clientCertificate(cfg *nodeconf.Config, server *certs.KeyPair, nodeName str
 	return pem, nil
 }
 
-// missingDirs plans the data directory's missing levels (a node without
-// Ganeti installed has none), 0755 like Ganeti's ensure-dirs.
-func missingDirs(cfg *nodeconf.Config, dir string) ([]txn.Item, error) {
-	var items []txn.Item
-	for d := dir; d != "/"; d = path.Dir(d) {
-		_, err := os.Lstat(cfg.Path(d))
-		if err == nil {
-			break
-		}
-		if !errors.Is(err, fs.ErrNotExist) {
-			return nil, err
-		}
-		items = append([]txn.Item{{Path: filepath.Join(cfg.Root, d), NodePath: d, Dir: true, Mode: 0o755,
-			UID: os.Geteuid(), GID: os.Getegid()}}, items...)
-	}
-	return items, nil
-}

@@ -106,8 +106,14 @@ func newPlan(cfg *nodeconf.Config, doc *joindoc.Prepare) (*plan, error) {
 		}
 	}
 	if len(sshFiles) > 0 {
-		// ~/.ssh is made 0700 like Ganeti's GetAllUserFiles does, before
-		// the files in it.
+		// A home directory missing under a test root is made as useradd
+		// would; ~/.ssh is made 0700 like Ganeti's GetAllUserFiles does,
+		// before the files in it.
+		home, err := txn.MissingDirs(cfg.Root, u.Home, 0o700, u.UID, u.GID)
+		if err != nil {
+			return nil, err
+		}
+		p.Items = append(p.Items, home...)
 		p.Items = append(p.Items, txn.Item{Path: cfg.Path(sshDir), NodePath: sshDir, Dir: true,
 			Mode: 0o700, UID: u.UID, GID: u.GID})
 		p.Items = append(p.Items, sshFiles...)

@@ -90,6 +90,11 @@ func Run(ctx context.Context, cfg *nodeconf.Config, log *slog.Logger, p Plan, dr
 	if err != nil {
 		return err
 	}
+	// Compare again under the lock: Begin may have created the state
+	// directory's parents, which the plan may want too.
+	if changes, err = txn.Diff(p.Items); err != nil {
+		return rollback(ctx, tx, err, res)
+	}
 	if err := tx.Apply(changes); err != nil {
 		return rollback(ctx, tx, err, res)
 	}

@@ -107,16 +107,19 @@ type parser struct {
 func (p *parser) offset() int64 { return p.dec.InputOffset() }
 
 func (p *parser) syntaxError(err error) error {
-	off := p.offset()
-	var se *json.SyntaxError
-	if errors.As(err, &se) {
-		off = se.Offset
-	}
 	if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
 		return cli.Reject("", "byte %d: the JSON document ends too early", len(p.data))
 	}
-	// The syntax error's own text quotes input characters: leave it out.
-	line, col := lineCol(p.data, skipSpace(p.data, off))
+	// The token reader's offsets lag behind; a plain decode of the same
+	// bytes points at the offending character. Its text quotes input
+	// characters, so only the position is kept.
+	off := p.offset()
+	var v any
+	var se *json.SyntaxError
+	if uerr := json.Unmarshal(p.data, &v); errors.As(uerr, &se) {
+		off = se.Offset - 1
+	}
+	line, col := lineCol(p.data, off)
 	return cli.Reject("", "line %d, column %d: not valid JSON", line, col)
 }
 

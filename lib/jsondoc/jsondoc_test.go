@@ -48,7 +48,7 @@ func TestDecode(t *testing.T) {
 		{"empty", "", "invalid input: the document is empty; expected one JSON object"},
 		{"blank", " \n\t", "invalid input: the document is empty; expected one JSON object"},
 		{"utf8", "{\"name\": \"a\xffb\"}", "invalid input: byte 11: not valid UTF-8"},
-		{"syntax", `{"name": nope}`, "invalid input: line 1, column 10: not valid JSON"},
+		{"syntax", `{"name": nope}`, "invalid input: line 1, column 11: not valid JSON"},
 		{"syntax line 2", "{\"name\": \"x\",\n \"n\": }", "invalid input: line 2, column 7: not valid JSON"},
 		{"truncated", `{"name": "x"`, "invalid input: byte 12: the JSON document ends too early"},
 		{"trailing", `{"name": "x"} x`, "invalid input: byte 14: data after the end of the JSON document"},

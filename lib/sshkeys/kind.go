@@ -1,7 +1,8 @@
 package sshkeys
 
 import (
-	"crypto/dsa" //nolint:staticcheck // only to recognise and refuse DSA keys
+	//lint:ignore SA1019 only to recognise and refuse DSA keys
+	"crypto/dsa"
 	"crypto/ecdsa"
 	"crypto/ed25519"
 	"crypto/rsa"
@@ -38,7 +39,7 @@ func KindOf(pub ssh.PublicKey) (Kind, error) {
 		return ECDSA, nil
 	case ssh.KeyAlgoED25519:
 		return Ed25519, nil
-	case ssh.KeyAlgoDSA: //nolint:staticcheck // recognised to be refused
+	case "ssh-dss": // ssh.KeyAlgoDSA, deprecated; recognised to be refused
 		return DSA, nil
 	default:
 		// The type name is not secret and says what was given instead

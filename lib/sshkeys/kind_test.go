@@ -1,7 +1,8 @@
 package sshkeys
 
 import (
-	"crypto/dsa" //nolint:staticcheck // to test that DSA is recognised
+	//lint:ignore SA1019 to test that DSA is recognised
+	"crypto/dsa"
 	"crypto/rand"
 	"errors"
 	"math/big"

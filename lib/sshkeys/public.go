@@ -37,10 +37,10 @@ func parsePublicLine(line string) (ssh.PublicKey, []string, error) {
 
 // keyTypes are the type names OpenSSH writes in front of a key.
 var keyTypes = map[string]bool{
-	ssh.KeyAlgoRSA: true, ssh.KeyAlgoDSA: true, //nolint:staticcheck // recognised to be refused
+	ssh.KeyAlgoRSA: true, "ssh-dss": true, // deprecated in x/crypto; recognised to be refused
 	ssh.KeyAlgoECDSA256: true, ssh.KeyAlgoECDSA384: true, ssh.KeyAlgoECDSA521: true,
 	ssh.KeyAlgoED25519: true, ssh.KeyAlgoSKECDSA256: true, ssh.KeyAlgoSKED25519: true,
-	ssh.CertAlgoRSAv01: true, ssh.CertAlgoDSAv01: true, //nolint:staticcheck // as above
+	ssh.CertAlgoRSAv01: true, "ssh-dss-cert-v01@openssh.com": true,
 	ssh.CertAlgoECDSA256v01: true, ssh.CertAlgoECDSA384v01: true, ssh.CertAlgoECDSA521v01: true,
 	ssh.CertAlgoED25519v01: true, ssh.CertAlgoSKECDSA256v01: true, ssh.CertAlgoSKED25519v01: true,
 }

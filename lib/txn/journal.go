@@ -108,7 +108,7 @@ func rollbackEntry(e entry) error {
 			if err := os.Remove(e.Path); err != nil && !errors.Is(err, fs.ErrNotExist) {
 				return fmt.Errorf("removing %s: %w", e.Path, err)
 			}
-			return syncDir(filepath.Dir(e.Path))
+			return syncParent(e.Path)
 		}
 		if err := os.Chmod(e.Path, e.Mode); err != nil {
 			return fmt.Errorf("restoring the mode of %s: %w", e.Path, err)
@@ -120,7 +120,7 @@ func rollbackEntry(e entry) error {
 			if err := os.Remove(e.Path); err != nil && !errors.Is(err, fs.ErrNotExist) {
 				return fmt.Errorf("removing %s: %w", e.Path, err)
 			}
-			return syncDir(filepath.Dir(e.Path))
+			return syncParent(e.Path)
 		}
 		defer removeTemps(e.Backup)
 		if _, err := os.Lstat(e.Backup); errors.Is(err, fs.ErrNotExist) {
@@ -140,4 +140,14 @@ func rollbackEntry(e entry) error {
 		return syncDir(filepath.Dir(e.Path))
 	}
 	return fmt.Errorf("journal entry of unknown kind %q", e.Kind)
+}
+
+// syncParent syncs the directory of path, if it still exists: a rollback
+// may remove a directory created by the same run.
+func syncParent(path string) error {
+	err := syncDir(filepath.Dir(path))
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	return err
 }

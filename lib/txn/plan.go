@@ -8,6 +8,8 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
+	"path"
+	"path/filepath"
 	"syscall"
 )
 
@@ -128,4 +130,23 @@ func Changed(cs []Change) bool {
 		}
 	}
 	return false
+}
+
+// MissingDirs plans the missing levels of the node directory dir under
+// root, outermost first, with the given mode and owner: a test root, or a
+// node without Ganeti installed, lacks some.
+func MissingDirs(root, dir string, mode fs.FileMode, uid, gid int) ([]Item, error) {
+	var items []Item
+	for d := dir; d != "/" && d != "."; d = path.Dir(d) {
+		_, err := os.Lstat(filepath.Join(root, d))
+		if err == nil {
+			break
+		}
+		if !errors.Is(err, fs.ErrNotExist) {
+			return nil, fmt.Errorf("checking %s: %w", d, err)
+		}
+		items = append([]Item{{Path: filepath.Join(root, d), NodePath: d, Dir: true, Mode: mode,
+			UID: uid, GID: gid}}, items...)
+	}
+	return items, nil
 }

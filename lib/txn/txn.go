@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"syscall"
 	"time"
 )
@@ -39,16 +40,30 @@ func Begin(ctx context.Context, opts Options) (*Tx, error) {
 		return nil, err
 	}
 	tx := &Tx{opts: opts, lock: lock, journal: filepath.Join(opts.StateDir, journalName), now: time.Now()}
-	if err := recoverLocked(ctx, opts, tx.journal); err != nil {
+	if err := recoverLocked(ctx, opts, lock, tx.journal); err != nil {
 		tx.unlock()
 		return nil, err
 	}
-	created, err := mkdirAll(opts.StateDir, 0o700)
+	// The state directory's missing levels are written down in the lock
+	// file before they are made: the journal cannot record them until
+	// they exist, and a kill in between must not leave them behind.
+	missing, err := missingLevels(opts.StateDir)
+	if err == nil {
+		err = writeIntent(lock, missing)
+	}
 	if err != nil {
+		tx.unlock()
+		return nil, err
+	}
+	crashpoint("state directory intent recorded")
+	created, err := mkdirAll(missing, opts.StateDir)
+	tx.j = journal{State: "open", CreatedDirs: created}
+	if err != nil {
+		tx.removeCreatedDirs()
 		tx.unlock()
 		return nil, fmt.Errorf("creating the state directory: %w", err)
 	}
-	tx.j = journal{State: "open", CreatedDirs: created}
+	crashpoint("state directory created")
 	if err := writeJournal(tx.journal, &tx.j); err != nil {
 		tx.removeCreatedDirs()
 		tx.unlock()
@@ -63,7 +78,8 @@ func Begin(ctx context.Context, opts Options) (*Tx, error) {
 // changes nothing writes nothing.
 func Recover(ctx context.Context, opts Options) error {
 	path := filepath.Join(opts.StateDir, journalName)
-	if _, err := os.Lstat(path); errors.Is(err, fs.ErrNotExist) {
+	_, err := os.Lstat(path)
+	if errors.Is(err, fs.ErrNotExist) && len(readIntentFile(opts.LockFile)) == 0 {
 		return nil
 	}
 	lock, err := takeLock(opts.LockFile)
@@ -71,13 +87,17 @@ func Recover(ctx context.Context, opts Options) error {
 		return err
 	}
 	defer lock.Close()
-	return recoverLocked(ctx, opts, path)
+	return recoverLocked(ctx, opts, lock, path)
 }
 
-func recoverLocked(ctx context.Context, opts Options, path string) error {
+func recoverLocked(ctx context.Context, opts Options, lock *os.File, path string) error {
 	j, err := readJournal(path)
 	if errors.Is(err, fs.ErrNotExist) {
-		return nil
+		// Killed before the journal was written: only state directory
+		// levels, and the journal's temporary file, may have been made.
+		removeTemps(path)
+		removeDirs(readIntentFile(opts.LockFile))
+		return writeIntent(lock, nil)
 	}
 	if err != nil {
 		return err
@@ -91,7 +111,10 @@ func recoverLocked(ctx context.Context, opts Options, path string) error {
 			return fmt.Errorf("rolling back an interrupted run: %w", err)
 		}
 	}
-	return endJournal(path, j)
+	if err := endJournal(path, j); err != nil {
+		return err
+	}
+	return writeIntent(lock, nil)
 }
 
 // Apply makes the changes, recording each in the journal before touching it.
@@ -173,7 +196,10 @@ func (tx *Tx) Commit() error {
 	}
 	crashpoint("committed")
 	finishCommit(&tx.j)
-	return endJournal(tx.journal, &tx.j)
+	if err := endJournal(tx.journal, &tx.j); err != nil {
+		return err
+	}
+	return writeIntent(tx.lock, nil)
 }
 
 // Rollback puts every changed file back, re-runs the restart commands on
@@ -184,7 +210,10 @@ func (tx *Tx) Rollback(ctx context.Context) error {
 	if err := rollback(ctx, tx.opts, &tx.j); err != nil {
 		return err
 	}
-	return endJournal(tx.journal, &tx.j)
+	if err := endJournal(tx.journal, &tx.j); err != nil {
+		return err
+	}
+	return writeIntent(tx.lock, nil)
 }
 
 func rollback(ctx context.Context, opts Options, j *journal) error {
@@ -234,15 +263,16 @@ func endJournal(path string, j *journal) error {
 	if err := syncDir(filepath.Dir(path)); err != nil {
 		return err
 	}
-	for i := len(j.CreatedDirs) - 1; i >= 0; i-- {
-		_ = os.Remove(j.CreatedDirs[i])
-	}
+	removeDirs(j.CreatedDirs)
 	return nil
 }
 
-func (tx *Tx) removeCreatedDirs() {
-	for i := len(tx.j.CreatedDirs) - 1; i >= 0; i-- {
-		_ = os.Remove(tx.j.CreatedDirs[i])
+func (tx *Tx) removeCreatedDirs() { removeDirs(tx.j.CreatedDirs) }
+
+// removeDirs removes dirs, innermost first, where they are empty.
+func removeDirs(dirs []string) {
+	for i := len(dirs) - 1; i >= 0; i-- {
+		_ = os.Remove(dirs[i])
 	}
 }
 
@@ -253,9 +283,8 @@ func (tx *Tx) unlock() {
 	}
 }
 
-// mkdirAll is os.MkdirAll that returns the directories it created,
-// outermost first.
-func mkdirAll(dir string, mode fs.FileMode) ([]string, error) {
+// missingLevels lists the levels of dir that do not exist, outermost first.
+func missingLevels(dir string) ([]string, error) {
 	var missing []string
 	for d := dir; ; d = filepath.Dir(d) {
 		if _, err := os.Lstat(d); err == nil {
@@ -269,12 +298,58 @@ func mkdirAll(dir string, mode fs.FileMode) ([]string, error) {
 		}
 	}
 	slices.Reverse(missing)
+	return missing, nil
+}
+
+// mkdirAll makes the missing levels of dir, parents 0755 and dir itself
+// 0700, and returns those it made.
+func mkdirAll(missing []string, dir string) ([]string, error) {
 	for i, d := range missing {
+		mode := fs.FileMode(0o755)
+		if d == dir {
+			mode = 0o700
+		}
 		if err := os.Mkdir(d, mode); err != nil {
 			return missing[:i], err
 		}
+		if err := os.Chmod(d, mode); err != nil { // past the umask
+			return missing[:i+1], err
+		}
 	}
 	return missing, nil
+}
+
+// writeIntent replaces the lock file's content with dirs, one per line,
+// and syncs it; nil empties it.
+func writeIntent(lock *os.File, dirs []string) error {
+	if err := lock.Truncate(0); err != nil {
+		return fmt.Errorf("writing the lock file: %w", err)
+	}
+	if len(dirs) == 0 {
+		return nil
+	}
+	data := []byte(strings.Join(dirs, "\n") + "\n")
+	if _, err := lock.WriteAt(data, 0); err != nil {
+		return fmt.Errorf("writing the lock file: %w", err)
+	}
+	return lock.Sync()
+}
+
+// readIntentFile reads the directories a killed run may have made; a
+// line cut short by the kill is ignored.
+func readIntentFile(path string) []string {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil
+	}
+	lines := strings.SplitAfter(string(data), "\n")
+	var dirs []string
+	for _, l := range lines {
+		if strings.HasSuffix(l, "\n") && filepath.IsAbs(strings.TrimSpace(l)) {
+			dirs = append(dirs, strings.TrimSuffix(l, "\n"))
+		}
+	}
+	return dirs
 }
 
 // takeLock takes an exclusive flock on path, creating it (and its
