@@ -258,13 +258,7 @@ func (h *Host) Run(ctx context.Context, stdin []byte, argv ...string) (stdout, s
 	if len(argv) == 0 {
 		return nil, nil, -1, errors.New("run: no command")
 	}
-	// nsenter forks the command into the host's pid namespace and waits for
-	// it; setpriv's pdeathsig makes the command die with nsenter when ctx
-	// kills nsenter.
-	args := append([]string{"-t", strconv.Itoa(h.initPID), "-n", "-m", "-u", "-p", "--wd=/",
-		"--", "setpriv", "--pdeathsig", "KILL", "--"}, argv...)
-	cmd := exec.CommandContext(ctx, "nsenter", args...)
-	cmd.Env = []string{"PATH=" + rootPath, "HOME=/root", "USER=root", "LOGNAME=root", "LANG=C.UTF-8"}
+	cmd := h.Command(ctx, argv...)
 	if stdin != nil {
 		cmd.Stdin = bytes.NewReader(stdin)
 	}
@@ -283,6 +277,20 @@ func (h *Host) Run(ctx context.Context, stdin []byte, argv ...string) (stdout, s
 		return o.Bytes(), e.Bytes(), -1, fmt.Errorf("%s: %s: %w", h.Name, argv[0], err)
 	}
 	return o.Bytes(), e.Bytes(), 0, nil
+}
+
+// Command returns the command that runs argv inside the host as Run does,
+// for a caller that wants its output as it comes (the demo shows node-add's
+// progress on the terminal). The host must be running.
+func (h *Host) Command(ctx context.Context, argv ...string) *exec.Cmd {
+	// nsenter forks the command into the host's pid namespace and waits for
+	// it; setpriv's pdeathsig makes the command die with nsenter when ctx
+	// kills nsenter.
+	args := append([]string{"-t", strconv.Itoa(h.initPID), "-n", "-m", "-u", "-p", "--wd=/",
+		"--", "setpriv", "--pdeathsig", "KILL", "--"}, argv...)
+	cmd := exec.CommandContext(ctx, "nsenter", args...)
+	cmd.Env = []string{"PATH=" + rootPath, "HOME=/root", "USER=root", "LOGNAME=root", "LANG=C.UTF-8", "TERM=" + os.Getenv("TERM")}
+	return cmd
 }
 
 // sh runs a shell script in the host and turns a non-zero exit into an error.
