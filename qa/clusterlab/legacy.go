@@ -12,9 +12,11 @@ import (
 // §4.2), driven from the master with the system's ssh and scp, one
 // connection per file. It runs on master as `sh /root/legacy-join NODE`.
 //
-//  1. the cluster's SSH host keys, root's key pair and authorized_keys, one
-//     scp each, checked against the node's own host key (StrictHostKeyChecking
-//     =yes with the operator's known_hosts), then one ssh to restart sshd;
+//  1. the cluster's SSH host keys (to a staging directory) and root's key
+//     pair (already authorized), one scp each, checked against the node's
+//     own host key (StrictHostKeyChecking=yes with the operator's
+//     known_hosts), with one ssh before to make the staging directory and
+//     one after to move the host keys in and restart sshd;
 //  2. every ssconf file, hmac.key, server.pem and the cluster known_hosts,
 //     one scp each, now checked against the cluster host key (HostKeyAlias =
 //     the cluster name in /var/lib/ganeti/known_hosts, as Ganeti did);
@@ -31,12 +33,17 @@ node=$1
 cluster=$(cat /var/lib/ganeti/ssconf_cluster_name)
 old="-o BatchMode=yes -o StrictHostKeyChecking=yes -o UserKnownHostsFile=/root/.ssh/known_hosts -o ControlPath=none -o ConnectTimeout=10"
 new="-o BatchMode=yes -o StrictHostKeyChecking=yes -o UserKnownHostsFile=/var/lib/ganeti/known_hosts -o GlobalKnownHostsFile=/dev/null -o HostKeyAlias=$cluster -o ControlPath=none -o ConnectTimeout=10"
-# 1. SSH: host keys, root's keys, then restart sshd on them.
-for f in /etc/ssh/ssh_host_*_key /etc/ssh/ssh_host_*_key.pub /root/.ssh/id_ed25519 /root/.ssh/id_ed25519.pub /root/.ssh/authorized_keys; do
-	[ -e "$f" ] || continue
+# 1. SSH: host keys to a staging directory (sshd reads its host keys for
+# every connection: a private key replaced before its .pub drops the key),
+# root's keys in place, then move the host keys in and restart sshd.
+ssh $old "root@$node" mkdir -p -m 0700 /root/.legacy-stage
+for f in /etc/ssh/ssh_host_*_key /etc/ssh/ssh_host_*_key.pub; do
+	scp -p -q $old "$f" "root@$node:/root/.legacy-stage/"
+done
+for f in /root/.ssh/id_ed25519 /root/.ssh/id_ed25519.pub; do
 	scp -p -q $old "$f" "root@$node:$f"
 done
-ssh $old "root@$node" nj-restart-sshd
+ssh $old "root@$node" 'mv /root/.legacy-stage/ssh_host_* /etc/ssh/ && rmdir /root/.legacy-stage && nj-restart-sshd'
 # 2. The node daemon's files.
 for f in /var/lib/ganeti/ssconf_* /var/lib/ganeti/hmac.key /var/lib/ganeti/server.pem /var/lib/ganeti/known_hosts; do
 	scp -p -q $new "$f" "root@$node:$f"
