@@ -69,7 +69,8 @@ func newPlan(cfg *nodeconf.Config, doc *joindoc.DaemonSetup) (*plan, error) {
 	p := &plan{}
 	file := func(np string, data []byte, mode fs.FileMode, backup bool) {
 		p.Items = append(p.Items, txn.Item{Path: cfg.Path(np), NodePath: np, Data: data, Mode: mode,
-			UID: os.Geteuid(), GID: os.Getegid(), KeepOwner: true, KeepBackup: backup})
+			UID: os.Geteuid(), GID: os.Getegid(), KeepOwner: true, KeepBackup: backup,
+			Secret: mode == certMode})
 	}
 	// Ganeti's ensure-dirs makes the data directory 0755.
 	dirs, err := txn.MissingDirs(cfg.Root, cfg.DataDir, 0o755, os.Geteuid(), os.Getegid())
@@ -117,4 +118,3 @@ func clientCertificate(cfg *nodeconf.Config, server *certs.KeyPair, nodeName str
 	}
 	return pem, nil
 }
-

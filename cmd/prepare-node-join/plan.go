@@ -200,7 +200,7 @@ func (p *plan) checkKeyType(rej *cli.RejectedError, doc *joindoc.Prepare) (sshke
 
 func (p *plan) addFile(nodePath string, data []byte, mode fs.FileMode, uid, gid int, backup bool) {
 	p.Items = append(p.Items, txn.Item{Path: p.cfg.Path(nodePath), NodePath: nodePath, Data: data,
-		Mode: mode, UID: uid, GID: gid, KeepOwner: true, KeepBackup: backup})
+		Mode: mode, UID: uid, GID: gid, KeepOwner: true, KeepBackup: backup, Secret: mode == 0o600})
 	if strings.HasSuffix(nodePath, ".pub") {
 		p.newPub[nodePath] = data
 	}
@@ -211,7 +211,7 @@ func (p *plan) userKeyItems(sshDir, kind string, private, public []byte) []txn.I
 	p.newPub[base+".pub"] = public
 	mk := func(np string, data []byte, mode fs.FileMode) txn.Item {
 		return txn.Item{Path: p.cfg.Path(np), NodePath: np, Data: data, Mode: mode,
-			UID: p.user.UID, GID: p.user.GID, KeepOwner: true, KeepBackup: true}
+			UID: p.user.UID, GID: p.user.GID, KeepOwner: true, KeepBackup: true, Secret: mode == 0o600}
 	}
 	return []txn.Item{mk(base, private, 0o600), mk(base+".pub", public, 0o644)}
 }

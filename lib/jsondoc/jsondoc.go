@@ -233,6 +233,14 @@ func rephrase(loc, msg string) []cli.Problem {
 		names, what = quotedNames(strings.TrimPrefix(msg, "missing properties: ")), "required key is missing"
 	case strings.HasPrefix(msg, "additionalProperties ") && strings.HasSuffix(msg, " not allowed"):
 		names, what = quotedNames(strings.TrimSuffix(strings.TrimPrefix(msg, "additionalProperties "), " not allowed")), "unknown key"
+	case strings.HasPrefix(msg, "property '") && strings.Contains(msg, "' is required, if '"):
+		// dependentRequired: "property 'a' is required, if 'b' property exists"
+		parts := strings.Split(msg, "'")
+		if len(parts) >= 4 {
+			names, what = []string{parts[1]}, "required key is missing, since "+parts[3]+" is given"
+			break
+		}
+		return []cli.Problem{{Where: where, What: msg}}
 	default:
 		return []cli.Problem{{Where: where, What: msg}}
 	}

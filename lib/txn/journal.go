@@ -59,7 +59,7 @@ func writeJournal(path string, j *journal) error {
 	if err != nil {
 		return err
 	}
-	if err := writeAtomic(path, append(data, '\n'), 0o600, -1, -1); err != nil {
+	if err := writeAtomic(path, append(data, '\n'), 0o600, -1, -1, false); err != nil {
 		return fmt.Errorf("writing the journal: %w", err)
 	}
 	return nil

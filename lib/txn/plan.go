@@ -28,7 +28,8 @@ type Item struct {
 	// KeepBackup keeps the old content after commit, as Ganeti keeps the
 	// backups of keys and certificates.
 	KeepBackup bool
-	// Secret marks content that must never be shown; only its hash is.
+	// Secret marks a file holding a private key: no temporary copy of it
+	// is ever readable by anyone but its owner.
 	Secret bool
 }
 

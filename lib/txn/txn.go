@@ -152,7 +152,7 @@ func (tx *Tx) apply(c Change) error {
 			return fmt.Errorf("backing up %s: %w", c.NodePath, err)
 		}
 	}
-	if err := writeAtomic(c.Path, c.Data, c.Mode, c.UID, c.GID); err != nil {
+	if err := writeAtomic(c.Path, c.Data, c.Mode, c.UID, c.GID, c.Secret); err != nil {
 		return fmt.Errorf("writing %s: %w", c.NodePath, err)
 	}
 	return nil

@@ -87,7 +87,7 @@ func TestModeAndUmask(t *testing.T) {
 					_ = os.Chmod(p, old)
 				}
 				prev := syscall.Umask(umask)
-				err := writeAtomic(p, []byte("new"), mode, -1, -1)
+				err := writeAtomic(p, []byte("new"), mode, -1, -1, mode == 0o440)
 				syscall.Umask(prev)
 				if err != nil {
 					t.Fatal(err)

@@ -17,10 +17,19 @@ import (
 // mode and owner before the first byte, so a secret is never readable by
 // others, not even for an instant. renameio.WriteFile is not used: it keeps
 // an existing target's mode, even a looser one.
-func writeAtomic(path string, data []byte, mode fs.FileMode, uid, gid int) error {
+//
+// A secret whose final mode lets its group read it (Ganeti's 0440 for
+// server.pem, client.pem and hmac.key) is the one exception: its temporary
+// file stays 0600 and the mode is set once it is in place, so that no
+// temporary copy of a key is ever readable by anyone but its owner.
+func writeAtomic(path string, data []byte, mode fs.FileMode, uid, gid int, secret bool) error {
+	tempMode := mode
+	if secret {
+		tempMode = mode & 0o700
+	}
 	crashpoint("create temporary file for " + path)
 	t, err := renameio.NewPendingFile(path, renameio.WithTempDir(filepath.Dir(path)),
-		renameio.WithStaticPermissions(mode))
+		renameio.WithStaticPermissions(tempMode))
 	if err != nil {
 		return err
 	}
@@ -36,6 +45,12 @@ func writeAtomic(path string, data []byte, mode fs.FileMode, uid, gid int) error
 	crashpoint("rename over " + path)
 	if err := t.CloseAtomicallyReplace(); err != nil {
 		return err
+	}
+	if tempMode != mode {
+		crashpoint("set the mode of " + path)
+		if err := os.Chmod(path, mode); err != nil {
+			return err
+		}
 	}
 	// renameio gives atomicity, not durability: the rename itself lives in
 	// the directory, which must be synced too.
@@ -53,7 +68,7 @@ func copyToBackup(src, dst string) error {
 	if err != nil {
 		return err
 	}
-	return writeAtomic(dst, data, 0o600, -1, -1)
+	return writeAtomic(dst, data, 0o600, -1, -1, true)
 }
 
 func syncDir(dir string) error {

@@ -1,0 +1,218 @@
+// Node-add adds nodes to the cluster from the master over one SSH
+// connection per node. See doc/node-add.8.md.
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/signal"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/nodejoin/nodejoin/lib/cli"
+	"github.com/nodejoin/nodejoin/lib/cluster"
+	"github.com/nodejoin/nodejoin/lib/join"
+	"github.com/nodejoin/nodejoin/lib/sshrun"
+)
+
+func main() { os.Exit(cli.Main("node-add", os.Args[1:], run)) }
+
+const usage = `Usage: node-add [flags] NODE...
+       node-add --print-payload PROGRAM NODE | ssh root@NODE PROGRAM
+
+Add each NODE (a name or an address) to the cluster: over one SSH connection
+per node, run prepare-node-join and node-daemon-setup with documents built
+from this master's state, wait until the node daemon answers over TLS with
+the cluster certificate, and record the node (ganeti_pub_keys, ssconf node
+lists, known_hosts). The node's host key must match --host-key-fingerprint
+or the master's known_hosts; an unknown key is refused (its fingerprint is
+printed) unless --accept-new-host-key. Exit status: 0 every node joined,
+1 a node failed, 2 usage, 3 input rejected (nothing was done).`
+
+type flags struct {
+	cli.Flags
+	root           string
+	pins           []string
+	acceptNew      bool
+	sshPort        int
+	sshUser        string
+	connectTimeout time.Duration
+	timeout        time.Duration
+	nodedTimeout   time.Duration
+	nodedPort      int
+	parallel       int
+	prepare        string
+	setup          string
+	remoteRoot     string
+	printPayload   string
+	output         string
+}
+
+func run(env *cli.Env, args []string) error {
+	var f flags
+	fs := cli.NewFlagSet("node-add", usage, &f.Flags)
+	fs.StringVar(&f.root, "root", "/", "the master's state is under `DIR` (tests and QA)")
+	fs.StringArrayVar(&f.pins, "host-key-fingerprint", nil, "trust the node's host key with this `SHA256:...` fingerprint (as ssh-keygen -lf prints it; NODE=SHA256:... for one node; repeatable)")
+	fs.BoolVar(&f.acceptNew, "accept-new-host-key", false, "trust the host key of a node that the master's known_hosts does not list (never a changed key)")
+	fs.IntVar(&f.sshPort, "ssh-port", 0, "SSH `PORT` of the nodes (default from ssh_config, else 22)")
+	fs.StringVar(&f.sshUser, "ssh-user", "root", "log in as `USER`")
+	fs.DurationVar(&f.connectTimeout, "connect-timeout", 10*time.Second, "`DURATION` to connect and authenticate")
+	fs.DurationVar(&f.timeout, "timeout", 5*time.Minute, "`DURATION` a whole join of one node may take")
+	fs.DurationVar(&f.nodedTimeout, "node-daemon-timeout", 30*time.Second, "`DURATION` to wait for the node daemon to answer")
+	fs.IntVar(&f.nodedPort, "node-daemon-port", 0, "`PORT` of the node daemon (default from the cluster settings, 1811)")
+	fs.IntVar(&f.parallel, "parallel", 10, "join at most `N` nodes at a time")
+	fs.StringVar(&f.prepare, "prepare-program", "prepare-node-join", "`PATH` or name of prepare-node-join on the nodes")
+	fs.StringVar(&f.setup, "setup-program", "node-daemon-setup", "`PATH` or name of node-daemon-setup on the nodes")
+	fs.StringVar(&f.remoteRoot, "remote-root", "", "pass --root `DIR` to the node-side programs (tests and QA)")
+	fs.StringVar(&f.printPayload, "print-payload", "", "print `PROGRAM`'s document for the one NODE on standard output, for piping to it by hand, and exit")
+	fs.StringVar(&f.output, "output", "text", "`FORMAT` of the report on standard output: text, or json (one object per line)")
+	if err := cli.Parse(env, fs, &f.Flags, args); err != nil {
+		return err
+	}
+	nodes := fs.Args()
+	if len(nodes) == 0 {
+		return cli.Usagef("no NODE given")
+	}
+	if f.output != "text" && f.output != "json" {
+		return cli.Usagef("--output must be text or json, not %q", f.output)
+	}
+	if f.parallel < 1 {
+		return cli.Usagef("--parallel must be at least 1")
+	}
+	pins := map[string][]string{}
+	for _, p := range f.pins {
+		node, fp, ok := strings.Cut(p, "=")
+		if !ok {
+			node, fp = "", p
+		}
+		pins[node] = append(pins[node], fp)
+	}
+	seen := map[string]bool{}
+	for _, n := range nodes {
+		if seen[n] {
+			return cli.Usagef("node %s is given twice", n)
+		}
+		seen[n] = true
+	}
+	c, err := cluster.Open(f.root)
+	if err != nil {
+		return cli.Hint(err, "run cluster-init on this master first")
+	}
+	if f.printPayload != "" {
+		return printPayload(env, c, f.printPayload, nodes)
+	}
+	if f.nodedPort == 0 {
+		f.nodedPort = c.Settings.NodeDaemonPort
+	}
+	var remoteArgs []string
+	if f.remoteRoot != "" {
+		remoteArgs = append(remoteArgs, "--root", f.remoteRoot)
+	}
+	if f.Debug {
+		remoteArgs = append(remoteArgs, "--debug")
+	} else if f.Verbose {
+		remoteArgs = append(remoteArgs, "--verbose")
+	}
+	if f.DryRun {
+		return dryRun(env, c, nodes, &f, remoteArgs)
+	}
+
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+	prog := newProgress(env.Stderr, len(nodes))
+	o := join.Options{
+		Cluster: c,
+		SSH: sshrun.Config{Port: f.sshPort, User: f.sshUser, AcceptNew: f.acceptNew,
+			ConnectTimeout: f.connectTimeout},
+		Pins:              pins,
+		PrepareProgram:    f.prepare,
+		SetupProgram:      f.setup,
+		RemoteArgs:        remoteArgs,
+		NodeDaemonPort:    f.nodedPort,
+		NodeDaemonTimeout: f.nodedTimeout,
+		Timeout:           f.timeout,
+		Log:               env.Log,
+		Progress:          prog.step,
+	}
+	results := make([]*join.Result, len(nodes))
+	var mu sync.Mutex
+	sem := make(chan struct{}, f.parallel)
+	var wg sync.WaitGroup
+	for i, n := range nodes {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			sem <- struct{}{}
+			defer func() { <-sem }()
+			r := join.Join(ctx, o, n)
+			mu.Lock()
+			defer mu.Unlock()
+			results[i] = r
+			prog.done(r)
+			report(env, f.output, r)
+		}()
+	}
+	wg.Wait()
+	prog.finish()
+	return summary(env, f.output, results)
+}
+
+// report prints one node's outcome as soon as it is known.
+func report(env *cli.Env, output string, r *join.Result) {
+	if output == "json" {
+		_ = json.NewEncoder(env.Stdout).Encode(r)
+		return
+	}
+	if r.OK {
+		state := "joined"
+		if !r.Changed {
+			state = "already joined, nothing changed"
+		}
+		fmt.Fprintf(env.Stdout, "%s: %s in %.1fs (host key %s, root key %s, noded %s)\n",
+			r.Node, state, r.Seconds, r.HostKey, r.RootKey, r.NodedVersion)
+		return
+	}
+	status := ""
+	if r.ExitStatus != nil {
+		status = fmt.Sprintf(" (exit %d)", *r.ExitStatus)
+	}
+	fmt.Fprintf(env.Stdout, "%s: failed at %s%s: %s\n", r.Node, r.Step, status, r.Message)
+	for _, h := range r.Hints {
+		fmt.Fprintf(env.Stdout, "%s: hint: %s\n", r.Node, h)
+	}
+}
+
+type failedError struct{ failed, total int }
+
+func (e failedError) Error() string {
+	return fmt.Sprintf("%d of %d nodes failed", e.failed, e.total)
+}
+
+func summary(env *cli.Env, output string, results []*join.Result) error {
+	failed := 0
+	var names []string
+	for _, r := range results {
+		if !r.OK {
+			failed++
+			names = append(names, r.Node)
+		}
+	}
+	if output == "json" {
+		_ = json.NewEncoder(env.Stdout).Encode(map[string]any{"summary": true, "nodes": len(results),
+			"joined": len(results) - failed, "failed": failed, "failed_nodes": names})
+	} else {
+		fmt.Fprintf(env.Stdout, "node-add: %d of %d nodes joined", len(results)-failed, len(results))
+		if failed > 0 {
+			fmt.Fprintf(env.Stdout, "; failed: %s", strings.Join(names, " "))
+		}
+		fmt.Fprintln(env.Stdout)
+	}
+	if failed > 0 {
+		return failedError{failed, len(results)}
+	}
+	return nil
+}

@@ -1,0 +1,140 @@
+// Noded is the reference node daemon: it serves /version and /health over
+// mutual TLS with the node's server.pem, so that a cluster built with
+// nodejoin alone can be checked end to end. See doc/noded.8.md.
+package main
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"os"
+	"os/signal"
+	"strconv"
+	"syscall"
+	"time"
+
+	"github.com/nodejoin/nodejoin/lib/cli"
+	"github.com/nodejoin/nodejoin/lib/nodeconf"
+	"github.com/nodejoin/nodejoin/lib/noded"
+)
+
+func main() { os.Exit(cli.Main("noded", os.Args[1:], run)) }
+
+const usage = `Usage: noded [flags]
+
+Serve GET /version and GET /health over mutual TLS on the node daemon port.
+The server presents the data directory's server.pem; clients must present a
+certificate signed by it (the master's client.pem). Logs go to standard
+error. SIGTERM or SIGINT stops it cleanly.
+
+With --restart, stop the noded of this root (from its pid file) and start a
+new one in the background, logging to the log directory's noded.log; exit
+when it listens. This is the node daemon restart command of node.json.`
+
+type flags struct {
+	cli.Flags
+	root    string
+	port    int
+	bind    string
+	restart bool
+	stop    bool
+}
+
+func run(env *cli.Env, args []string) error {
+	var f flags
+	fs := cli.NewFlagSet("noded", usage, &f.Flags)
+	fs.StringVar(&f.root, "root", "/", "take every path under `DIR` (tests and QA)")
+	fs.IntVar(&f.port, "port", 1811, "listen on `PORT` (node.json node_daemon_port overrides the default)")
+	fs.StringVar(&f.bind, "bind", "", "listen on `ADDRESS` only (default all addresses)")
+	fs.BoolVar(&f.restart, "restart", false, "stop the running noded of this root, start a new one in the background, wait until it listens")
+	fs.BoolVar(&f.stop, "stop", false, "stop the running noded of this root and exit")
+	if err := cli.Parse(env, fs, &f.Flags, args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return cli.Usagef("no arguments are expected, got %q", fs.Arg(0))
+	}
+	if f.restart && f.stop {
+		return cli.Usagef("--restart and --stop exclude each other")
+	}
+	cfg, err := nodeconf.Load(f.root)
+	if err != nil {
+		return err
+	}
+	if !fs.Changed("port") {
+		f.port = cfg.NodeDaemonPort
+	}
+	switch {
+	case f.stop:
+		if f.DryRun {
+			return nil
+		}
+		was, err := noded.Stop(cfg, 10*time.Second)
+		if err != nil {
+			return err
+		}
+		if !was {
+			env.Log.Info("no noded was running", "pid_file", noded.PidFile(cfg))
+		}
+		return nil
+	case f.restart:
+		return restart(env, cfg, &f)
+	}
+	srv, err := noded.LoadServer(cfg, env.Log)
+	if err != nil {
+		return cli.Hint(err, "node-daemon-setup installs server.pem; run node-add for this node on the master")
+	}
+	if f.DryRun {
+		fmt.Fprintf(env.Stdout, "would serve on %s with %s\n", net.JoinHostPort(f.bind, strconv.Itoa(f.port)), cfg.Path(cfg.DataDir+"/server.pem"))
+		return nil
+	}
+	ln, err := net.Listen("tcp", net.JoinHostPort(f.bind, strconv.Itoa(f.port)))
+	if err != nil {
+		return fmt.Errorf("listening: %w", err)
+	}
+	if err := noded.WritePidFile(cfg); err != nil {
+		ln.Close()
+		return err
+	}
+	defer noded.RemovePidFile(cfg)
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
+	defer stop()
+	return srv.Serve(ctx, ln)
+}
+
+func restart(env *cli.Env, cfg *nodeconf.Config, f *flags) error {
+	// Check before stopping the old daemon that the new one can start.
+	if _, err := noded.LoadServer(cfg, env.Log); err != nil {
+		return err
+	}
+	if f.DryRun {
+		fmt.Fprintf(env.Stdout, "would restart noded on port %d\n", f.port)
+		return nil
+	}
+	if was, err := noded.Stop(cfg, 10*time.Second); err != nil {
+		return err
+	} else if was {
+		env.Log.Info("stopped the running noded")
+	}
+	exe, err := noded.Self()
+	if err != nil {
+		return fmt.Errorf("finding this program: %w", err)
+	}
+	args := []string{"--root", cfg.Root, "--port", strconv.Itoa(f.port)}
+	if f.bind != "" {
+		args = append(args, "--bind", f.bind)
+	}
+	if f.Debug {
+		args = append(args, "--debug")
+	} else {
+		args = append(args, "--verbose")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	pid, err := noded.StartDetached(ctx, cfg, exe, args, f.port)
+	if err != nil {
+		return err
+	}
+	env.Log.Info("noded started", "pid", pid, "port", f.port, "log", noded.LogFile(cfg))
+	return nil
+}

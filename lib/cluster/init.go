@@ -1,0 +1,286 @@
+package cluster
+
+import (
+	"bytes"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"net"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/nodejoin/nodejoin/lib/certs"
+	"github.com/nodejoin/nodejoin/lib/cli"
+	"github.com/nodejoin/nodejoin/lib/nodeconf"
+	"github.com/nodejoin/nodejoin/lib/ssconf"
+	"github.com/nodejoin/nodejoin/lib/sshkeys"
+	"github.com/nodejoin/nodejoin/lib/sshrun"
+	"github.com/nodejoin/nodejoin/lib/version"
+)
+
+// InitOptions describe a new cluster.
+type InitOptions struct {
+	Root           string
+	ClusterName    string
+	MasterNode     string // default: this host's name
+	MasterIP       string // default: the master node's address, if it resolves
+	MasterNetdev   string
+	SSHKeyType     string // root key type for nodes and the master; default ed25519
+	SSHKeyBits     int    // 0: the type's default
+	NodeDaemonPort int    // default 1811
+	CertValidity   time.Duration
+	Force          bool // replace an existing cluster
+}
+
+// File is one file of a plan: what would be written, never its content.
+type File struct {
+	Path   string `json:"path"`   // node path
+	Action string `json:"action"` // create, replace, keep
+	Mode   string `json:"mode"`
+	SHA256 string `json:"sha256"`
+	Secret bool   `json:"secret,omitempty"`
+	real   string
+	data   []byte
+	mode   fs.FileMode
+}
+
+// InitPlan is what Init would do.
+type InitPlan struct {
+	Settings            Settings          `json:"settings"`
+	Files               []File            `json:"files"`
+	HostKeyFingerprints map[string]string `json:"host_key_fingerprints"` // cluster SSH host keys
+	RootKeyFingerprint  string            `json:"root_key_fingerprint"`
+	CertFingerprint     string            `json:"certificate_fingerprint"`
+}
+
+// PlanInit checks the options and builds every file in memory; nothing is
+// written.
+func PlanInit(o InitOptions) (*InitPlan, error) {
+	cfg, err := nodeconf.Load(o.Root)
+	if err != nil {
+		return nil, err
+	}
+	if err := CheckName(o.ClusterName); err != nil {
+		return nil, cli.Reject("--cluster-name", "%v", err)
+	}
+	if o.MasterNode == "" {
+		if o.MasterNode, err = os.Hostname(); err != nil {
+			return nil, fmt.Errorf("finding this host's name: %w", err)
+		}
+	}
+	if err := CheckName(o.MasterNode); err != nil {
+		return nil, cli.Reject("--master-node", "%v", err)
+	}
+	if o.MasterIP == "" {
+		if addrs, err := net.LookupHost(o.MasterNode); err == nil && len(addrs) > 0 {
+			o.MasterIP = addrs[0]
+		}
+	} else if net.ParseIP(o.MasterIP) == nil {
+		return nil, cli.Reject("--master-ip", "%q is not an IP address", o.MasterIP)
+	}
+	if o.SSHKeyType == "" {
+		o.SSHKeyType = string(sshkeys.Ed25519)
+	}
+	kind := sshkeys.Kind(o.SSHKeyType)
+	if kind != sshkeys.RSA && kind != sshkeys.ECDSA && kind != sshkeys.Ed25519 {
+		return nil, cli.Reject("--ssh-key-type", "%q is not one of rsa, ecdsa, ed25519", o.SSHKeyType)
+	}
+	if o.SSHKeyBits == 0 {
+		o.SSHKeyBits = sshkeys.DefaultBits(kind)
+	}
+	if err := sshkeys.CheckBits(kind, o.SSHKeyBits); err != nil {
+		return nil, cli.Reject("--ssh-key-bits", "%v", err)
+	}
+	if o.NodeDaemonPort == 0 {
+		o.NodeDaemonPort = 1811
+	}
+	if o.NodeDaemonPort < 1 || o.NodeDaemonPort > 65535 {
+		return nil, cli.Reject("--node-daemon-port", "%d is not a port", o.NodeDaemonPort)
+	}
+	if o.CertValidity == 0 {
+		o.CertValidity = 5 * 365 * 24 * time.Hour // Ganeti: 1825 days
+	}
+	if Exists(cfg) && !o.Force {
+		return nil, cli.Reject(settingsPath(cfg), "a cluster already exists on this master").
+			WithHint("pass --force to replace it; every node must then be added again")
+	}
+
+	p := &InitPlan{HostKeyFingerprints: map[string]string{}}
+	p.Settings = Settings{ClusterName: strings.TrimSuffix(o.ClusterName, "."), MasterNode: o.MasterNode,
+		SSHKeyType: o.SSHKeyType, SSHKeyBits: o.SSHKeyBits, NodeDaemonPort: o.NodeDaemonPort}
+	add := func(nodePath string, b []byte, mode fs.FileMode, secret bool) {
+		p.Files = append(p.Files, File{Path: nodePath, real: cfg.Path(nodePath), data: b, mode: mode, Secret: secret})
+	}
+	dataDir := func(name string) string { return filepath.Join(cfg.DataDir, name) }
+
+	// The cluster certificate and the master's client certificate.
+	serverPEM, err := certs.NewClusterCertificate(p.Settings.ClusterName, o.CertValidity)
+	if err != nil {
+		return nil, fmt.Errorf("creating the cluster certificate: %w", err)
+	}
+	server, err := certs.ParseKeyPair(serverPEM)
+	if err != nil {
+		return nil, fmt.Errorf("creating the cluster certificate: %w", err)
+	}
+	clientPEM, err := certs.NewClientCertificate(server, o.MasterNode, o.CertValidity)
+	if err != nil {
+		return nil, fmt.Errorf("creating the master's client certificate: %w", err)
+	}
+	p.CertFingerprint = certs.Fingerprint(server.Cert)
+	add(dataDir(ServerPEM), serverPEM, modeSecret, true)
+	add(dataDir(ClientPEM), clientPEM, modeSecret, true)
+
+	secret := make([]byte, 32)
+	if _, err := rand.Read(secret); err != nil {
+		return nil, err
+	}
+	add(dataDir(HMACKey), []byte(hex.EncodeToString(secret)+"\n"), modeSecret, true)
+
+	// The cluster's SSH host keys: the master's own; ed25519 made if none.
+	hostKeys, err := readHostKeys(cfg)
+	if err != nil {
+		return nil, err
+	}
+	if len(hostKeys) == 0 {
+		priv, pub, err := sshkeys.Generate(sshkeys.Ed25519, 0, "root@"+o.MasterNode)
+		if err != nil {
+			return nil, fmt.Errorf("creating the cluster host key: %w", err)
+		}
+		hk := hostKey{kind: "ed25519", private: string(priv), public: string(pub)}
+		hostKeys = append(hostKeys, hk)
+		base := filepath.Join(cfg.SSHConfigDir, hostKeyPrefix+"ed25519_key")
+		add(base, priv, modeSecret, true)
+		add(base+".pub", pub, modePublic, false)
+	}
+	var kh strings.Builder
+	for _, k := range hostKeys {
+		hk, err := parsePublic(k.public)
+		if err != nil {
+			return nil, fmt.Errorf("%s host key: %w", k.kind, err)
+		}
+		p.HostKeyFingerprints[k.kind] = hk.Fingerprint()
+		kh.WriteString(hk.Line(p.Settings.ClusterName) + "\n")
+	}
+	add(dataDir(KnownHosts), []byte(kh.String()), modePublic, false)
+
+	// Root's key pair: kept if root has one of the type, else made.
+	user, err := cfg.LoginUser()
+	if err != nil {
+		return nil, err
+	}
+	keyBase := filepath.Join(user.Home, ".ssh", "id_"+o.SSHKeyType)
+	rootPub, err := os.ReadFile(cfg.Path(keyBase + ".pub"))
+	_, privErr := os.Stat(cfg.Path(keyBase))
+	if err != nil || privErr != nil {
+		priv, pub, err := sshkeys.Generate(kind, o.SSHKeyBits, user.Name+"@"+o.MasterNode)
+		if err != nil {
+			return nil, fmt.Errorf("creating root's key pair: %w", err)
+		}
+		add(keyBase, priv, modeSecret, true)
+		add(keyBase+".pub", pub, modePublic, false)
+		rootPub = pub
+	}
+	rk, err := parsePublic(string(rootPub))
+	if err != nil {
+		return nil, fmt.Errorf("%s.pub: %w", keyBase, err)
+	}
+	p.RootKeyFingerprint = rk.Fingerprint()
+	add(dataDir(PubKeys), []byte(o.MasterNode+" "+strings.TrimSpace(string(rootPub))+"\n"), modeSecret, false)
+
+	// ssconf, as far as known.
+	values := map[string]string{
+		"cluster_name":          p.Settings.ClusterName,
+		"master_node":           o.MasterNode,
+		"node_list":             o.MasterNode,
+		"online_nodes":          o.MasterNode,
+		"offline_nodes":         "",
+		"master_candidates":     o.MasterNode,
+		"release_version":       version.String(),
+		"maintain_node_health":  "False",
+		"enabled_user_shutdown": "False",
+	}
+	if o.MasterIP != "" {
+		values["master_ip"] = o.MasterIP
+		values["node_primary_ips"] = o.MasterNode + " " + o.MasterIP
+		values["master_candidates_ips"] = o.MasterIP
+		family := 2
+		if net.ParseIP(o.MasterIP).To4() == nil {
+			family = 10
+		}
+		values["primary_ip_family"] = strconv.Itoa(family)
+	}
+	if o.MasterNetdev != "" {
+		values["master_netdev"] = o.MasterNetdev
+	}
+	for _, k := range ssconf.Keys {
+		if v, ok := values[k]; ok {
+			add(ssconf.Path(cfg.DataDir, k), ssconf.Format(v), ssconf.FileMode, false)
+		}
+	}
+
+	settings, _ := json.MarshalIndent(p.Settings, "", "  ")
+	add(filepath.Join(cfg.StateDir, SettingsFile), append(settings, '\n'), modePublic, false)
+
+	for i := range p.Files {
+		f := &p.Files[i]
+		sum := sha256.Sum256(f.data)
+		f.SHA256 = hex.EncodeToString(sum[:])
+		f.Mode = fmt.Sprintf("%04o", f.mode)
+		f.Action = "create"
+		if old, err := os.ReadFile(f.real); err == nil {
+			f.Action = "replace"
+			if bytes.Equal(old, f.data) {
+				f.Action = "unchanged"
+			}
+		}
+	}
+	return p, nil
+}
+
+// Apply writes the plan's files, the settings file last: a cluster exists
+// once it is written.
+func (p *InitPlan) Apply() error {
+	for _, f := range p.Files {
+		if err := writeAtomic(f.real, f.data, f.mode); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+type hostKey struct{ kind, private, public string }
+
+// readHostKeys reads the master's complete host key pairs (private and
+// public file both present), as Ganeti's _ReadSshKeys does.
+func readHostKeys(cfg *nodeconf.Config) ([]hostKey, error) {
+	var out []hostKey
+	for _, kind := range []string{"rsa", "ecdsa", "ed25519"} {
+		base := cfg.Path(filepath.Join(cfg.SSHConfigDir, hostKeyPrefix+kind+"_key"))
+		priv, err1 := os.ReadFile(base)
+		pub, err2 := os.ReadFile(base + ".pub")
+		if errors.Is(err1, fs.ErrNotExist) && errors.Is(err2, fs.ErrNotExist) {
+			continue
+		}
+		if err1 != nil || err2 != nil {
+			return nil, fmt.Errorf("reading the %s host key %s: %w", kind, base, errors.Join(err1, err2))
+		}
+		out = append(out, hostKey{kind: kind, private: string(priv), public: strings.TrimSpace(string(pub)) + "\n"})
+	}
+	return out, nil
+}
+
+// parsePublic reads "type base64 [comment]", checked by sshkeys.
+func parsePublic(line string) (sshrun.HostKey, error) {
+	if _, err := sshkeys.ParsePublicLine(strings.TrimSpace(line)); err != nil {
+		return sshrun.HostKey{}, err
+	}
+	f := strings.Fields(line)
+	return sshrun.HostKey{Type: f[0], Base64: f[1]}, nil
+}

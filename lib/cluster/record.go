@@ -1,0 +1,149 @@
+package cluster
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/nodejoin/nodejoin/lib/ssconf"
+)
+
+// Node is a joined node as the master records it.
+type Node struct {
+	Name          string
+	PrimaryIP     string
+	RootPublicKey string // the node's root public key line
+}
+
+// PublicKeys reads ganeti_pub_keys: node name (or UUID) to key line.
+func (c *Cluster) PublicKeys() (map[string]string, error) {
+	b, err := os.ReadFile(c.Path(PubKeys))
+	if err != nil {
+		return nil, fmt.Errorf("reading the public key list: %w", err)
+	}
+	out := map[string]string{}
+	for _, l := range lines(string(b)) {
+		if name, key, ok := strings.Cut(l, " "); ok {
+			out[name] = key
+		}
+	}
+	return out, nil
+}
+
+// lock serialises the master's read-modify-write updates across
+// processes (flock on a file in the lock directory).
+func (c *Cluster) lock() (func(), error) {
+	p := c.Config.Path(filepath.Join(c.Config.LockDir, masterLock))
+	if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+		return nil, fmt.Errorf("creating the lock directory: %w", err)
+	}
+	f, err := os.OpenFile(p, os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("opening the lock %s: %w", p, err)
+	}
+	// Holders keep it for milliseconds; poll briefly, give up after a minute.
+	deadline := time.Now().Add(time.Minute)
+	for wait := time.Millisecond; ; wait = min(2*wait, 20*time.Millisecond) {
+		err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB)
+		if err == nil {
+			return func() { f.Close() }, nil
+		}
+		if !errors.Is(err, syscall.EWOULDBLOCK) || time.Now().After(deadline) {
+			f.Close()
+			return nil, fmt.Errorf("locking %s: %w", p, err)
+		}
+		time.Sleep(wait)
+	}
+}
+
+// RecordNode records a joined node on the master: its root key in
+// ganeti_pub_keys, its name in node_list and online_nodes, its address in
+// node_primary_ips, and its name beside the cluster alias in known_hosts
+// (the node now presents the cluster host key). Each file is replaced
+// atomically under the master's lock; recording a node twice changes
+// nothing.
+func (c *Cluster) RecordNode(n Node) error {
+	if err := CheckName(n.Name); err != nil {
+		return err
+	}
+	unlock, err := c.lock()
+	if err != nil {
+		return err
+	}
+	defer unlock()
+
+	// ganeti_pub_keys: "<name> <key>", one line per node.
+	b, err := os.ReadFile(c.Path(PubKeys))
+	if err != nil {
+		return fmt.Errorf("reading the public key list: %w", err)
+	}
+	if n.RootPublicKey != "" {
+		entry := n.Name + " " + strings.TrimSpace(n.RootPublicKey)
+		var out []string
+		found := false
+		for _, l := range lines(string(b)) {
+			if name, _, _ := strings.Cut(l, " "); name == n.Name {
+				if found {
+					continue
+				}
+				l, found = entry, true
+			}
+			out = append(out, l)
+		}
+		if !found {
+			out = append(out, entry)
+		}
+		if err := c.writeIfChanged(c.Path(PubKeys), b, []byte(strings.Join(out, "\n")+"\n"), modeSecret); err != nil {
+			return err
+		}
+	}
+
+	values, err := c.ReadSsconf()
+	if err != nil {
+		return err
+	}
+	before := map[string]string{}
+	for _, k := range []string{"node_list", "online_nodes", "node_primary_ips"} {
+		before[k] = values[k]
+	}
+	withNode(values, n.Name, n.PrimaryIP)
+	for k, old := range before {
+		if values[k] == old {
+			continue
+		}
+		p := c.Config.Path(ssconf.Path(c.Config.DataDir, k))
+		if err := writeAtomic(p, ssconf.Format(values[k]), ssconf.FileMode); err != nil {
+			return err
+		}
+	}
+
+	// known_hosts: "<cluster>,<node>,... type key".
+	b, err = os.ReadFile(c.Path(KnownHosts))
+	if err != nil {
+		return fmt.Errorf("reading the cluster known_hosts: %w", err)
+	}
+	var out []string
+	for _, l := range strings.Split(strings.TrimRight(string(b), "\n"), "\n") {
+		f := strings.Fields(l)
+		if len(f) >= 3 && !strings.HasPrefix(f[0], "@") && !strings.HasPrefix(f[0], "#") {
+			hosts := strings.Split(f[0], ",")
+			if contains(hosts, c.Settings.ClusterName) && !contains(hosts, n.Name) {
+				f[0] = f[0] + "," + n.Name
+				l = strings.Join(f, " ")
+			}
+		}
+		out = append(out, l)
+	}
+	return c.writeIfChanged(c.Path(KnownHosts), b, []byte(strings.Join(out, "\n")+"\n"), modePublic)
+}
+
+func (c *Cluster) writeIfChanged(p string, old, data []byte, mode os.FileMode) error {
+	if string(old) == string(data) {
+		return nil
+	}
+	return writeAtomic(p, data, mode)
+}

@@ -1,0 +1,62 @@
+package daemon
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+)
+
+var quiet = slog.New(slog.NewTextHandler(io.Discard, nil))
+
+func TestRun(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		argv    []string
+		wantErr string
+	}{
+		{"ok", []string{"/bin/true"}, ""},
+		{"exit", []string{"/bin/sh", "-c", "echo one; echo two >&2; exit 3"}, `command "/bin/sh -c echo one; echo two >&2; exit 3" exited 3: one; two`},
+		{"missing", []string{"/nonexistent/cmd"}, `command "/nonexistent/cmd" fork/exec /nonexistent/cmd: no such file or directory`},
+		{"empty", nil, "empty command"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			err := Run(context.Background(), quiet, tc.argv)
+			got := ""
+			if err != nil {
+				got = err.Error()
+			}
+			if got != tc.wantErr {
+				t.Errorf("got %q\nwant %q", got, tc.wantErr)
+			}
+		})
+	}
+}
+
+// A restart command that leaves a daemon holding its output pipe returns
+// when the command exits, not when the daemon does.
+func TestRunDoesNotWaitForBackgroundDaemon(t *testing.T) {
+	pidfile := filepath.Join(t.TempDir(), "pid")
+	start := time.Now()
+	err := Run(context.Background(), quiet, []string{"/bin/sh", "-c", "sleep 30 & echo $! > " + pidfile + "; echo started"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d := time.Since(start); d > 10*time.Second {
+		t.Errorf("Run waited %s for the background daemon", d)
+	}
+	if data, err := os.ReadFile(pidfile); err == nil {
+		var pid int
+		if _, err := fmtSscan(string(data), &pid); err == nil {
+			if p, err := os.FindProcess(pid); err == nil {
+				_ = p.Kill()
+			}
+		}
+	}
+}
+
+func fmtSscan(s string, pid *int) (int, error) { return fmt.Sscan(s, pid) }

@@ -1,0 +1,213 @@
+package join
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/nodejoin/nodejoin/internal/fakessh"
+	"github.com/nodejoin/nodejoin/lib/cluster"
+	"github.com/nodejoin/nodejoin/lib/joindoc"
+	"github.com/nodejoin/nodejoin/lib/nodeconf"
+	"github.com/nodejoin/nodejoin/lib/noded"
+	"github.com/nodejoin/nodejoin/lib/sshrun"
+)
+
+func TestMain(m *testing.M) {
+	if fakessh.IsFake() {
+		os.Exit(fakessh.Main())
+	}
+	os.Exit(m.Run())
+}
+
+// setup makes a cluster and a fake node (fake ssh) whose host key is
+// known to the master; the node's programs are scripts the test writes.
+func setup(t *testing.T) (*cluster.Cluster, *fakessh.Fake, Options) {
+	t.Helper()
+	root := t.TempDir()
+	p, err := cluster.PlanInit(cluster.InitOptions{Root: root, ClusterName: "c1.example.org", MasterNode: "master.example.org", MasterIP: "127.0.0.1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := p.Apply(); err != nil {
+		t.Fatal(err)
+	}
+	c, err := cluster.Open(root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	nodeKey := fakessh.HostKey{Type: "ssh-ed25519", Base64: "AAAAC3NzaC1lZDI1NTE5AAAAIDTE4zJxGk8D1oXz+xq0WbMz0sQ2kKpLrYtH3mN6c2dE"}
+	f := fakessh.Install(t, "ok", nodeKey)
+	f.Write(t, "user_known_hosts", "127.0.0.1 "+nodeKey.Type+" "+nodeKey.Base64+"\n")
+	port := freePort(t)
+	return c, f, Options{Cluster: c, PrepareProgram: "prepare-node-join", SetupProgram: "node-daemon-setup",
+		NodeDaemonPort: port, NodeDaemonTimeout: 2 * time.Second, Timeout: 30 * time.Second,
+		Log: slog.New(slog.DiscardHandler), SSH: sshrun.Config{}}
+}
+
+func freePort(t *testing.T) int {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
+}
+
+// prepareOK is a prepare-node-join that keeps its input and reports the
+// cluster's host keys and a new root key.
+func prepareOK(t *testing.T, c *cluster.Cluster, f *fakessh.Fake) {
+	doc, err := c.PrepareDoc()
+	if err != nil {
+		t.Fatal(err)
+	}
+	fps := map[string]string{}
+	for _, k := range doc.SSHHostKey {
+		fs := strings.Fields(k.Public)
+		fps[k.Kind] = fakessh.HostKey{Type: fs[0], Base64: fs[1]}.Fingerprint()
+	}
+	res, _ := json.Marshal(joindoc.Result{Program: "prepare-node-join", Changed: true,
+		RootPublicKey: "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIFakeNodeRootKey0000000000000000000000000000 root@node", HostKeyFingerprints: fps})
+	f.Program(t, "prepare-node-join", fmt.Sprintf("cat >%q\necho '%s'\n", filepath.Join(f.Dir, "prepare.json"), res))
+}
+
+func setupOK(f *fakessh.Fake, t *testing.T) {
+	f.Program(t, "node-daemon-setup", fmt.Sprintf("cat >%q\necho '{\"program\":\"node-daemon-setup\",\"changed\":true,\"dry_run\":false,\"files\":[],\"restarted\":[\"node daemon\"]}'\n", filepath.Join(f.Dir, "setup.json")))
+}
+
+// serveNoded runs a node daemon with the cluster's server.pem.
+func serveNoded(t *testing.T, c *cluster.Cluster, port int) {
+	root := t.TempDir()
+	cfg, _ := nodeconf.Load(root)
+	os.MkdirAll(cfg.Path(cfg.DataDir), 0o755)
+	pem, _ := os.ReadFile(c.Path(cluster.ServerPEM))
+	os.WriteFile(cfg.Path(cfg.DataDir+"/server.pem"), pem, 0o600)
+	os.WriteFile(cfg.Path(cfg.DataDir+"/ssconf_cluster_name"), []byte("c1.example.org\n"), 0o444)
+	srv, err := noded.LoadServer(cfg, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", port))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { srv.Serve(ctx, ln); close(done) }()
+	t.Cleanup(func() { cancel(); <-done })
+}
+
+func TestJoin(t *testing.T) {
+	c, f, o := setup(t)
+	prepareOK(t, c, f)
+	setupOK(f, t)
+	serveNoded(t, c, o.NodeDaemonPort)
+	var steps []string
+	o.Progress = func(node, step string) { steps = append(steps, step) }
+
+	r := Join(context.Background(), o, "127.0.0.1")
+	if !r.OK || r.Step != StepDone {
+		t.Fatalf("result: %+v", r)
+	}
+	if got := strings.Join(steps, " "); got != "resolve connect prepare-node-join node-daemon-setup node-daemon record" {
+		t.Errorf("steps: %s", got)
+	}
+	if f.Connections() != 1 || r.Connections != 1 {
+		t.Errorf("connections: %d (reported %d), want 1", f.Connections(), r.Connections)
+	}
+	// The documents went on stdin, complete; the secrets never on a command line.
+	b, _ := os.ReadFile(filepath.Join(f.Dir, "setup.json"))
+	sd, err := joindoc.DecodeDaemonSetup(strings.NewReader(string(b)))
+	if err != nil {
+		t.Fatalf("node-daemon-setup's input: %v", err)
+	}
+	if sd.NodeName != "127.0.0.1" || !strings.Contains(sd.Ssconf["node_list"], "127.0.0.1") {
+		t.Errorf("node-daemon-setup's input: %+v", sd.Ssconf)
+	}
+	if strings.Contains(f.Cmdlines(), strings.TrimSpace(sd.HMACKey)) || strings.Contains(f.Cmdlines(), "PRIVATE KEY") {
+		t.Error("a secret is on an ssh command line")
+	}
+	pk, _ := c.PublicKeys()
+	if !strings.HasPrefix(pk["127.0.0.1"], "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIFakeNodeRootKey") {
+		t.Errorf("ganeti_pub_keys: %v", pk)
+	}
+	if out, _ := json.Marshal(r); strings.Contains(string(out), "PRIVATE") {
+		t.Error("the result holds key material")
+	}
+}
+
+func TestJoinFailures(t *testing.T) {
+	for _, tc := range []struct {
+		name       string
+		prepare    string // script; "" = prepareOK
+		setup      string // script; "" = setupOK
+		noded      bool
+		knownHosts string // "-" keeps the default
+		wantStep   string
+		wantStatus int
+		wantMsg    string
+		wantHint   string
+	}{
+		{name: "host key unknown", knownHosts: "", wantStep: StepHostKey, wantStatus: -1,
+			wantMsg:  "host key of 127.0.0.1 is unknown: fingerprint SHA256:",
+			wantHint: "--accept-new-host-key"},
+		{name: "remote exit 3", prepare: "cat >/dev/null\necho 'prepare-node-join: error: invalid input: /cluster_name: \"c1.example.org\" does not match this node'\"'\"'s cluster \"c9\"' >&2\necho 'prepare-node-join: hint: run node-cleanup first' >&2\nexit 3\n",
+			wantStep: StepPrepare, wantStatus: 3,
+			wantMsg: `prepare-node-join exited 3 (input rejected): prepare-node-join: error: invalid input: /cluster_name: "c1.example.org" does not match this node's cluster "c9"; prepare-node-join: hint: run node-cleanup first; no changes were made on the node`},
+		{name: "remote exit 1", setup: "cat >/dev/null\necho 'some log line' >&2\necho 'node-daemon-setup: error: writing /var/lib/ganeti/hmac.key: no space left on device' >&2\nexit 1\n",
+			wantStep: StepSetup, wantStatus: 1,
+			wantMsg: "node-daemon-setup exited 1 (failed while applying): node-daemon-setup: error: writing /var/lib/ganeti/hmac.key: no space left on device; the node was put back as it was"},
+		{name: "garbage on stdout", prepare: "cat >/dev/null\necho 'Welcome to node1!'\n",
+			wantStep: StepPrepare, wantStatus: -1, wantMsg: "prepare-node-join printed no valid result on standard output: reading the result: invalid character"},
+		{name: "program missing", setup: "cat >/dev/null\necho 'sh: 1: node-daemon-setup: not found' >&2\nexit 127\n",
+			wantStep: StepSetup, wantStatus: 127, wantMsg: "node-daemon-setup exited 127 (not found or not executable): sh: 1: node-daemon-setup: not found",
+			wantHint: "--setup-program"},
+		{name: "node keeps its own host key", prepare: "cat >/dev/null\necho '{\"program\":\"prepare-node-join\",\"changed\":true,\"dry_run\":false,\"files\":[],\"restarted\":[],\"root_public_key\":\"ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIFakeNodeRootKey0000000000000000000000000000\",\"host_key_fingerprints\":{\"ed25519\":\"SHA256:other\"}}'\n",
+			wantStep: StepPrepare, wantStatus: -1, wantMsg: `the node reports ed25519 host key "SHA256:other", not the cluster's SHA256:`},
+		{name: "noded does not answer", noded: false, wantStep: StepNoded, wantStatus: -1,
+			wantMsg: "the node daemon on 127.0.0.1:", wantHint: "noded.log"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c, f, o := setup(t)
+			prepareOK(t, c, f)
+			setupOK(f, t)
+			if tc.prepare != "" {
+				f.Program(t, "prepare-node-join", tc.prepare)
+			}
+			if tc.setup != "" {
+				f.Program(t, "node-daemon-setup", tc.setup)
+			}
+			if tc.knownHosts != "-" && tc.name == "host key unknown" {
+				f.Write(t, "user_known_hosts", tc.knownHosts)
+			}
+			o.NodeDaemonTimeout = 300 * time.Millisecond
+			r := Join(context.Background(), o, "127.0.0.1")
+			if r.OK || r.Step != tc.wantStep || !strings.Contains(r.Message, tc.wantMsg) {
+				t.Fatalf("result: ok=%v step=%s message=%q\nwant step %s message containing %q", r.OK, r.Step, r.Message, tc.wantStep, tc.wantMsg)
+			}
+			status := -1
+			if r.ExitStatus != nil {
+				status = *r.ExitStatus
+			}
+			if status != tc.wantStatus {
+				t.Errorf("exit status %d, want %d", status, tc.wantStatus)
+			}
+			if tc.wantHint != "" && !strings.Contains(strings.Join(r.Hints, "\n"), tc.wantHint) {
+				t.Errorf("hints %q lack %q", r.Hints, tc.wantHint)
+			}
+			if f.Connections() != 1 {
+				t.Errorf("connections = %d, want 1", f.Connections())
+			}
+			if pk, _ := c.PublicKeys(); len(pk) != 1 {
+				t.Errorf("a failed node was recorded: %v", pk)
+			}
+		})
+	}
+}

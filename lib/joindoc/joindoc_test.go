@@ -1,0 +1,118 @@
+package joindoc
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"strings"
+	"testing"
+
+	"github.com/nodejoin/nodejoin/lib/cli"
+)
+
+// A document as a Ganeti 3.1 master sends it (gnt_node._SetupSSH): an
+// empty ssh_root_key, rsa type and bits. Key text is not parsed here.
+const ganetiPrepare = `{
+ "cluster_name": "cluster.example.com",
+ "node_daemon_certificate": "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n",
+ "ssh_host_key": [["rsa", "-----BEGIN OPENSSH PRIVATE KEY-----\nx\n-----END OPENSSH PRIVATE KEY-----\n", "ssh-rsa AAAA root@master"]],
+ "ssh_root_key": [],
+ "authorized_keys": {"0c1a-uuid": ["ssh-rsa AAAA root@master"]},
+ "ssh_key_type": "rsa",
+ "ssh_key_bits": 2048
+}`
+
+func TestDecodePrepareGanetiDocument(t *testing.T) {
+	d, err := DecodePrepare(strings.NewReader(ganetiPrepare))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d.ClusterName != "cluster.example.com" || len(d.SSHHostKey) != 1 || d.SSHHostKey[0].Kind != "rsa" ||
+		d.SSHHostKey[0].Public != "ssh-rsa AAAA root@master" || d.SSHKeyBits != 2048 || d.SSHRootKey == nil {
+		t.Errorf("decoded %+v", d)
+	}
+	// Encoding gives Ganeti's shape back: triples as arrays.
+	out, err := json.Marshal(d)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Contains(out, []byte(`"ssh_host_key":[["rsa",`)) {
+		t.Errorf("encoded %s", out)
+	}
+}
+
+func TestDecodeDaemonSetupGanetiKeys(t *testing.T) {
+	var ss []string
+	for _, h := range []string{"kvm", "xen-pvm", "xen-hvm", "chroot", "lxc", "fake"} {
+		ss = append(ss, `"hvparams_`+h+`": "a=b"`)
+	}
+	doc := `{"cluster_name": "c", "node_daemon_certificate": "x", "hmac_key": "k\n",
+	  "ssconf": {"cluster_name": "c", "instance_list": "", ` + strings.Join(ss, ", ") + `},
+	  "start_node_daemon": true, "node_name": "node1.c"}`
+	d, err := DecodeDaemonSetup(strings.NewReader(doc))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(d.Ssconf) != 8 || !d.StartNodeDaemon || d.HMACKey != "k\n" {
+		t.Errorf("decoded %+v", d)
+	}
+}
+
+func TestDecodeErrors(t *testing.T) {
+	for _, tc := range []struct{ name, in, want string }{
+		{"empty prepare", `{}`, "invalid input: /cluster_name: required key is missing"},
+		{"bits without type", `{"cluster_name": "c", "ssh_key_bits": 256}`,
+			"invalid input: /ssh_key_type: required key is missing, since ssh_key_bits is given"},
+		{"long triple", `{"cluster_name": "c", "ssh_root_key": [["rsa", "a", "b", "c"]]}`,
+			"invalid input: /ssh_root_key/0: maximum 3 items required, but found 4 items"},
+		{"empty private", `{"cluster_name": "c", "ssh_root_key": [["rsa", "", "b"]]}`,
+			"invalid input: /ssh_root_key/0/1: length must be >= 1, but got 0"},
+		{"empty key line", `{"cluster_name": "c", "authorized_keys": {"u": [""]}}`,
+			"invalid input: /authorized_keys/u/0: length must be >= 1, but got 0"},
+		{"zero bits", `{"cluster_name": "c", "ssh_key_type": "rsa", "ssh_key_bits": 0}`,
+			"invalid input: /ssh_key_bits: must be >= 1 but found 0"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := DecodePrepare(strings.NewReader(tc.in))
+			if err == nil || err.Error() != tc.want {
+				t.Errorf("got %v\nwant %s", err, tc.want)
+			}
+		})
+	}
+}
+
+func FuzzDecodePrepare(f *testing.F) {
+	f.Add([]byte(ganetiPrepare))
+	f.Add([]byte(`{"cluster_name": "c", "ssh_key_type": "ed25519"}`))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		d, err := DecodePrepare(bytes.NewReader(data))
+		var rej *cli.RejectedError
+		if err != nil && !errors.As(err, &rej) {
+			t.Fatalf("not a rejection: %v", err)
+		}
+		if err == nil && d.ClusterName == "" {
+			t.Fatal("accepted without a cluster name")
+		}
+	})
+}
+
+func FuzzDecodeDaemonSetup(f *testing.F) {
+	f.Add([]byte(`{"cluster_name": "c", "node_daemon_certificate": "x", "hmac_key": "k", "ssconf": {"cluster_name": "c"}, "node_name": "n"}`))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		d, err := DecodeDaemonSetup(bytes.NewReader(data))
+		var rej *cli.RejectedError
+		if err != nil && !errors.As(err, &rej) {
+			t.Fatalf("not a rejection: %v", err)
+		}
+		if err == nil && (d.ClusterName == "" || d.NodeName == "" || d.Ssconf == nil) {
+			t.Fatal("accepted without a required key")
+		}
+	})
+}
+
+func FuzzDecodeResult(f *testing.F) {
+	f.Add([]byte(`{"program": "p", "changed": true, "dry_run": false, "files": [], "restarted": []}`))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		_, _ = DecodeResult(bytes.NewReader(data))
+	})
+}

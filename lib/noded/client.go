@@ -1,0 +1,76 @@
+package noded
+
+import (
+	"context"
+	"crypto/x509"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/nodejoin/nodejoin/lib/certs"
+)
+
+// Client asks a node daemon over mutual TLS: it presents the master's
+// client certificate and accepts only a server presenting the cluster
+// certificate.
+type Client struct {
+	http *http.Client
+}
+
+// NewClient returns a client for the cluster certificate and the master's
+// client key pair.
+func NewClient(cluster *x509.Certificate, client *certs.KeyPair) *Client {
+	tr := &http.Transport{
+		TLSClientConfig:     certs.ClientTLSConfig(cluster, client),
+		TLSHandshakeTimeout: 5 * time.Second,
+		DisableKeepAlives:   true,
+		Proxy:               nil,
+	}
+	return &Client{http: &http.Client{Transport: tr, Timeout: 10 * time.Second}}
+}
+
+// Version asks host:port for /version.
+func (c *Client) Version(ctx context.Context, host string, port int) (*Version, error) {
+	u := "https://" + net.JoinHostPort(host, strconv.Itoa(port)) + "/version"
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
+	if err != nil {
+		return nil, err
+	}
+	resp, err := c.http.Do(req)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
+	if err != nil {
+		return nil, err
+	}
+	if resp.StatusCode != http.StatusOK {
+		return nil, fmt.Errorf("GET /version: %s", resp.Status)
+	}
+	var v Version
+	if err := json.Unmarshal(body, &v); err != nil {
+		return nil, fmt.Errorf("GET /version: %w", err)
+	}
+	return &v, nil
+}
+
+// WaitVersion asks until the daemon answers or ctx ends, every interval.
+// It returns the last error when ctx ends.
+func (c *Client) WaitVersion(ctx context.Context, host string, port int, interval time.Duration) (*Version, error) {
+	for {
+		v, err := c.Version(ctx, host, port)
+		if err == nil {
+			return v, nil
+		}
+		select {
+		case <-ctx.Done():
+			return nil, err
+		case <-time.After(interval):
+		}
+	}
+}

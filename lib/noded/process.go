@@ -1,0 +1,192 @@
+package noded
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/nodejoin/nodejoin/lib/nodeconf"
+)
+
+// PidFile is the node path of the running daemon's pid file.
+func PidFile(cfg *nodeconf.Config) string { return cfg.Path(filepath.Join(cfg.RunDir, "noded.pid")) }
+
+// LogFile is the node path of the log a restarted daemon writes to.
+func LogFile(cfg *nodeconf.Config) string { return cfg.Path(filepath.Join(cfg.LogDir, "noded.log")) }
+
+// WritePidFile records this process's pid (atomically: a reader sees the
+// old pid or the new one).
+func WritePidFile(cfg *nodeconf.Config) error {
+	p := PidFile(cfg)
+	if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+		return fmt.Errorf("writing the pid file: %w", err)
+	}
+	f, err := os.CreateTemp(filepath.Dir(p), ".noded.pid")
+	if err != nil {
+		return fmt.Errorf("writing the pid file: %w", err)
+	}
+	_, err = fmt.Fprintf(f, "%d\n", os.Getpid())
+	if err2 := f.Close(); err == nil {
+		err = err2
+	}
+	if err == nil {
+		err = os.Chmod(f.Name(), 0o644)
+	}
+	if err == nil {
+		err = os.Rename(f.Name(), p)
+	}
+	if err != nil {
+		os.Remove(f.Name())
+		return fmt.Errorf("writing the pid file %s: %w", p, err)
+	}
+	return nil
+}
+
+// RemovePidFile removes the pid file if it still names this process.
+func RemovePidFile(cfg *nodeconf.Config) {
+	if pid, _ := readPid(PidFile(cfg)); pid == os.Getpid() {
+		os.Remove(PidFile(cfg))
+	}
+}
+
+func readPid(p string) (int, error) {
+	b, err := os.ReadFile(p)
+	if err != nil {
+		return 0, err
+	}
+	pid, err := strconv.Atoi(strings.TrimSpace(string(b)))
+	if err != nil || pid <= 1 {
+		return 0, fmt.Errorf("%s: not a pid", p)
+	}
+	return pid, nil
+}
+
+// isNoded says whether pid is a running noded (not a recycled pid).
+func isNoded(pid int) bool {
+	cmdline, err := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
+	if err != nil {
+		return false
+	}
+	args := bytes.Split(cmdline, []byte{0})
+	return len(args) > 0 && strings.Contains(filepath.Base(string(args[0])), "noded")
+}
+
+// Stop ends the noded of this root: SIGTERM, then SIGKILL after wait.
+// It reports whether one was running.
+func Stop(cfg *nodeconf.Config, wait time.Duration) (bool, error) {
+	pid, err := readPid(PidFile(cfg))
+	if errors.Is(err, os.ErrNotExist) {
+		return false, nil
+	}
+	if err != nil || !isNoded(pid) {
+		return false, nil // stale pid file
+	}
+	if err := syscall.Kill(pid, syscall.SIGTERM); err != nil {
+		return false, fmt.Errorf("stopping noded (pid %d): %w", pid, err)
+	}
+	deadline := time.Now().Add(wait)
+	for time.Now().Before(deadline) {
+		if !isNoded(pid) || isZombie(pid) {
+			return true, nil
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	_ = syscall.Kill(pid, syscall.SIGKILL)
+	for i := 0; i < 100 && isNoded(pid) && !isZombie(pid); i++ {
+		time.Sleep(20 * time.Millisecond)
+	}
+	return true, nil
+}
+
+func isZombie(pid int) bool {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return true
+	}
+	// "pid (comm) S ...": the state follows the last ')'.
+	i := bytes.LastIndexByte(b, ')')
+	return i >= 0 && i+2 < len(b) && b[i+2] == 'Z'
+}
+
+// StartDetached starts exe with args as a daemon of its own: a new
+// session, standard input from /dev/null, standard output and error
+// appended to the log file (never the caller's: an ssh session would wait
+// for them to close). It then waits until the daemon's pid file names it
+// and port accepts connections on the loopback address, or fails with the
+// tail of the log.
+func StartDetached(ctx context.Context, cfg *nodeconf.Config, exe string, args []string, port int) (int, error) {
+	logPath := LogFile(cfg)
+	if err := os.MkdirAll(filepath.Dir(logPath), 0o755); err != nil {
+		return 0, fmt.Errorf("creating the log directory: %w", err)
+	}
+	logf, err := os.OpenFile(logPath, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o640)
+	if err != nil {
+		return 0, fmt.Errorf("opening the log: %w", err)
+	}
+	defer logf.Close()
+	before, _ := logf.Seek(0, 2)
+	devnull, err := os.Open(os.DevNull)
+	if err != nil {
+		return 0, err
+	}
+	defer devnull.Close()
+	cmd := exec.Command(exe, args...)
+	cmd.Stdin, cmd.Stdout, cmd.Stderr = devnull, logf, logf
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
+	if err := cmd.Start(); err != nil {
+		return 0, fmt.Errorf("starting noded: %w", err)
+	}
+	pid := cmd.Process.Pid
+	exited := make(chan error, 1)
+	go func() { exited <- cmd.Wait() }()
+	addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
+	for {
+		select {
+		case err := <-exited:
+			return 0, fmt.Errorf("noded exited at once (%v); its log %s ends:\n%s", err, logPath, logTail(logPath, before))
+		case <-ctx.Done():
+			_ = cmd.Process.Kill()
+			return 0, fmt.Errorf("noded did not listen on port %d in time; its log %s ends:\n%s", port, logPath, logTail(logPath, before))
+		case <-time.After(20 * time.Millisecond):
+		}
+		if p, _ := readPid(PidFile(cfg)); p != pid {
+			continue
+		}
+		if c, err := net.DialTimeout("tcp", addr, 200*time.Millisecond); err == nil {
+			c.Close()
+			return pid, nil
+		}
+	}
+}
+
+// Self returns the path to start this program again: the name it was
+// started as, looked up on PATH as the caller did (so that a program
+// installed through a link keeps its name), else the executable.
+func Self() (string, error) {
+	if p, err := exec.LookPath(os.Args[0]); err == nil {
+		return filepath.Abs(p)
+	}
+	return os.Executable()
+}
+
+// logTail is the end of what the daemon wrote to its log since offset.
+func logTail(p string, offset int64) string {
+	b, err := os.ReadFile(p)
+	if err != nil || int64(len(b)) < offset {
+		return "(no log)"
+	}
+	lines := strings.Split(strings.TrimRight(string(b[offset:]), "\n"), "\n")
+	if len(lines) > 10 {
+		lines = lines[len(lines)-10:]
+	}
+	return strings.Join(lines, "\n")
+}

@@ -1,0 +1,140 @@
+package noded
+
+import (
+	"context"
+	"crypto/tls"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"time"
+
+	"github.com/nodejoin/nodejoin/lib/certs"
+	"github.com/nodejoin/nodejoin/lib/nodeconf"
+	"github.com/nodejoin/nodejoin/lib/ssconf"
+	"github.com/nodejoin/nodejoin/lib/version"
+)
+
+// Version is the answer to GET /version.
+type Version struct {
+	Program     string `json:"program"`
+	Version     string `json:"version"`
+	Protocol    int    `json:"protocol"`
+	ClusterName string `json:"cluster_name"`
+	NodeName    string `json:"node_name"`
+}
+
+// Health is the answer to GET /health.
+type Health struct {
+	Status        string            `json:"status"` // "ok" or "degraded"
+	UptimeSeconds int64             `json:"uptime_seconds"`
+	Checks        map[string]string `json:"checks"`
+}
+
+// Protocol is the version of this small API.
+const Protocol = 1
+
+// Server serves one node's daemon.
+type Server struct {
+	Config  *nodeconf.Config
+	KeyPair *certs.KeyPair
+	Log     *slog.Logger
+	started time.Time
+}
+
+// LoadServer reads the data dir's server.pem.
+func LoadServer(cfg *nodeconf.Config, log *slog.Logger) (*Server, error) {
+	p := cfg.Path(cfg.DataDir + "/server.pem")
+	data, err := os.ReadFile(p)
+	if err != nil {
+		return nil, fmt.Errorf("reading the node daemon certificate: %w", err)
+	}
+	kp, err := certs.ParseKeyPair(data)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", p, err)
+	}
+	return &Server{Config: cfg, KeyPair: kp, Log: log}, nil
+}
+
+func (s *Server) ssconf(key string) string {
+	v, err := ssconf.Read(s.Config.Path(ssconf.Path(s.Config.DataDir, key)))
+	if err != nil {
+		return ""
+	}
+	return v
+}
+
+// Handler answers /version and /health.
+func (s *Server) Handler() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /version", func(w http.ResponseWriter, r *http.Request) {
+		host, _ := os.Hostname()
+		writeJSON(w, http.StatusOK, Version{Program: "noded", Version: version.String(), Protocol: Protocol,
+			ClusterName: s.ssconf("cluster_name"), NodeName: host})
+	})
+	mux.HandleFunc("GET /health", func(w http.ResponseWriter, r *http.Request) {
+		h := Health{Status: "ok", UptimeSeconds: int64(time.Since(s.started).Seconds()), Checks: map[string]string{}}
+		if s.KeyPair.Cert.NotAfter.Before(time.Now()) {
+			h.Checks["certificate"] = "expired " + s.KeyPair.Cert.NotAfter.Format(time.RFC3339)
+			h.Status = "degraded"
+		} else {
+			h.Checks["certificate"] = "ok"
+		}
+		if s.ssconf("cluster_name") == "" {
+			h.Checks["ssconf"] = "no cluster_name"
+			h.Status = "degraded"
+		} else {
+			h.Checks["ssconf"] = "ok"
+		}
+		code := http.StatusOK
+		if h.Status != "ok" {
+			code = http.StatusServiceUnavailable
+		}
+		writeJSON(w, code, h)
+	})
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		peer := ""
+		if r.TLS != nil && len(r.TLS.PeerCertificates) > 0 {
+			peer = r.TLS.PeerCertificates[0].Subject.CommonName
+		}
+		s.Log.Debug("request", "method", r.Method, "path", r.URL.Path, "client", peer, "remote", r.RemoteAddr)
+		mux.ServeHTTP(w, r)
+	})
+}
+
+func writeJSON(w http.ResponseWriter, code int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(code)
+	_ = json.NewEncoder(w).Encode(v)
+}
+
+// Serve serves on ln until ctx ends, then shuts down within 5 seconds.
+func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
+	s.started = time.Now()
+	srv := &http.Server{
+		Handler:           s.Handler(),
+		ReadHeaderTimeout: 10 * time.Second,
+		IdleTimeout:       time.Minute,
+		ErrorLog:          slog.NewLogLogger(s.Log.Handler(), slog.LevelDebug),
+	}
+	tlsLn := tls.NewListener(ln, certs.ServerTLSConfig(s.KeyPair))
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(tlsLn) }()
+	s.Log.Info("serving", "address", ln.Addr().String(), "certificate", certs.Fingerprint(s.KeyPair.Cert))
+	select {
+	case err := <-errc:
+		return err
+	case <-ctx.Done():
+	}
+	sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	err := srv.Shutdown(sctx)
+	if e := <-errc; !errors.Is(e, http.ErrServerClosed) && err == nil {
+		err = e
+	}
+	s.Log.Info("stopped")
+	return err
+}
