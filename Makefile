@@ -29,5 +29,15 @@ qa:
 fuzz:
 	./tools/fuzz.sh 5s
 
+# The README's "run the main job": a master and three nodes on namespace
+# hosts, joined with node-add, then torn down (root; qa/demo).
+demo: deps build
+	$(GO) run ./qa/demo
+
+# node-add against the pre-2.7 Ganeti way for 1, 10 and 50 nodes, and the
+# node-side programs' time per run; writes doc/benchmarks.md (root; qa/bench).
+bench: deps build
+	$(GO) run ./qa/bench
+
 clean:
 	rm -rf bin

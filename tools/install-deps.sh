@@ -1,7 +1,8 @@
 #!/bin/sh
 # install-deps.sh installs the Debian packages that the tests and the demo
 # need, when they are missing: a real OpenSSH sshd for the QA hosts, ip(8) and
-# unshare(1) for the namespaces, openssl(1) for the certificate interop tests.
+# unshare(1) for the namespaces, openssl(1) for the certificate interop tests, curl(1) for the QA checks
+# of the node daemon over TLS.
 # It needs root only when something is missing.
 set -eu
 need=""
@@ -11,6 +12,7 @@ command -v ip >/dev/null 2>&1 || need="$need iproute2"
 command -v unshare >/dev/null 2>&1 || need="$need util-linux"
 command -v git >/dev/null 2>&1 || need="$need git"
 command -v openssl >/dev/null 2>&1 || need="$need openssl"
+command -v curl >/dev/null 2>&1 || need="$need curl"
 [ -z "$need" ] && exit 0
 if [ "$(id -u)" -ne 0 ]; then
 	echo "install-deps.sh: missing Debian packages:$need (run as root to install them)" >&2

@@ -272,3 +272,38 @@ func checkRootNamespaceClean(t *testing.T, lab *harness.Lab) {
 		}
 	}
 }
+
+func TestLabShareRSAHostKey(t *testing.T) {
+	harness.Require(t)
+	t.Parallel()
+	lab := harness.New(t, harness.Options{Nodes: 2, ShareRSAHostKey: true})
+	read := func(h *harness.Host, p string) string {
+		b, err := os.ReadFile(h.Path(p))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return string(b)
+	}
+	n1, n2 := lab.Nodes[0], lab.Nodes[1]
+	// Hosts know each other by name (/etc/hosts).
+	if got := strings.Fields(run(t, n1, nil, "getent", "hosts", "node2")); len(got) < 2 || got[0] != n2.IP().String() {
+		t.Errorf("getent hosts node2 on node1 = %q, want %s", got, n2.IP())
+	}
+	if read(n1, "/etc/ssh/ssh_host_rsa_key.pub") != read(n2, "/etc/ssh/ssh_host_rsa_key.pub") {
+		t.Error("node1 and node2 have different RSA host keys, want the shared one")
+	}
+	if read(n1, "/etc/ssh/ssh_host_ed25519_key.pub") == read(n2, "/etc/ssh/ssh_host_ed25519_key.pub") {
+		t.Error("node1 and node2 share an ed25519 host key, want one each")
+	}
+	// The shared key is a working host key: ssh with only it in known_hosts.
+	kh := lab.Master.Path("/root/.ssh/known_hosts_rsa")
+	line := n1.IP().String() + " " + strings.Join(strings.Fields(read(n1, "/etc/ssh/ssh_host_rsa_key.pub"))[:2], " ") + "\n"
+	if err := os.WriteFile(kh, []byte(line), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	out := run(t, lab.Master, nil, append(sshArgs("/root/.ssh/known_hosts_rsa", n1, "hostname")[:1],
+		append([]string{"-o", "HostKeyAlgorithms=rsa-sha2-512,rsa-sha2-256"}, sshArgs("/root/.ssh/known_hosts_rsa", n1, "hostname")[1:]...)...)...)
+	if strings.TrimSpace(out) != "node1" {
+		t.Errorf("ssh to node1 with the shared RSA key printed %q", out)
+	}
+}

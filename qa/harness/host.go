@@ -31,6 +31,8 @@ type Host struct {
 	holder  *exec.Cmd  // ip netns exec ... unshare ... (in the root pid namespace)
 	initPID int        // the host's pid 1, as the root pid namespace sees it
 	exited  chan struct{}
+
+	shareRSA bool // copy the process's shared RSA host key (Options.ShareRSAHostKey)
 }
 
 // rootPath is PATH for commands in a host: root's PATH as Debian's sshd sets
@@ -49,6 +51,7 @@ var binds = [][2]string{
 	{"/var/lock", "var/lock"},
 	{"/run/lock", "var/lock"}, // Debian: /var/lock -> /run/lock; not mounted twice
 	{"/usr/local/sbin", "bin"},
+	{"/etc/hosts", "etc/hosts"}, // a file: every lab host by name
 }
 
 // IP returns the host's address on the lab's bridge.
@@ -62,7 +65,8 @@ func (h *Host) InitPID() int { return h.initPID }
 
 // Path returns where the host's path p is on the real filesystem: in the lab
 // dir for the bind-mounted trees (/etc/ssh, /root, /var/lib/ganeti,
-// /etc/nodejoin, /var/lib/nodejoin, /var/lock, /usr/local/sbin), else through
+// /etc/nodejoin, /var/lib/nodejoin, /var/lock, /usr/local/sbin) and for
+// /etc/hosts, else through
 // /proc/<pid 1>/root, which resolves in the host's mount namespace (e.g.
 // /run/sshd.pid) while the host runs.
 func (h *Host) Path(p string) string {
@@ -102,7 +106,13 @@ func (h *Host) prepare() error {
 	// Fresh Debian host keys: ssh-keygen's defaults (RSA 3072), "root@host".
 	keys := [][]string{
 		{"-t", "ed25519", "-f", h.Path("/etc/ssh/ssh_host_ed25519_key")},
-		{"-t", "rsa", "-f", h.Path("/etc/ssh/ssh_host_rsa_key")},
+	}
+	if h.shareRSA {
+		if err := writeSharedRSAKey(h.Path("/etc/ssh/ssh_host_rsa_key")); err != nil {
+			return err
+		}
+	} else {
+		keys = append(keys, []string{"-t", "rsa", "-f", h.Path("/etc/ssh/ssh_host_rsa_key")})
 	}
 	if h.Name == "master" {
 		keys = append(keys, []string{"-t", "ed25519", "-f", h.Path("/root/.ssh/id_ed25519")})
@@ -118,6 +128,7 @@ func (h *Host) prepare() error {
 		mode          os.FileMode
 	}{
 		{"/etc/ssh/sshd_config", sshdConfig(h.Name, h.ip.String()), 0o644},
+		{"/etc/hosts", h.lab.hostsFile(), 0o644},
 		{"/root/.ssh/authorized_keys", "", 0o600},
 		{"/usr/local/sbin/nj-restart-sshd", restartScript(h.logPath()), 0o755},
 		{"/usr/local/sbin/nj-check-sshd", checkScript, 0o755},
@@ -247,13 +258,7 @@ func (h *Host) Run(ctx context.Context, stdin []byte, argv ...string) (stdout, s
 	if len(argv) == 0 {
 		return nil, nil, -1, errors.New("run: no command")
 	}
-	// nsenter forks the command into the host's pid namespace and waits for
-	// it; setpriv's pdeathsig makes the command die with nsenter when ctx
-	// kills nsenter.
-	args := append([]string{"-t", strconv.Itoa(h.initPID), "-n", "-m", "-u", "-p", "--wd=/",
-		"--", "setpriv", "--pdeathsig", "KILL", "--"}, argv...)
-	cmd := exec.CommandContext(ctx, "nsenter", args...)
-	cmd.Env = []string{"PATH=" + rootPath, "HOME=/root", "USER=root", "LOGNAME=root", "LANG=C.UTF-8"}
+	cmd := h.Command(ctx, argv...)
 	if stdin != nil {
 		cmd.Stdin = bytes.NewReader(stdin)
 	}
@@ -272,6 +277,20 @@ func (h *Host) Run(ctx context.Context, stdin []byte, argv ...string) (stdout, s
 		return o.Bytes(), e.Bytes(), -1, fmt.Errorf("%s: %s: %w", h.Name, argv[0], err)
 	}
 	return o.Bytes(), e.Bytes(), 0, nil
+}
+
+// Command returns the command that runs argv inside the host as Run does,
+// for a caller that wants its output as it comes (the demo shows node-add's
+// progress on the terminal). The host must be running.
+func (h *Host) Command(ctx context.Context, argv ...string) *exec.Cmd {
+	// nsenter forks the command into the host's pid namespace and waits for
+	// it; setpriv's pdeathsig makes the command die with nsenter when ctx
+	// kills nsenter.
+	args := append([]string{"-t", strconv.Itoa(h.initPID), "-n", "-m", "-u", "-p", "--wd=/",
+		"--", "setpriv", "--pdeathsig", "KILL", "--"}, argv...)
+	cmd := exec.CommandContext(ctx, "nsenter", args...)
+	cmd.Env = []string{"PATH=" + rootPath, "HOME=/root", "USER=root", "LOGNAME=root", "LANG=C.UTF-8", "TERM=" + os.Getenv("TERM")}
+	return cmd
 }
 
 // sh runs a shell script in the host and turns a non-zero exit into an error.

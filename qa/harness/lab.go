@@ -11,7 +11,6 @@ import (
 	"strings"
 	"sync"
 	"syscall"
-	"testing"
 	"time"
 )
 
@@ -19,6 +18,24 @@ import (
 type Options struct {
 	// Nodes is the number of hosts node1..nodeN besides master.
 	Nodes int
+	// ShareRSAHostKey gives every host of this process one RSA host key,
+	// generated once, instead of a fresh RSA 3072 key per host (up to a
+	// second of CPU each): labs of 50 nodes start in seconds. Each host's
+	// ed25519 host key stays its own, and it is the key OpenSSH's client
+	// prefers, so host key checks still tell the hosts apart; scenarios that
+	// pin or change RSA keys must leave this off.
+	ShareRSAHostKey bool
+}
+
+// TB is what New and Require need of a test: testing.TB has it, and so can
+// a program that is not a test (qa/demo, qa/bench).
+type TB interface {
+	Helper()
+	Logf(format string, args ...any)
+	Errorf(format string, args ...any)
+	Fatalf(format string, args ...any)
+	Skip(args ...any)
+	Cleanup(func())
 }
 
 // Lab is a set of hosts on one bridge. Its fields are read-only.
@@ -61,7 +78,7 @@ func (l *Lab) Namespaces() []string {
 // master's root key (/root/.ssh/id_ed25519) in every node's
 // /root/.ssh/authorized_keys. The lab is closed by t.Cleanup; New fails the
 // test if the lab cannot be built.
-func New(t testing.TB, opts Options) *Lab {
+func New(t TB, opts Options) *Lab {
 	t.Helper()
 	Require(t)
 	if err := Sweep(); err != nil {
@@ -108,7 +125,8 @@ func (l *Lab) start(opts Options) error {
 	for i, name := range names {
 		a := l.Subnet.Addr().As4()
 		a[3] = byte(i + 1)
-		hosts[i] = &Host{Name: name, lab: l, ns: l.Prefix + "-" + name, ip: netip.AddrFrom4(a), dir: filepath.Join(l.Dir, name)}
+		hosts[i] = &Host{Name: name, lab: l, ns: l.Prefix + "-" + name, ip: netip.AddrFrom4(a), dir: filepath.Join(l.Dir, name),
+			shareRSA: opts.ShareRSAHostKey}
 	}
 	l.Master, l.Nodes = hosts[0], hosts[1:]
 
@@ -196,6 +214,17 @@ func ipAll(cmds [][]string) error {
 		}
 	}
 	return nil
+}
+
+// hostsFile is every host's /etc/hosts: the lab's hosts by name, so that
+// node-add, ssh and sshd's log use names as on a real cluster.
+func (l *Lab) hostsFile() string {
+	var b strings.Builder
+	b.WriteString("# /etc/hosts of a nodejoin QA lab\n127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n")
+	for _, h := range l.Hosts() {
+		fmt.Fprintf(&b, "%s\t%s\n", h.ip, h.Name)
+	}
+	return b.String()
 }
 
 // trustMasterKey puts master's root public key in every node's

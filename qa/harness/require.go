@@ -6,7 +6,6 @@ import (
 	"os/exec"
 	"strings"
 	"sync"
-	"testing"
 )
 
 // sshdPath is Debian's sshd; it must be called by its absolute path because
@@ -23,7 +22,7 @@ var (
 
 // Require skips the test, with one line saying what is missing, unless this
 // process is root, the tools are installed, and `ip netns add` works.
-func Require(t testing.TB) {
+func Require(t TB) {
 	t.Helper()
 	probeOnce.Do(func() { probeMiss = probe() })
 	if probeMiss != "" {
