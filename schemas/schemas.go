@@ -20,6 +20,7 @@ const (
 	PrepareNodeJoin = "prepare-node-join.v1.json"
 	NodeDaemonSetup = "node-daemon-setup.v1.json"
 	NodeConfig      = "node.v1.json"
+	SsconfUpdate    = "ssconf-update.v1.json"
 )
 
 // base is the prefix of every schema's $id; each schema is registered under
@@ -47,15 +48,23 @@ func Get(name string) *jsonschema.Schema {
 	return s
 }
 
+// compile compiles name with every embedded schema registered, so that one
+// schema may refer to a part of another.
 func compile(name string) (*jsonschema.Schema, error) {
-	data, err := files.ReadFile(name)
+	entries, err := files.ReadDir(".")
 	if err != nil {
 		return nil, err
 	}
 	c := jsonschema.NewCompiler()
 	c.Draft = jsonschema.Draft2020
-	if err := c.AddResource(base+name, bytes.NewReader(data)); err != nil {
-		return nil, fmt.Errorf("schema %s: %w", name, err)
+	for _, e := range entries {
+		data, err := files.ReadFile(e.Name())
+		if err != nil {
+			return nil, err
+		}
+		if err := c.AddResource(base+e.Name(), bytes.NewReader(data)); err != nil {
+			return nil, fmt.Errorf("schema %s: %w", e.Name(), err)
+		}
 	}
 	return c.Compile(base + name)
 }

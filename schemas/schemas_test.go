@@ -30,7 +30,7 @@ func TestSchemas(t *testing.T) {
 			t.Errorf("%s: %v", e.Name(), err)
 		}
 	}
-	for _, n := range []string{PrepareNodeJoin, NodeDaemonSetup, NodeConfig} {
+	for _, n := range []string{PrepareNodeJoin, NodeDaemonSetup, NodeConfig, SsconfUpdate} {
 		if Get(n) == nil {
 			t.Errorf("Get(%s) = nil", n)
 		}

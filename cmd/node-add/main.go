@@ -158,7 +158,40 @@ func run(env *cli.Env, args []string) error {
 	}
 	wg.Wait()
 	prog.finish()
+	pushSsconf(ctx, env, f, o, results)
 	return summary(env, f.output, results)
+}
+
+// pushSsconf brings every node's ssconf up to date with the master's once
+// nodes have joined; a node it cannot reach is warned about, and does not
+// change the exit status (its join, if any, succeeded).
+func pushSsconf(ctx context.Context, env *cli.Env, f flags, o join.Options, results []*join.Result) {
+	joined := false
+	for _, r := range results {
+		joined = joined || r.OK
+	}
+	if !joined {
+		return
+	}
+	pushed, err := join.PushSsconf(ctx, o, f.parallel)
+	if err != nil {
+		fmt.Fprintf(env.Stderr, "node-add: warning: updating the nodes' ssconf: %v\n", err)
+		return
+	}
+	var updated []string
+	for _, p := range pushed {
+		switch {
+		case f.output == "json":
+			_ = json.NewEncoder(env.Stdout).Encode(map[string]any{"ssconf_push": p})
+		case p.Error != "":
+			fmt.Fprintf(env.Stderr, "node-add: warning: %s: %s\n", p.Node, p.Error)
+		case p.Changed:
+			updated = append(updated, p.Node)
+		}
+	}
+	if f.output != "json" && len(updated) > 0 {
+		fmt.Fprintf(env.Stdout, "node-add: ssconf updated on %s\n", strings.Join(updated, ", "))
+	}
 }
 
 // report prints one node's outcome as soon as it is known.
@@ -180,9 +213,10 @@ func report(env *cli.Env, output string, r *join.Result) {
 	if r.ExitStatus != nil {
 		status = fmt.Sprintf(" (exit %d)", *r.ExitStatus)
 	}
-	fmt.Fprintf(env.Stdout, "%s: failed at %s%s: %s\n", r.Node, r.Step, status, r.Message)
+	// A failure is an error line of its own, in the "prog: error:" form.
+	fmt.Fprintf(env.Stderr, "node-add: error: %s: failed at %s%s: %s\n", r.Node, r.Step, status, r.Message)
 	for _, h := range r.Hints {
-		fmt.Fprintf(env.Stdout, "%s: hint: %s\n", r.Node, h)
+		fmt.Fprintf(env.Stderr, "node-add: hint: %s: %s\n", r.Node, h)
 	}
 }
 

@@ -6,7 +6,6 @@ import (
 	"io/fs"
 	"os"
 	"path"
-	"sort"
 	"time"
 
 	"github.com/nodejoin/nodejoin/lib/apply"
@@ -42,23 +41,8 @@ func newPlan(cfg *nodeconf.Config, doc *joindoc.DaemonSetup) (*apply.Plan, error
 	if err := nodestate.CheckCertificate(cfg, "/node_daemon_certificate", server.Cert); err != nil {
 		return nil, err
 	}
-	rej := &cli.RejectedError{}
-	if v := ssconf.Value([]byte(doc.Ssconf["cluster_name"])); v != doc.ClusterName {
-		rej.Problems = append(rej.Problems, cli.Problem{Where: "/ssconf/cluster_name",
-			What: fmt.Sprintf("%q does not match /cluster_name %q", v, doc.ClusterName)})
-	}
-	keys := make([]string, 0, len(doc.Ssconf))
-	for k := range doc.Ssconf {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	for _, k := range keys {
-		if err := ssconf.CheckSize(doc.Ssconf[k]); err != nil {
-			rej.Problems = append(rej.Problems, cli.Problem{Where: "/ssconf/" + k, What: err.Error()})
-		}
-	}
-	if len(rej.Problems) > 0 {
-		return nil, rej
+	if problems := ssconf.Check("/ssconf", doc.ClusterName, doc.Ssconf); len(problems) > 0 {
+		return nil, &cli.RejectedError{Problems: problems}
 	}
 
 	p := &apply.Plan{}
@@ -73,9 +57,7 @@ func newPlan(cfg *nodeconf.Config, doc *joindoc.DaemonSetup) (*apply.Plan, error
 		return nil, err
 	}
 	p.Items = append(p.Items, dirs...)
-	for _, k := range keys {
-		file(ssconf.Path(cfg.DataDir, k), ssconf.Format(doc.Ssconf[k]), ssconf.FileMode, false)
-	}
+	p.Items = append(p.Items, ssconf.Items(cfg, doc.Ssconf)...)
 	file(path.Join(cfg.DataDir, hmacKey), []byte(doc.HMACKey), certMode, false)
 	file(path.Join(cfg.DataDir, nodestate.ServerPEM), []byte(doc.NodeDaemonCertificate), certMode, false)
 	client, err := clientCertificate(cfg, server, doc.NodeName)

@@ -1,6 +1,7 @@
 package noded
 
 import (
+	"bytes"
 	"context"
 	"crypto/x509"
 	"encoding/json"
@@ -9,9 +10,11 @@ import (
 	"net"
 	"net/http"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/nodejoin/nodejoin/lib/certs"
+	"github.com/nodejoin/nodejoin/lib/joindoc"
 )
 
 // Client asks a node daemon over mutual TLS: it presents the master's
@@ -73,4 +76,36 @@ func (c *Client) WaitVersion(ctx context.Context, host string, port int, interva
 		case <-time.After(interval):
 		}
 	}
+}
+
+// PutSsconf sends the master's ssconf values to host:port and returns what
+// the node changed.
+func (c *Client) PutSsconf(ctx context.Context, host string, port int, u *joindoc.SsconfUpdate) (*joindoc.Result, error) {
+	body, err := json.Marshal(u)
+	if err != nil {
+		return nil, err
+	}
+	url := "https://" + net.JoinHostPort(host, strconv.Itoa(port)) + "/ssconf"
+	req, err := http.NewRequestWithContext(ctx, http.MethodPut, url, bytes.NewReader(body))
+	if err != nil {
+		return nil, err
+	}
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := c.http.Do(req)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	data, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	if err != nil {
+		return nil, err
+	}
+	if resp.StatusCode != http.StatusOK {
+		var e ErrorReply
+		if json.Unmarshal(data, &e) == nil && len(e.Errors) > 0 {
+			return nil, fmt.Errorf("PUT /ssconf: %s: %s", resp.Status, strings.Join(e.Errors, "; "))
+		}
+		return nil, fmt.Errorf("PUT /ssconf: %s", resp.Status)
+	}
+	return joindoc.DecodeResult(bytes.NewReader(data))
 }

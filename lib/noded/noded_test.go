@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/nodejoin/nodejoin/lib/certs"
+	"github.com/nodejoin/nodejoin/lib/joindoc"
 	"github.com/nodejoin/nodejoin/lib/nodeconf"
 )
 
@@ -42,8 +43,10 @@ func serve(t *testing.T) (int, *certs.KeyPair, *nodeconf.Config) {
 	if err := os.WriteFile(filepath.Join(data, "server.pem"), pemData, 0o600); err != nil {
 		t.Fatal(err)
 	}
-	if err := os.WriteFile(filepath.Join(data, "ssconf_cluster_name"), []byte("c1.example.org\n"), 0o444); err != nil {
-		t.Fatal(err)
+	for k, v := range map[string]string{"cluster_name": "c1.example.org\n", "master_node": "master.example.org\n"} {
+		if err := os.WriteFile(filepath.Join(data, "ssconf_"+k), []byte(v), 0o444); err != nil {
+			t.Fatal(err)
+		}
 	}
 	srv, err := LoadServer(cfg, slog.New(slog.DiscardHandler))
 	if err != nil {
@@ -109,5 +112,48 @@ func TestWaitVersionGivesUp(t *testing.T) {
 	}
 	if d := time.Since(start); d > 2*time.Second {
 		t.Errorf("took %v", d)
+	}
+}
+
+// Only the master may write ssconf; the values are checked as
+// node-daemon-setup checks them, and a second equal update changes nothing.
+func TestPutSsconf(t *testing.T) {
+	port, cluster, cfg := serve(t)
+	pair := func(cn string) *certs.KeyPair {
+		pemData, err := certs.NewClientCertificate(cluster, cn, time.Hour)
+		return mustPair(t, pemData, err)
+	}
+	master, node := NewClient(cluster.Cert, pair("master.example.org")), NewClient(cluster.Cert, pair("node2.example.org"))
+	ctx := context.Background()
+	update := &joindoc.SsconfUpdate{ClusterName: "c1.example.org", Ssconf: map[string]string{
+		"cluster_name": "c1.example.org", "master_node": "master.example.org",
+		"node_list": "master.example.org\nnode1.example.org\nnode2.example.org"}}
+
+	if _, err := node.PutSsconf(ctx, "127.0.0.1", port, update); err == nil ||
+		err.Error() != "PUT /ssconf: 403 Forbidden: only the master node may update ssconf" {
+		t.Errorf("a node's update: %v", err)
+	}
+	res, err := master.PutSsconf(ctx, "127.0.0.1", port, update)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !res.Changed || len(res.Files) != 3 {
+		t.Errorf("first update: %+v", res)
+	}
+	got, err := os.ReadFile(cfg.Path("/var/lib/ganeti/ssconf_node_list"))
+	if err != nil || string(got) != "master.example.org\nnode1.example.org\nnode2.example.org\n" {
+		t.Errorf("ssconf_node_list = %q, %v", got, err)
+	}
+	if res, err := master.PutSsconf(ctx, "127.0.0.1", port, update); err != nil || res.Changed {
+		t.Errorf("second update: %+v, %v", res, err)
+	}
+	bad := &joindoc.SsconfUpdate{ClusterName: "c2.example.org", Ssconf: map[string]string{"cluster_name": "c2.example.org"}}
+	if _, err := master.PutSsconf(ctx, "127.0.0.1", port, bad); err == nil || !strings.Contains(err.Error(),
+		`400 Bad Request: invalid input: /cluster_name: "c2.example.org" does not match this node's cluster "c1.example.org"`) {
+		t.Errorf("another cluster's update: %v", err)
+	}
+	bad = &joindoc.SsconfUpdate{ClusterName: "c1.example.org", Ssconf: map[string]string{"cluster_name": "c1.example.org", "nope": "x"}}
+	if _, err := master.PutSsconf(ctx, "127.0.0.1", port, bad); err == nil || !strings.Contains(err.Error(), "/ssconf/nope: value must be one of") {
+		t.Errorf("an unknown key: %v", err)
 	}
 }

@@ -67,7 +67,7 @@ func (s *Server) ssconf(key string) string {
 	return v
 }
 
-// Handler answers /version and /health.
+// Handler answers GET /version and /health, and PUT /ssconf (ssconf.go).
 func (s *Server) Handler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /version", func(w http.ResponseWriter, r *http.Request) {
@@ -95,6 +95,7 @@ func (s *Server) Handler() http.Handler {
 		}
 		writeJSON(w, code, h)
 	})
+	mux.HandleFunc("PUT /ssconf", s.putSsconf)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		peer := ""
 		if r.TLS != nil && len(r.TLS.PeerCertificates) > 0 {

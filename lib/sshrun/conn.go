@@ -413,6 +413,11 @@ func (c *Conn) Run(ctx context.Context, argv []string, stdin []byte) (*Result, e
 	switch {
 	case err == nil:
 	case errors.As(err, &ee) && ee.ExitCode() == 255:
+		// ssh exits 255 both when the connection fails and when the remote
+		// program dies of a signal (no exit status); the master tells which.
+		if c.alive() {
+			return res, fmt.Errorf("%w: %s on %s: %s", ErrNoExitStatus, argv[0], c.cfg.Host, lastMeaningfulLine(string(res.Stderr)))
+		}
 		return res, fmt.Errorf("%w: running %s on %s: %s", ErrConnection, argv[0], c.cfg.Host, lastMeaningfulLine(string(res.Stderr)))
 	case errors.As(err, &ee) && ee.ExitCode() >= 0:
 		res.Status = ee.ExitCode()
@@ -423,6 +428,12 @@ func (c *Conn) Run(ctx context.Context, argv []string, stdin []byte) (*Result, e
 		return res, fmt.Errorf("%w: %s on %s wrote more than %d bytes", ErrConnection, argv[0], c.cfg.Host, maxOutput)
 	}
 	return res, nil
+}
+
+// alive reports whether the master connection still answers.
+func (c *Conn) alive() bool {
+	check := exec.Command(c.cfg.SSH, append([]string{"-S", c.ctl, "-O", "check"}, c.target()...)...)
+	return check.Run() == nil
 }
 
 // Close ends the master connection and removes the private directory.

@@ -14,6 +14,9 @@ var (
 	ErrAuth        = errors.New("authentication failed")
 	ErrTimeout     = errors.New("timed out")
 	ErrConnection  = errors.New("ssh connection failed")
+	// ErrNoExitStatus: the connection is fine, but the remote program
+	// ended without an exit status, as when it is killed by a signal.
+	ErrNoExitStatus = errors.New("the remote program ended without an exit status (killed by a signal?)")
 )
 
 // HostKeyProblem says why a host key was refused.

@@ -32,7 +32,7 @@ func TestSSHDCheckFails(t *testing.T) {
 	if r.OK() {
 		t.Fatal("node-add succeeded with a broken sshd configuration on the node")
 	}
-	if !strings.Contains(r.Stdout, node.Name+": failed at prepare-node-join") {
+	if !strings.Contains(r.Stderr, "node-add: error: "+node.Name+": failed at prepare-node-join") {
 		t.Errorf("node-add's report does not say that prepare-node-join failed on %s", node.Name)
 	}
 	if got := treeHash(t, node); got != hash {
@@ -93,6 +93,9 @@ func TestKilledMidJoin(t *testing.T) {
 	}
 	if !strings.Contains(r.Stdout+r.Stderr, fmt.Sprintf("failpoint: killed at step %d: rename over ", step)) {
 		t.Errorf("prepare-node-join was not killed at step %d, renaming a file (node-add's output above)", step)
+	}
+	if !strings.Contains(r.Stderr, "ended without an exit status") {
+		t.Errorf("node-add does not say that prepare-node-join ended without an exit status:\n%s", r.Stderr)
 	}
 	if _, err := os.Stat(node.Path("/var/lib/nodejoin/journal.json")); err != nil {
 		t.Errorf("no journal after the kill: %v", err)
@@ -170,7 +173,7 @@ func TestUnreachableNodes(t *testing.T) {
 		t.Errorf("node-add took %v with --connect-timeout 5s", r.Took)
 	}
 	for _, n := range []*harness.Host{down, gone} {
-		if !strings.Contains(r.Stdout, n.Name+": failed at connect: node unreachable") {
+		if !strings.Contains(r.Stderr, "node-add: error: "+n.Name+": failed at connect: node unreachable") {
 			t.Errorf("node-add's report does not say that %s is unreachable", n.Name)
 		}
 	}

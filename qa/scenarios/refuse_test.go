@@ -27,8 +27,8 @@ func TestRefuseOtherCluster(t *testing.T) {
 	if r.OK() {
 		t.Fatal("node-add of a node of another cluster succeeded")
 	}
-	if r.Code != 1 || !strings.Contains(r.Stdout, `prepare-node-join exited 3 (input rejected)`) ||
-		!strings.Contains(r.Stdout, `does not match this node's cluster "other.example.org"`) {
+	if r.Code != 1 || !strings.Contains(r.Stderr, `prepare-node-join exited 3 (input rejected)`) ||
+		!strings.Contains(r.Stderr, `does not match this node's cluster "other.example.org"`) {
 		t.Errorf("node-add's report does not say that the node is another cluster's (prepare-node-join exit 3)")
 	}
 	if got := treeHash(t, node); got != hash {
@@ -58,10 +58,10 @@ func TestRefuseHostKeys(t *testing.T) {
 		if r.OK() {
 			t.Fatal("node-add accepted an unknown host key without a pin")
 		}
-		if !strings.Contains(r.Stdout, "is unknown: fingerprint "+fp) && !strings.Contains(r.Stdout, "is unknown: fingerprint "+fpRSA) {
+		if !strings.Contains(r.Stderr, "is unknown: fingerprint "+fp) && !strings.Contains(r.Stderr, "is unknown: fingerprint "+fpRSA) {
 			t.Errorf("node-add's report does not show the node's fingerprint %s (or %s)", fp, fpRSA)
 		}
-		if !strings.Contains(r.Stdout, "no login was attempted") || unknown.CountSSHConnections() != 1 {
+		if !strings.Contains(r.Stderr, "no login was attempted") || unknown.CountSSHConnections() != 1 {
 			t.Errorf("node-add logged in, or connected %d times, want one connection and no login", unknown.CountSSHConnections())
 		}
 		if treeHash(t, unknown) != hash {
@@ -82,7 +82,7 @@ func TestRefuseHostKeys(t *testing.T) {
 		if r.OK() {
 			t.Fatal("node-add accepted a changed host key")
 		}
-		if !strings.Contains(r.Stdout, "has changed: known ") || !strings.Contains(r.Stdout, oldFP) || !strings.Contains(r.Stdout, "offered "+newFP) {
+		if !strings.Contains(r.Stderr, "has changed: known ") || !strings.Contains(r.Stderr, oldFP) || !strings.Contains(r.Stderr, "offered "+newFP) {
 			t.Errorf("node-add's report does not show the known %s and the offered %s", oldFP, newFP)
 		}
 		if treeHash(t, changed) != hash {
