@@ -14,13 +14,11 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
-	"os/signal"
 	"path/filepath"
 	"runtime"
 	"strconv"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
@@ -28,36 +26,6 @@ import (
 	"github.com/nodejoin/nodejoin/qa/clusterlab"
 	"github.com/nodejoin/nodejoin/qa/harness"
 )
-
-// run is harness.TB for a program (see qa/demo).
-type run struct {
-	mu       sync.Mutex
-	cleanups []func()
-}
-
-func (r *run) Helper() {}
-func (r *run) Logf(format string, args ...any) {
-	fmt.Fprintf(os.Stderr, "bench: "+format+"\n", args...)
-}
-func (r *run) Errorf(format string, args ...any) { r.Logf(format, args...) }
-func (r *run) Fatalf(format string, args ...any) { r.Logf(format, args...); r.exit(1) }
-func (r *run) Skip(args ...any) {
-	fmt.Fprintln(os.Stderr, append([]any{"bench:"}, args...)...)
-	r.exit(1)
-}
-func (r *run) Cleanup(f func()) { r.mu.Lock(); r.cleanups = append(r.cleanups, f); r.mu.Unlock() }
-
-func (r *run) teardown() {
-	r.mu.Lock()
-	cs := r.cleanups
-	r.cleanups = nil
-	r.mu.Unlock()
-	for i := len(cs) - 1; i >= 0; i-- {
-		cs[i]()
-	}
-}
-
-func (r *run) exit(code int) { r.teardown(); os.Exit(code) }
 
 // row is one size's comparison.
 type row struct {
@@ -71,10 +39,7 @@ func main() {
 	sizes := flag.String("nodes", "1,10,50", "comma-separated node counts")
 	out := flag.String("o", "doc/benchmarks.md", "write the report to `FILE` (- for standard output)")
 	flag.Parse()
-	r := &run{}
-	sigs := make(chan os.Signal, 1)
-	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
-	go func() { <-sigs; fmt.Fprintln(os.Stderr, "\nbench: interrupted: tearing down"); r.exit(130) }()
+	r := harness.NewProgram("bench")
 
 	start := time.Now()
 	var rows []row
@@ -108,7 +73,7 @@ func main() {
 
 // compare joins n nodes with node-add and n others the pre-2.7 way, in one
 // lab of 2n nodes, each side all in parallel.
-func compare(r *run, n int) row {
+func compare(r *harness.Program, n int) row {
 	fmt.Fprintf(os.Stderr, "bench: %d node(s): starting a lab of master + %d nodes\n", n, 2*n)
 	l := clusterlab.New(r, harness.Options{Nodes: 2 * n, ShareRSAHostKey: true})
 	defer l.Close()
@@ -175,7 +140,7 @@ type nodeSideResult struct {
 // document (internal/fixture: a full Ganeti-style document) under --root
 // temporary directories: a first run on a fresh node, and a rerun that
 // changes nothing. Each run is a whole process, as over SSH.
-func nodeSide(r *run) []nodeSideResult {
+func nodeSide(r *harness.Program) []nodeSideResult {
 	bin, err := clusterlab.Build()
 	if err != nil {
 		r.Fatalf("%v", err)

@@ -9,10 +9,7 @@ import (
 	"context"
 	"fmt"
 	"os"
-	"os/signal"
 	"strings"
-	"sync"
-	"syscall"
 	"text/tabwriter"
 	"time"
 
@@ -20,57 +17,12 @@ import (
 	"github.com/nodejoin/nodejoin/qa/harness"
 )
 
-// run is harness.TB for a program: Fatalf and Skip tear down and exit.
-type run struct {
-	mu       sync.Mutex
-	cleanups []func()
-	failed   bool
-}
-
-func (r *run) Helper()                         {}
-func (r *run) Logf(format string, args ...any) { fmt.Fprintf(os.Stderr, "demo: "+format+"\n", args...) }
-func (r *run) Errorf(format string, args ...any) {
-	r.Logf(format, args...)
-	r.mu.Lock()
-	r.failed = true
-	r.mu.Unlock()
-}
-func (r *run) Fatalf(format string, args ...any) { r.Logf(format, args...); r.exit(1) }
-func (r *run) Skip(args ...any) {
-	fmt.Fprintln(os.Stderr, append([]any{"demo:"}, args...)...)
-	r.exit(1)
-}
-func (r *run) Cleanup(f func()) { r.mu.Lock(); r.cleanups = append(r.cleanups, f); r.mu.Unlock() }
-
-// teardown runs the cleanups, last first, once.
-func (r *run) teardown() {
-	r.mu.Lock()
-	cs := r.cleanups
-	r.cleanups = nil
-	r.mu.Unlock()
-	for i := len(cs) - 1; i >= 0; i-- {
-		cs[i]()
-	}
-}
-
-func (r *run) exit(code int) {
-	r.teardown()
-	os.Exit(code)
-}
-
 func main() {
-	r := &run{}
-	sigs := make(chan os.Signal, 1)
-	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
-	go func() {
-		s := <-sigs
-		fmt.Fprintf(os.Stderr, "\ndemo: %v: tearing the lab down\n", s)
-		r.exit(130)
-	}()
+	r := harness.NewProgram("demo")
 	demo(r)
 	step("tearing the lab down")
-	r.teardown()
-	if r.failed {
+	r.Teardown()
+	if r.Failed() {
 		os.Exit(1)
 	}
 	fmt.Println("demo: done; nothing is left behind (namespaces, processes, mounts)")
@@ -80,7 +32,7 @@ func step(format string, args ...any) {
 	fmt.Printf("\n== "+format+"\n", args...)
 }
 
-func demo(r *run) {
+func demo(r *harness.Program) {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	r.Cleanup(cancel)
 	step("building the programs and starting a master and three nodes (Linux namespaces, each with its own sshd)")
