@@ -48,3 +48,20 @@ func TestKilledAtEveryStep(t *testing.T) {
 		},
 	})
 }
+
+// TestKilledAtEveryStepFreshNode does the same on a node without a data
+// directory: everything is created, and a new client.pem generated (its
+// content differs between runs), so that no temporary copy of a 0440 key
+// file is ever readable by its group.
+func TestKilledAtEveryStepFreshNode(t *testing.T) {
+	c, err := fixture.NewCluster("c1.example.org")
+	if err != nil {
+		t.Fatal(err)
+	}
+	fixture.CrashSweep(t, fixture.CrashCase{
+		Pkg:    "./cmd/node-daemon-setup",
+		Doc:    fixture.JSON(c.DaemonSetup("node1.c1.example.org")),
+		Setup:  func(string) {},
+		Random: []string{"var/lib/ganeti/client.pem"},
+	})
+}
