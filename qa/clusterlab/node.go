@@ -14,6 +14,7 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+	"syscall"
 
 	"github.com/nodejoin/nodejoin/qa/harness"
 )
@@ -170,4 +171,11 @@ func Tree(h *harness.Host, skip ...string) ([]string, error) {
 	}
 	sort.Strings(lines)
 	return lines, nil
+}
+
+func owner(fi fs.FileInfo) string {
+	if st, ok := fi.Sys().(*syscall.Stat_t); ok {
+		return fmt.Sprintf("%d:%d", st.Uid, st.Gid)
+	}
+	return "?"
 }
