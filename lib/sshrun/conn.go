@@ -101,6 +101,11 @@ func Dial(ctx context.Context, cfg Config) (*Conn, error) {
 	c := &Conn{cfg: cfg, dir: dir, ctl: filepath.Join(dir, "c")}
 	if err := c.dial(ctx); err != nil {
 		os.RemoveAll(dir)
+		// The deadline may strike in any step (ssh -G, ssh-keygen, the
+		// handshake); whichever it was, the node did not answer in time.
+		if ctx.Err() != nil && !errors.Is(err, ErrTimeout) {
+			return nil, fmt.Errorf("%w: connecting to %s: %w", ErrTimeout, cfg.Host, ctx.Err())
+		}
 		return nil, err
 	}
 	return c, nil

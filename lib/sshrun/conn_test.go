@@ -155,7 +155,7 @@ func TestDialFailures(t *testing.T) {
 	}{
 		{mode: "unreachable", want: ErrUnreachable, wantErr: "node unreachable: ssh: connect to host node1 port 22: Connection refused"},
 		{mode: "authfail", want: ErrAuth, wantErr: "authentication failed: root@node1: Permission denied (publickey)."},
-		{mode: "hang", timeout: 300 * time.Millisecond, want: ErrTimeout, wantErr: "timed out: connecting to node1: context deadline exceeded"},
+		{mode: "hang", timeout: 2 * time.Second, want: ErrTimeout, wantErr: "timed out: connecting to node1: context deadline exceeded"},
 	} {
 		t.Run(tc.mode, func(t *testing.T) {
 			f := newFake(t, tc.mode, ed)
