@@ -121,7 +121,7 @@ func Run(ctx context.Context, cfg *nodeconf.Config, log *slog.Logger, p Plan, dr
 func rollback(ctx context.Context, tx *txn.Tx, cause error, res *joindoc.Result) error {
 	res.Changed = false
 	if err := tx.Rollback(ctx); err != nil {
-		return cli.Hint(fmt.Errorf("%w; putting the previous files back failed too: %v", cause, err),
+		return cli.Hint(fmt.Errorf("%w; putting the previous files back failed too: %w", cause, err),
 			"the journal in the state directory records what is left; the next run of any nodejoin program on this node tries again")
 	}
 	return cli.Hint(fmt.Errorf("%w; the previous files were put back", cause),

@@ -105,7 +105,7 @@ func ExitCode(err error) int {
 func hintsOf(err error) []string {
 	var out []string
 	for e := err; e != nil; e = errors.Unwrap(e) {
-		switch h := e.(type) {
+		switch h := e.(type) { //nolint:errorlint // walks every layer of the chain itself
 		case hinted:
 			out = append(out, h.hints...)
 		case *RejectedError:

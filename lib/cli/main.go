@@ -43,7 +43,7 @@ func NewFlagSet(prog, usage string, f *Flags) *pflag.FlagSet {
 	fs.BoolVar(&f.DryRun, "dry-run", false, "check everything and print the plan; change nothing")
 	fs.Usage = func() {}
 	fs.SetOutput(io.Discard)
-	fs.SetAnnotation("help", "usage", []string{usage})
+	_ = fs.SetAnnotation("help", "usage", []string{usage}) // fails only for an unknown flag
 	return fs
 }
 

@@ -3,6 +3,7 @@ package cluster
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"log/slog"
 	"os"
@@ -103,7 +104,8 @@ func TestInit(t *testing.T) {
 }
 
 func asRejected(err error, rej **cli.RejectedError) bool {
-	r, ok := err.(*cli.RejectedError)
+	var r *cli.RejectedError
+	ok := errors.As(err, &r)
 	*rej = r
 	return ok
 }

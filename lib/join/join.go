@@ -199,7 +199,7 @@ func join(ctx context.Context, o Options, node string, res *Result) error {
 		}
 		return f
 	}
-	defer conn.Close()
+	defer func() { _ = conn.Close() }() // idempotent; closed below once both programs ran
 	res.HostKey = conn.HostKey().Fingerprint()
 
 	progress(StepPrepare)
@@ -234,7 +234,7 @@ func join(ctx context.Context, o Options, node string, res *Result) error {
 		return err
 	}
 	res.Changed = res.Changed || sres.Changed
-	conn.Close()
+	_ = conn.Close() // done with SSH before waiting for noded
 
 	progress(StepNoded)
 	t = time.Now()

@@ -152,7 +152,7 @@ func StartDetached(ctx context.Context, cfg *nodeconf.Config, exe string, args [
 	for {
 		select {
 		case err := <-exited:
-			return 0, fmt.Errorf("noded exited at once (%v); its log %s ends:\n%s", err, logPath, logTail(logPath, before))
+			return 0, fmt.Errorf("noded exited at once (%w); its log %s ends:\n%s", err, logPath, logTail(logPath, before))
 		case <-ctx.Done():
 			_ = cmd.Process.Kill()
 			return 0, fmt.Errorf("noded did not listen on port %d in time; its log %s ends:\n%s", port, logPath, logTail(logPath, before))
@@ -162,7 +162,7 @@ func StartDetached(ctx context.Context, cfg *nodeconf.Config, exe string, args [
 			continue
 		}
 		if c, err := net.DialTimeout("tcp", addr, 200*time.Millisecond); err == nil {
-			c.Close()
+			_ = c.Close()
 			return pid, nil
 		}
 	}

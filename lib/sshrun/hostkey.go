@@ -6,6 +6,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/base64"
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -134,7 +135,7 @@ func findKnown(ctx context.Context, keygen string, name string, files []string) 
 		stdout, err := cmd.Output()
 		if err != nil {
 			// ssh-keygen -F exits 1 when nothing matches.
-			if ee, ok := err.(*exec.ExitError); ok && ee.ExitCode() == 1 && len(stdout) == 0 {
+			if ee := (*exec.ExitError)(nil); errors.As(err, &ee) && ee.ExitCode() == 1 && len(stdout) == 0 {
 				continue
 			}
 			return nil, fmt.Errorf("reading %s (ssh-keygen -F): %w", f, err)

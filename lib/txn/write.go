@@ -33,7 +33,7 @@ func writeAtomic(path string, data []byte, mode fs.FileMode, uid, gid int, secre
 	if err != nil {
 		return err
 	}
-	defer t.Cleanup()
+	defer func() { _ = t.Cleanup() }() // removes the temporary file unless it was renamed
 	if uid >= 0 {
 		if err := t.Chown(uid, gid); err != nil {
 			return err

@@ -45,7 +45,7 @@ func Build() (string, error) {
 		cmd := exec.Command("./build.sh")
 		cmd.Dir = root
 		if out, err := cmd.CombinedOutput(); err != nil {
-			buildErr = fmt.Errorf("./build.sh: %v\n%s", err, out)
+			buildErr = fmt.Errorf("./build.sh: %w\n%s", err, out)
 			return
 		}
 		buildDir = filepath.Join(root, "bin")
@@ -65,7 +65,7 @@ func BuildFailpoint(pkg, out string) error {
 	cmd.Dir = root
 	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
 	if b, err := cmd.CombinedOutput(); err != nil {
-		return fmt.Errorf("go build -tags failpoint %s: %v\n%s", pkg, err, b)
+		return fmt.Errorf("go build -tags failpoint %s: %w\n%s", pkg, err, b)
 	}
 	return nil
 }

@@ -225,7 +225,7 @@ func (h *Host) boot() error {
 	line, err := bufio.NewReader(r).ReadString('\n')
 	if line != "ready\n" {
 		log, _ := os.ReadFile(filepath.Join(h.dir, "holder.log"))
-		return fmt.Errorf("host setup failed (%v): %s", err, strings.TrimSpace(string(log)))
+		return fmt.Errorf("host setup failed (%w): %s", err, strings.TrimSpace(string(log)))
 	}
 	if h.initPID, err = childPID(cmd.Process.Pid); err != nil {
 		return err
