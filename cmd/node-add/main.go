@@ -140,23 +140,14 @@ func run(env *cli.Env, args []string) error {
 	}
 	results := make([]*join.Result, len(nodes))
 	var mu sync.Mutex
-	sem := make(chan struct{}, f.parallel)
-	var wg sync.WaitGroup
-	for i, n := range nodes {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			sem <- struct{}{}
-			defer func() { <-sem }()
-			r := join.Join(ctx, o, n)
-			mu.Lock()
-			defer mu.Unlock()
-			results[i] = r
-			prog.done(r)
-			report(env, f.output, r)
-		}()
-	}
-	wg.Wait()
+	join.Each(len(nodes), f.parallel, func(i int) {
+		r := join.Join(ctx, o, nodes[i])
+		mu.Lock()
+		defer mu.Unlock()
+		results[i] = r
+		prog.done(r)
+		report(env, f.output, r)
+	})
 	prog.finish()
 	pushSsconf(ctx, env, f, o, results)
 	return summary(env, f.output, results)

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"sort"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/nodejoin/nodejoin/lib/joindoc"
@@ -45,29 +44,21 @@ func PushSsconf(ctx context.Context, o Options, parallel int) ([]PushResult, err
 	sort.Strings(nodes)
 	client := noded.NewClient(o.Cluster.Server.Cert, o.Cluster.Client)
 	out := make([]PushResult, len(nodes))
-	sem := make(chan struct{}, max(parallel, 1))
-	var wg sync.WaitGroup
-	for i, n := range nodes {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			sem <- struct{}{}
-			defer func() { <-sem }()
-			addr := addrs[n]
-			if addr == "" {
-				addr = n
-			}
-			pctx, cancel := context.WithTimeout(ctx, 15*time.Second)
-			defer cancel()
-			out[i].Node = n
-			res, err := client.PutSsconf(pctx, addr, o.NodeDaemonPort, update)
-			if err != nil {
-				out[i].Error = fmt.Sprintf("updating ssconf through the node daemon: %v", err)
-				return
-			}
-			out[i].Changed = res.Changed
-		}()
-	}
-	wg.Wait()
+	Each(len(nodes), parallel, func(i int) {
+		n := nodes[i]
+		addr := addrs[n]
+		if addr == "" {
+			addr = n
+		}
+		pctx, cancel := context.WithTimeout(ctx, 15*time.Second)
+		defer cancel()
+		out[i].Node = n
+		res, err := client.PutSsconf(pctx, addr, o.NodeDaemonPort, update)
+		if err != nil {
+			out[i].Error = fmt.Sprintf("updating ssconf through the node daemon: %v", err)
+			return
+		}
+		out[i].Changed = res.Changed
+	})
 	return out, nil
 }

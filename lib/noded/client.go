@@ -38,28 +38,53 @@ func NewClient(cluster *x509.Certificate, client *certs.KeyPair) *Client {
 
 // Version asks host:port for /version.
 func (c *Client) Version(ctx context.Context, host string, port int) (*Version, error) {
-	u := "https://" + net.JoinHostPort(host, strconv.Itoa(port)) + "/version"
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
+	body, err := c.do(ctx, http.MethodGet, host, port, "/version", nil)
 	if err != nil {
 		return nil, err
-	}
-	resp, err := c.http.Do(req)
-	if err != nil {
-		return nil, err
-	}
-	defer resp.Body.Close()
-	body, err := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
-	if err != nil {
-		return nil, err
-	}
-	if resp.StatusCode != http.StatusOK {
-		return nil, fmt.Errorf("GET /version: %s", resp.Status)
 	}
 	var v Version
 	if err := json.Unmarshal(body, &v); err != nil {
 		return nil, fmt.Errorf("GET /version: %w", err)
 	}
 	return &v, nil
+}
+
+// do sends one request with an optional JSON body and returns the body of
+// a 200 answer; any other status is an error with the daemon's reasons.
+func (c *Client) do(ctx context.Context, method, host string, port int, path string, in any) ([]byte, error) {
+	var reqBody io.Reader
+	if in != nil {
+		b, err := json.Marshal(in)
+		if err != nil {
+			return nil, err
+		}
+		reqBody = bytes.NewReader(b)
+	}
+	u := "https://" + net.JoinHostPort(host, strconv.Itoa(port)) + path
+	req, err := http.NewRequestWithContext(ctx, method, u, reqBody)
+	if err != nil {
+		return nil, err
+	}
+	if in != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	resp, err := c.http.Do(req)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	data, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	if err != nil {
+		return nil, err
+	}
+	if resp.StatusCode != http.StatusOK {
+		var e ErrorReply
+		if json.Unmarshal(data, &e) == nil && len(e.Errors) > 0 {
+			return nil, fmt.Errorf("%s %s: %s: %s", method, path, resp.Status, strings.Join(e.Errors, "; "))
+		}
+		return nil, fmt.Errorf("%s %s: %s", method, path, resp.Status)
+	}
+	return data, nil
 }
 
 // WaitVersion asks until the daemon answers or ctx ends, every interval.
@@ -81,31 +106,9 @@ func (c *Client) WaitVersion(ctx context.Context, host string, port int, interva
 // PutSsconf sends the master's ssconf values to host:port and returns what
 // the node changed.
 func (c *Client) PutSsconf(ctx context.Context, host string, port int, u *joindoc.SsconfUpdate) (*joindoc.Result, error) {
-	body, err := json.Marshal(u)
+	body, err := c.do(ctx, http.MethodPut, host, port, "/ssconf", u)
 	if err != nil {
 		return nil, err
 	}
-	url := "https://" + net.JoinHostPort(host, strconv.Itoa(port)) + "/ssconf"
-	req, err := http.NewRequestWithContext(ctx, http.MethodPut, url, bytes.NewReader(body))
-	if err != nil {
-		return nil, err
-	}
-	req.Header.Set("Content-Type", "application/json")
-	resp, err := c.http.Do(req)
-	if err != nil {
-		return nil, err
-	}
-	defer resp.Body.Close()
-	data, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
-	if err != nil {
-		return nil, err
-	}
-	if resp.StatusCode != http.StatusOK {
-		var e ErrorReply
-		if json.Unmarshal(data, &e) == nil && len(e.Errors) > 0 {
-			return nil, fmt.Errorf("PUT /ssconf: %s: %s", resp.Status, strings.Join(e.Errors, "; "))
-		}
-		return nil, fmt.Errorf("PUT /ssconf: %s", resp.Status)
-	}
-	return joindoc.DecodeResult(bytes.NewReader(data))
+	return joindoc.DecodeResult(bytes.NewReader(body))
 }
