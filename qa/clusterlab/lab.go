@@ -22,11 +22,14 @@ type Lab struct {
 }
 
 // NodeConfig is the node.json every lab host gets: the harness's sshd check
-// and restart scripts (there is no systemd in a lab host); noded restarts
-// with its default, `noded --restart`.
+// and restart scripts (there is no systemd in a lab host), and our noded as
+// the node daemon, named because the machine may have Ganeti installed,
+// whose daemon-util would otherwise make ganeti-noded the default (the
+// Ganeti scenario gives its hosts GanetiNodeConfig instead).
 var NodeConfig = map[string]any{
-	"sshd_check_command":   []string{"nj-check-sshd"},
-	"sshd_restart_command": []string{"nj-restart-sshd"},
+	"sshd_check_command":          []string{"nj-check-sshd"},
+	"sshd_restart_command":        []string{"nj-restart-sshd"},
+	"node_daemon_restart_command": []string{"noded", "--restart"},
 }
 
 // New builds the programs (once per process), starts a lab and installs
