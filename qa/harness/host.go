@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"net/netip"
 	"os"
 	"os/exec"
@@ -117,6 +118,11 @@ func (h *Host) prepare() error {
 		if err := os.Chmod(filepath.Join(h.dir, d), mode); err != nil {
 			return err
 		}
+	}
+	// The machine's /var/log directories, empty: packages make theirs at
+	// install time (Ganeti's daemons do not start without /var/log/ganeti).
+	if err := mirrorDirs("/var/log", h.Path("/var/log")); err != nil {
+		return fmt.Errorf("making /var/log: %w", err)
 	}
 	// Ganeti's package puts its version links and hook scripts in
 	// /etc/ganeti; each host gets its own copy, which Ganeti may rewrite.
@@ -418,6 +424,31 @@ func (h *Host) InstallBinaries(dir string) error {
 		}
 	}
 	return nil
+}
+
+// mirrorDirs makes under dst every directory under src, with its mode and
+// owner, and no file.
+func mirrorDirs(src, dst string) error {
+	return filepath.WalkDir(src, func(p string, d fs.DirEntry, err error) error {
+		if err != nil || !d.IsDir() {
+			return err
+		}
+		fi, err := d.Info()
+		if err != nil {
+			return err
+		}
+		rel, _ := filepath.Rel(src, p)
+		target := filepath.Join(dst, rel)
+		if err := os.MkdirAll(target, 0o755); err != nil {
+			return err
+		}
+		if st, ok := fi.Sys().(*syscall.Stat_t); ok {
+			if err := os.Lchown(target, int(st.Uid), int(st.Gid)); err != nil {
+				return err
+			}
+		}
+		return os.Chmod(target, fi.Mode().Perm()|fi.Mode()&os.ModeSticky)
+	})
 }
 
 func copyFile(src, dst string, mode os.FileMode) error {

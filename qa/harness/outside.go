@@ -34,11 +34,15 @@ var outsideSkip = []string{"/run/netns"}
 // link with its mode, owner, size and content hash.
 type Snapshot map[string]string
 
-// TakeSnapshot records OutsideDirs on the real filesystem (the caller's
-// mount namespace: a test process, not a lab host).
-func TakeSnapshot() (Snapshot, error) {
+// TakeSnapshot records dirs, by default OutsideDirs, on the real
+// filesystem (the caller's mount namespace: a test process, not a lab
+// host).
+func TakeSnapshot(dirs ...string) (Snapshot, error) {
+	if len(dirs) == 0 {
+		dirs = OutsideDirs
+	}
 	s := Snapshot{}
-	for _, top := range OutsideDirs {
+	for _, top := range dirs {
 		err := filepath.WalkDir(top, func(p string, d fs.DirEntry, err error) error {
 			if err != nil {
 				if errors.Is(err, fs.ErrNotExist) {
@@ -103,10 +107,10 @@ func (s Snapshot) Diff(after Snapshot) []string {
 	return d
 }
 
-// CheckNothingOutside returns an error listing every change to OutsideDirs
-// since before.
-func CheckNothingOutside(before Snapshot) error {
-	after, err := TakeSnapshot()
+// CheckNothingOutside returns an error listing every change to dirs (by
+// default OutsideDirs: pass the same as to TakeSnapshot) since before.
+func CheckNothingOutside(before Snapshot, dirs ...string) error {
+	after, err := TakeSnapshot(dirs...)
 	if err != nil {
 		return err
 	}
