@@ -28,16 +28,16 @@ const File = "/etc/nodejoin/node.json"
 // Config is the node configuration with defaults filled in. Paths are node
 // paths (as seen with --root /); Path maps them under the root.
 type Config struct {
-	Root                     string   `json:"-"`
-	DataDir                  string   `json:"data_dir"`
-	SSHConfigDir             string   `json:"ssh_config_dir"`
-	SSHLoginUser             string   `json:"ssh_login_user"`
-	LockDir                  string   `json:"lock_dir"`
-	StateDir                 string   `json:"state_dir"`
-	RunDir                   string   `json:"run_dir"`
-	LogDir                   string   `json:"log_dir"`
-	SSHDCheckCommand         []string `json:"sshd_check_command"`
-	SSHDRestartCommand       []string `json:"sshd_restart_command"`
+	Root               string   `json:"-"`
+	DataDir            string   `json:"data_dir"`
+	SSHConfigDir       string   `json:"ssh_config_dir"`
+	SSHLoginUser       string   `json:"ssh_login_user"`
+	LockDir            string   `json:"lock_dir"`
+	StateDir           string   `json:"state_dir"`
+	RunDir             string   `json:"run_dir"`
+	LogDir             string   `json:"log_dir"`
+	SSHDCheckCommand   []string `json:"sshd_check_command"`
+	SSHDRestartCommand []string `json:"sshd_restart_command"`
 	// SSHQueryKeyCommand lists the key types the node's OpenSSH supports,
 	// one per line (ssh -Q key): asked before a DSA key is used.
 	SSHQueryKeyCommand []string `json:"ssh_query_key_command"`
@@ -114,19 +114,19 @@ func Default() *Config {
 		restart = []string{"systemctl", "reload-or-restart", "ssh"}
 	}
 	return &Config{
-		Root:                     "/",
-		DataDir:                  "/var/lib/ganeti",
-		SSHConfigDir:             "/etc/ssh",
-		SSHLoginUser:             "root",
-		LockDir:                  "/var/lock",
-		StateDir:                 "/var/lib/nodejoin",
-		RunDir:                   "/run/nodejoin",
-		LogDir:                   "/var/log/nodejoin",
-		SSHDCheckCommand:         []string{"/usr/sbin/sshd", "-t"},
-		SSHDRestartCommand:       restart,
-		SSHQueryKeyCommand:       []string{"ssh", "-Q", "key"},
-		NodeDaemonPort:           1811,
-		ClientKeyType:            certs.GanetiClientKey.Type,
+		Root:               "/",
+		DataDir:            "/var/lib/ganeti",
+		SSHConfigDir:       "/etc/ssh",
+		SSHLoginUser:       "root",
+		LockDir:            "/var/lock",
+		StateDir:           "/var/lib/nodejoin",
+		RunDir:             "/run/nodejoin",
+		LogDir:             "/var/log/nodejoin",
+		SSHDCheckCommand:   []string{"/usr/sbin/sshd", "-t"},
+		SSHDRestartCommand: restart,
+		SSHQueryKeyCommand: []string{"ssh", "-Q", "key"},
+		NodeDaemonPort:     1811,
+		ClientKeyType:      certs.GanetiClientKey.Type,
 	}
 }
 

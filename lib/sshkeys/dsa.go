@@ -43,6 +43,9 @@ func generateDSA() (*dsa.PrivateKey, *pem.Block, error) {
 
 const openSSHMagic = "openssh-key-v1\x00"
 
+// sshDSS is DSA's SSH name (x/crypto/ssh's deprecated InsecureKeyAlgoDSA).
+const sshDSS = "ssh-dss"
+
 // parseOpenSSHDSA reads an unencrypted DSA key in OpenSSH's format (what
 // ssh-keygen -t dsa writes since OpenSSH 7.8), which x/crypto/ssh does not
 // read (PROTOCOL.key). ok is false for a key of another type: the caller
@@ -60,7 +63,7 @@ func parseOpenSSHDSA(data []byte) (key *dsa.PrivateKey, ok bool, err error) {
 		return nil, false, nil // x/crypto/ssh says what is wrong
 	}
 	pub, err := ssh.ParsePublicKey(w.PubKey)
-	if err != nil || pub.Type() != ssh.InsecureKeyAlgoDSA {
+	if err != nil || pub.Type() != sshDSS {
 		return nil, false, nil
 	}
 	if w.CipherName != "none" || w.KdfName != "none" {
@@ -71,7 +74,7 @@ func parseOpenSSHDSA(data []byte) (key *dsa.PrivateKey, ok bool, err error) {
 		KeyType        string
 		Rest           []byte `ssh:"rest"`
 	}
-	if ssh.Unmarshal(w.PrivKeyBlock, &pk) != nil || pk.Check1 != pk.Check2 || pk.KeyType != ssh.InsecureKeyAlgoDSA {
+	if ssh.Unmarshal(w.PrivKeyBlock, &pk) != nil || pk.Check1 != pk.Check2 || pk.KeyType != sshDSS {
 		return nil, true, errors.New("the private key does not parse: malformed OpenSSH key")
 	}
 	var k struct {

@@ -37,7 +37,7 @@ func KindOf(pub ssh.PublicKey) (Kind, error) {
 		return ECDSA, nil
 	case ssh.KeyAlgoED25519:
 		return Ed25519, nil
-	case ssh.InsecureKeyAlgoDSA:
+	case sshDSS:
 		return DSA, nil
 	default:
 		// The type name is not secret and says what was given instead

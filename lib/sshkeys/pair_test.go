@@ -29,12 +29,12 @@ func TestParsePair(t *testing.T) {
 	dsaOtherY := dsaWithOtherY(t, readTestdata(t, "dsa_pem"))
 
 	tests := []struct {
-		name      string
-		kind      Kind
-		private   string
-		public    string
-		wantBits  int
-		wantErr   string
+		name     string
+		kind     Kind
+		private  string
+		public   string
+		wantBits int
+		wantErr  string
 	}{
 		{name: "ed25519 openssh", kind: Ed25519, private: edOpenSSH, public: pubLine(t, ed, "root@node1"), wantBits: 256},
 		{name: "ed25519 pkcs8", kind: Ed25519, private: encode(t, ed, "pkcs8"), public: pubLine(t, ed, ""), wantBits: 256},
