@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 
 	"github.com/nodejoin/nodejoin/lib/cli"
@@ -113,7 +114,9 @@ func Run(ctx context.Context, cfg *nodeconf.Config, log *slog.Logger, p Plan, dr
 		if err := daemon.Run(ctx, log, s.Restart); err != nil {
 			return rollback(ctx, tx, fmt.Errorf("restarting %s: %w", s.Daemon, err), res)
 		}
-		res.Restarted = append(res.Restarted, s.Daemon)
+		if !slices.Contains(res.Restarted, s.Daemon) { // a daemon may take several commands
+			res.Restarted = append(res.Restarted, s.Daemon)
+		}
 	}
 	return tx.Commit()
 }

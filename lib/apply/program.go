@@ -49,6 +49,9 @@ func (p Program[D]) Run(env *cli.Env, args []string) error {
 	}
 	res := plan.Result
 	res.Program = p.Name
+	for _, w := range res.Warnings {
+		cli.PrintWarning(env.Stderr, p.Name, w)
+	}
 	if err := Run(ctx, cfg, env.Log, *plan, f.DryRun, &res); err != nil {
 		return err
 	}

@@ -2,6 +2,8 @@ package sshkeys
 
 import (
 	"bytes"
+	//lint:ignore SA1019 DSA keys of clusters upgraded from Ganeti 2.15 or older
+	"crypto/dsa"
 	"crypto/ed25519"
 	"encoding/pem"
 	"errors"
@@ -21,15 +23,13 @@ type Pair struct {
 }
 
 // ParsePair checks a private key (unencrypted PEM: OpenSSH, PKCS#1 RSA, SEC1
-// EC or PKCS#8) and its public key (one OpenSSH public key line, as in a .pub
+// EC, PKCS#8 or OpenSSL DSA) and its public key (one OpenSSH public key line, as in a .pub
 // file): both parse, both are of kind, they match, and the size is allowed.
 // Ganeti wrote host keys without any of these checks, so a mismatched pair
 // broke sshd only after the write.
 func ParsePair(kind Kind, private, public string) (*Pair, error) {
 	switch kind {
-	case RSA, ECDSA, Ed25519:
-	case DSA:
-		return nil, ErrDSA
+	case RSA, ECDSA, Ed25519, DSA:
 	default:
 		return nil, unknownKind(kind)
 	}
@@ -106,10 +106,14 @@ func parsePrivate(data []byte) (ssh.PublicKey, error) {
 	}
 	format, ok := privateFormats[block.Type]
 	if !ok {
-		return nil, errors.New(prefix + "not an OpenSSH, PKCS#1, SEC1 or PKCS#8 private key")
+		return nil, errors.New(prefix + "not an OpenSSH, PKCS#1, SEC1, PKCS#8 or OpenSSL DSA private key")
 	}
-	raw, err := ssh.ParseRawPrivateKey(pem.EncodeToMemory(block))
+	raw, err := parseRaw(block)
 	if err != nil {
+		var ours *keyError
+		if errors.As(err, &ours) {
+			return nil, ours.err
+		}
 		if _, ok := errors.AsType[*ssh.PassphraseMissingError](err); ok {
 			return nil, errPassphrase
 		}
@@ -125,6 +129,35 @@ func parsePrivate(data []byte) (ssh.PublicKey, error) {
 		return nil, fmt.Errorf(prefix+"the %s key has an unsupported algorithm", format)
 	}
 	return signer.PublicKey(), nil
+}
+
+// keyError carries a reason of our own wording out of parseRaw.
+type keyError struct{ err error }
+
+func (e *keyError) Error() string { return e.err.Error() }
+
+// parseRaw parses a private key block with x/crypto/ssh, and the DSA keys
+// it cannot read itself; a DSA key's public value is checked against its
+// private one.
+func parseRaw(block *pem.Block) (any, error) {
+	if block.Type == "OPENSSH PRIVATE KEY" {
+		if k, ok, err := parseOpenSSHDSA(block.Bytes); ok {
+			if err == nil {
+				err = checkDSA(k)
+			}
+			if err != nil {
+				return nil, &keyError{err}
+			}
+			return k, nil
+		}
+	}
+	raw, err := ssh.ParseRawPrivateKey(pem.EncodeToMemory(block))
+	if k, ok := raw.(*dsa.PrivateKey); ok && err == nil {
+		if err := checkDSA(k); err != nil {
+			return nil, &keyError{err}
+		}
+	}
+	return raw, err
 }
 
 var errPassphrase = errors.New("the private key is passphrase-protected; give it unencrypted")

@@ -22,10 +22,9 @@ type Lab struct {
 }
 
 // NodeConfig is the node.json every lab host gets: the harness's sshd check
-// and restart scripts (there is no systemd in a lab host), and our noded as
-// the node daemon, named because the machine may have Ganeti installed,
-// whose daemon-util would otherwise make ganeti-noded the default (the
-// Ganeti scenario gives its hosts GanetiNodeConfig instead).
+// and restart scripts (there is no systemd in a lab host), and noded's
+// restart named, since lab hosts share the machine's /usr: where Debian's
+// ganeti package is installed, the default would be Ganeti's daemon-util.
 var NodeConfig = map[string]any{
 	"sshd_check_command":          []string{"nj-check-sshd"},
 	"sshd_restart_command":        []string{"nj-restart-sshd"},
