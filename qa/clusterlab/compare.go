@@ -33,7 +33,7 @@ var Generated = regexp.MustCompile(`^(/root/\.ssh/id_[a-z0-9]+(\.pub)?|/var/lib/
 
 // backupName matches Ganeti's backup suffix (utils.CreateBackup:
 // NAME.backup-YYYY-MM-DD_HH_MM_SS.RANDOM), which differs on every run.
-var backupName = regexp.MustCompile(`\.backup-\d{4}-\d\d-\d\d_\d\d_\d\d\.[^/]+$`)
+var backupName = regexp.MustCompile(`\.backup-\d{4}-\d\d-\d\d_\d\d_\d\d_\d\d\.[^/]+$`)
 
 // restartStub is what a private run puts in place of the node's service
 // commands (Ganeti's daemon-util, the sshd restart of node.json): it logs
@@ -169,8 +169,9 @@ func PrivateTree(h *harness.Host, name string) (map[string]Entry, error) {
 
 // ownKeyReplaced returns the hash and text of an authorized_keys file with
 // the node's own root public key (generated, so different on every run)
-// replaced by a placeholder: a tool that authorizes the key it made leaves
-// equal files.
+// replaced by a placeholder, and its lines sorted: sshd reads the file as a
+// set, and Ganeti authorizes the key it made before the master's keys,
+// ours after them (doc/ganeti.md).
 func ownKeyReplaced(base string, b []byte) (sum, text string) {
 	text = string(b)
 	pubs, _ := filepath.Glob(base + "/root/.ssh/id_*.pub")
@@ -183,6 +184,9 @@ func ownKeyReplaced(base string, b []byte) (sum, text string) {
 			text = strings.ReplaceAll(text, f[1], "<this node's "+filepath.Base(p)+">")
 		}
 	}
+	lines := strings.Split(strings.TrimRight(text, "\n"), "\n")
+	sort.Strings(lines)
+	text = strings.Join(lines, "\n") + "\n"
 	s := sha256.Sum256([]byte(text))
 	return hex.EncodeToString(s[:8]), text
 }
@@ -269,12 +273,15 @@ func parsePrivateKey(blk *pem.Block) (any, error) {
 }
 
 // DiffTrees lists how tree b differs from tree a, one line per path,
-// sorted: "only in A: path", "only in B: path", or "path: what A has | what B has".
-func DiffTrees(nameA string, a map[string]Entry, nameB string, b map[string]Entry) []string {
+// sorted: "only in A: path", "only in B: path", or "path: what A has | what
+// B has". A path for which same(path, a's entry, b's entry) is true is left
+// out (a difference on purpose, which the caller lists).
+func DiffTrees(nameA string, a map[string]Entry, nameB string, b map[string]Entry, same func(p string, ea, eb Entry) bool) []string {
 	var d []string
 	for p, ea := range a {
 		eb, ok := b[p]
 		switch {
+		case ok && ea != eb && same != nil && same(p, ea, eb):
 		case !ok:
 			d = append(d, fmt.Sprintf("only in %s: %s %s %s", nameA, p, ea.Mode, ea.Owner))
 		case ea != eb:

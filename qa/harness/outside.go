@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"sort"
 	"strings"
@@ -135,4 +136,55 @@ func ownerOf(fi fs.FileInfo) string {
 		return fmt.Sprintf("%d:%d", st.Uid, st.Gid)
 	}
 	return "?"
+}
+
+// OverlaidDirs are the machine's directories that RunOverlaid covers: the
+// parents of OutsideDirs, so that a directory a program would create (e.g.
+// /var/lib/nodejoin) is caught too. /run is left out: `ip netns add` keeps
+// every lab's namespaces in /run/netns, which must stay the machine's;
+// each host has its own tmpfs /run.
+var OverlaidDirs = []string{"/etc", "/root", "/var/lib", "/var/log", "/var/tmp", "/usr/local", "/dev/shm"}
+
+// RunOverlaid runs argv (a test binary's own -test.run, typically) in a
+// new mount namespace where each of OverlaidDirs is an overlay whose upper
+// layer is under upper, and returns what argv printed and every path it,
+// or anything it started (a lab's hosts copy its mounts), wrote or deleted
+// in those directories. A write there by another process of the machine
+// does not show: only this namespace sees the overlays.
+func RunOverlaid(upper string, env []string, argv ...string) (written []string, output []byte, err error) {
+	var b strings.Builder
+	b.WriteString("set -e\n")
+	for i, d := range OverlaidDirs {
+		u := fmt.Sprintf("%s/%d", upper, i)
+		if err := os.MkdirAll(u+"/u", 0o755); err != nil {
+			return nil, nil, err
+		}
+		if err := os.MkdirAll(u+"/w", 0o755); err != nil {
+			return nil, nil, err
+		}
+		fmt.Fprintf(&b, "mount -t overlay overlay -o %s %s\n", shq("lowerdir="+d+",upperdir="+u+"/u,workdir="+u+"/w"), shq(d))
+	}
+	b.WriteString(`exec "$@"` + "\n")
+	cmd := exec.Command("unshare", append([]string{"--mount", "--propagation", "private", "sh", "-c", b.String(), "sh"}, argv...)...)
+	cmd.Env = append(os.Environ(), env...)
+	output, err = cmd.CombinedOutput()
+	for i, d := range OverlaidDirs {
+		u := fmt.Sprintf("%s/%d/u", upper, i)
+		werr := filepath.WalkDir(u, func(p string, de fs.DirEntry, err error) error {
+			if err != nil || p == u {
+				return err
+			}
+			what := "written"
+			if de.Type()&fs.ModeCharDevice != 0 {
+				what = "deleted" // an overlay whiteout
+			}
+			written = append(written, filepath.Join(d, strings.TrimPrefix(p, u))+" ("+what+")")
+			return nil
+		})
+		if werr != nil {
+			return written, output, werr
+		}
+	}
+	sort.Strings(written)
+	return written, output, err
 }

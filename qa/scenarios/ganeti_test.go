@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"os/user"
 	"regexp"
 	"strings"
 	"testing"
@@ -43,7 +44,7 @@ func TestGanetiMaster(t *testing.T) {
 	}
 	ctx, cancel := context.WithTimeout(t.Context(), 3*time.Minute)
 	defer cancel()
-	l := clusterlab.New(t, harness.Options{Nodes: 2, ShareRSAHostKey: false})
+	l := clusterlab.New(t, harness.Options{Nodes: 2})
 	master, node, spare := l.Master, l.Nodes[0], l.Nodes[1]
 	if err := l.SetUpGanetiHosts(); err != nil {
 		t.Fatal(err)
@@ -83,6 +84,8 @@ func TestGanetiMaster(t *testing.T) {
 	if _, err := os.Stat(node.Path("/run/nodejoin/noded.pid")); err == nil {
 		t.Errorf("%s runs our reference noded: on a Ganeti node the node daemon is ganeti-noded", node.Name)
 	}
+
+	checkGanetiOwners(t, ctx, master, node)
 
 	// --readd: our programs' files stay as they are. Ganeti's master
 	// replicates its configuration and job queue to a master candidate
@@ -125,6 +128,27 @@ func TestGanetiMaster(t *testing.T) {
 	}
 	if err := harness.CheckNothingOutside(before, outside...); err != nil {
 		t.Error(err)
+	}
+}
+
+// checkGanetiOwners checks that the joined node's Ganeti files have the
+// modes and owners of the master's, which Ganeti made itself.
+func checkGanetiOwners(t *testing.T, ctx context.Context, master, node *harness.Host) {
+	t.Helper()
+	files := []string{"/var/lib/ganeti/hmac.key", "/var/lib/ganeti/server.pem", "/var/lib/ganeti/client.pem",
+		"/var/lib/ganeti/ssconf_cluster_name", "/var/lib/ganeti/known_hosts", "/root/.ssh/authorized_keys", "/root/.ssh/id_rsa"}
+	want, err := clusterlab.Stat(ctx, master, files...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := clusterlab.Stat(ctx, node, files...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range files {
+		if got[f] != want[f] {
+			t.Errorf("%s: %s is %q, the master's %q", node.Name, f, got[f], want[f])
+		}
 	}
 }
 
@@ -195,12 +219,33 @@ func checkGanetiVerify(t *testing.T, ctx context.Context, master *harness.Host) 
 	if r.Code == 0 && len(accepted) > 0 {
 		t.Errorf("gnt-cluster verify exited 0 with errors listed")
 	}
+	if len(accepted) == 0 || len(unexpected) > 0 {
+		return
+	}
+	// Ganeti's own way to pass over a check the site cannot meet.
+	r = clusterlab.Run(ctx, master, nil, "gnt-cluster", "verify", "--error-codes", "--ignore-errors=ENODESETUP")
+	t.Logf("master# gnt-cluster verify --error-codes --ignore-errors=ENODESETUP: exit %d (%v)", r.Code, r.Took.Round(time.Millisecond))
+	if !r.OK() || strings.Contains(r.Stdout+r.Stderr, "ERROR") {
+		t.Errorf("gnt-cluster verify --ignore-errors=ENODESETUP: %s", r)
+	}
 }
 
-// GanetiIntended are the differences between the files Ganeti's own tools
-// and ours leave from the same documents that are there on purpose, each
-// explained in doc/ganeti.md. A line of the comparison must match one.
-var ganetiIntended = []*regexp.Regexp{}
+// ganetiOwners are the files Ganeti's node-daemon-setup gives to the
+// masterd user and group (tools/node_daemon_setup.py), where ours leave
+// them root's: on a Ganeti node, `daemon-util start` runs ensure-dirs,
+// which sets the owner of each (checkGanetiOwners shows it on the joined
+// node). A difference that remains, in doc/ganeti.md.
+var ganetiOwners = map[string]bool{"/var/lib/ganeti/hmac.key": true, "/var/lib/ganeti/server.pem": true}
+
+// ownerOnly reports a difference in owner alone, for a file ganetiOwners
+// names: Ganeti's gnt-masterd, ours root.
+func ownerOnly(masterd string) func(p string, ga, nj clusterlab.Entry) bool {
+	return func(p string, ga, nj clusterlab.Entry) bool {
+		same := ga
+		same.Owner = nj.Owner
+		return ganetiOwners[p] && same == nj && ga.Owner == masterd && nj.Owner == "0:0"
+	}
+}
 
 // compareWithGanetiTools runs Ganeti's prepare-node-join and
 // node-daemon-setup, and ours, on the documents docs, each pair on its own
@@ -242,27 +287,31 @@ func compareWithGanetiTools(t *testing.T, ctx context.Context, spare *harness.Ho
 	if err != nil {
 		t.Fatal(err)
 	}
-	diff := clusterlab.DiffTrees("Ganeti", ga, "nodejoin", nj)
-	var kept, unexpected []string
-	for _, d := range diff {
-		ok := false
-		for _, re := range ganetiIntended {
-			if re.MatchString(d) {
-				ok = true
-				break
-			}
-		}
-		if ok {
-			kept = append(kept, d)
-		} else {
-			unexpected = append(unexpected, d)
-		}
+	masterd, err := userGroup("gnt-masterd")
+	if err != nil {
+		t.Fatal(err)
 	}
-	t.Logf("files compared: %d (Ganeti's tools) and %d (ours); differences on purpose (doc/ganeti.md):\n%s",
-		len(ga), len(nj), strings.Join(kept, "\n"))
-	if len(unexpected) > 0 {
-		t.Errorf("Ganeti's tools and ours leave different files from the same documents:\n%s", strings.Join(unexpected, "\n"))
+	for p := range ganetiOwners {
+		t.Logf("on purpose (doc/ganeti.md): %s: Ganeti's tool gives it to gnt-masterd (%s), ours to root; "+
+			"ensure-dirs sets it when the daemons start", p, masterd)
 	}
+	if d := clusterlab.DiffTrees("Ganeti", ga, "nodejoin", nj, ownerOnly(masterd)); len(d) > 0 {
+		t.Errorf("Ganeti's tools and ours leave different files from the same documents:\n%s", strings.Join(d, "\n"))
+	}
+	t.Logf("files compared: %d left by Ganeti's tools, %d by ours", len(ga), len(nj))
+}
+
+// userGroup returns "uid:gid" of a user and the group of the same name.
+func userGroup(name string) (string, error) {
+	u, err := user.Lookup(name)
+	if err != nil {
+		return "", err
+	}
+	g, err := user.LookupGroup(name)
+	if err != nil {
+		return "", err
+	}
+	return u.Uid + ":" + g.Gid, nil
 }
 
 // treeLines is the node's tree (clusterlab.Tree) without the lines skip
