@@ -50,7 +50,7 @@ var binds = [][2]string{
 	{"/etc/nodejoin", "etc/nodejoin"},
 	{"/var/lib/nodejoin", "var/lib/nodejoin"},
 	{"/var/lock", "var/lock"},
-	{"/run/lock", "var/lock"}, // Debian: /var/lock -> /run/lock; not mounted twice
+	{"/run/lock", "var/lock"},     // Debian: /var/lock -> /run/lock; not mounted twice
 	{"/etc/ganeti", "etc/ganeti"}, // Ganeti's version links (lib, share) and hooks
 	{"/var/log", "var/log"},       // every log of the host: sshd, noded, Ganeti's daemons
 	{"/usr/local/sbin", "bin"},
@@ -98,7 +98,7 @@ func (h *Host) Path(p string) string {
 	return fmt.Sprintf("/proc/%d/root%s", h.initPID, p)
 }
 
-func (h *Host) binDir() string  { return filepath.Join(h.dir, "bin") }
+func (h *Host) binDir() string { return filepath.Join(h.dir, "bin") }
 
 // sshdLog is where the host's sshd logs, in the host.
 const sshdLog = "/var/log/sshd.log"

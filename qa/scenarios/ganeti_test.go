@@ -42,7 +42,7 @@ func TestGanetiMaster(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithTimeout(t.Context(), 3*time.Minute)
+	ctx, cancel := context.WithTimeout(t.Context(), 4*time.Minute)
 	defer cancel()
 	l := clusterlab.New(t, harness.Options{Nodes: 2})
 	master, node, spare := l.Master, l.Nodes[0], l.Nodes[1]
