@@ -28,29 +28,27 @@ const File = "/etc/nodejoin/node.json"
 // Config is the node configuration with defaults filled in. Paths are node
 // paths (as seen with --root /); Path maps them under the root.
 type Config struct {
-	Root               string   `json:"-"`
-	DataDir            string   `json:"data_dir"`
-	SSHConfigDir       string   `json:"ssh_config_dir"`
-	SSHLoginUser       string   `json:"ssh_login_user"`
-	LockDir            string   `json:"lock_dir"`
-	StateDir           string   `json:"state_dir"`
-	RunDir             string   `json:"run_dir"`
-	LogDir             string   `json:"log_dir"`
-	SSHDCheckCommand   []string `json:"sshd_check_command"`
-	SSHDRestartCommand []string `json:"sshd_restart_command"`
+	Root                     string   `json:"-"`
+	DataDir                  string   `json:"data_dir"`
+	SSHConfigDir             string   `json:"ssh_config_dir"`
+	SSHLoginUser             string   `json:"ssh_login_user"`
+	LockDir                  string   `json:"lock_dir"`
+	StateDir                 string   `json:"state_dir"`
+	RunDir                   string   `json:"run_dir"`
+	LogDir                   string   `json:"log_dir"`
+	SSHDCheckCommand         []string `json:"sshd_check_command"`
+	SSHDRestartCommand       []string `json:"sshd_restart_command"`
+	NodeDaemonRestartCommand Commands `json:"node_daemon_restart_command"` // default: see fill
+	NodeDaemonPort           int      `json:"node_daemon_port"`
 	// SSHQueryKeyCommand lists the key types the node's OpenSSH supports,
 	// one per line (ssh -Q key): asked before a DSA key is used.
 	SSHQueryKeyCommand []string `json:"ssh_query_key_command"`
-	// NodeDaemonRestartCommand is one command or a sequence; Load fills in
-	// Ganeti's sequence where Ganeti is installed (Ganeti).
-	NodeDaemonRestartCommand Commands `json:"node_daemon_restart_command"`
-	NodeDaemonPort           int      `json:"node_daemon_port"`
 	// ClientKeyType and ClientKeyBits are the key of a new client.pem.
 	ClientKeyType string `json:"client_key_type"`
 	ClientKeyBits int    `json:"client_key_bits"`
-	// Ganeti is the daemon-util found, as a node path; "" where Ganeti is
+	// ganeti is the daemon-util found, as a node path; "" where Ganeti is
 	// not installed.
-	Ganeti string `json:"-"`
+	ganeti string
 }
 
 // Commands is a sequence of commands, each an argument list, run in order
@@ -72,11 +70,11 @@ func (c *Commands) UnmarshalJSON(data []byte) error {
 	return nil
 }
 
-// DaemonUtils are where Ganeti's packages put daemon-util (PKGLIBDIR):
+// daemonUtils are where Ganeti's packages put daemon-util (PKGLIBDIR):
 // Debian's and upstream's /usr/lib/ganeti (a symbolic link into the active
 // version, /usr/lib/ganeti/3.0/usr/lib/ganeti/daemon-util for Debian's
 // 3.0), EL's /usr/lib64/ganeti, a source install's /usr/local/lib/ganeti.
-var DaemonUtils = []string{"/usr/lib/ganeti/daemon-util", "/usr/lib64/ganeti/daemon-util", "/usr/local/lib/ganeti/daemon-util"}
+var daemonUtils = []string{"/usr/lib/ganeti/daemon-util", "/usr/lib64/ganeti/daemon-util", "/usr/local/lib/ganeti/daemon-util"}
 
 // ganetiRestart is Ganeti's own node daemon (re)start
 // (lib/tools/node_daemon_setup.py): stop every Ganeti daemon, then start
@@ -91,11 +89,11 @@ func ganetiRestart(daemonUtil string) Commands {
 	}
 }
 
-// detectGaneti returns the first of DaemonUtils that exists under the root
+// detectGaneti returns the first of daemonUtils that exists under the root
 // (a link counts: Debian's points into /etc/ganeti/lib, which the master
 // sets up), or "".
 func (c *Config) detectGaneti() string {
-	for _, p := range DaemonUtils {
+	for _, p := range daemonUtils {
 		if _, err := os.Lstat(c.Path(p)); err == nil {
 			return p
 		}
@@ -104,8 +102,7 @@ func (c *Config) detectGaneti() string {
 }
 
 // Default returns the configuration of a node without node.json: Ganeti's
-// layout, and the restart commands of the init system that runs. The node
-// daemon restart is left to Load, which looks for Ganeti under the root.
+// layout, and the restart commands of the init system that runs.
 func Default() *Config {
 	restart := []string{"service", "ssh", "restart"}
 	if fi, err := os.Stat("/run/systemd/system"); err == nil && fi.IsDir() {
@@ -114,19 +111,20 @@ func Default() *Config {
 		restart = []string{"systemctl", "reload-or-restart", "ssh"}
 	}
 	return &Config{
-		Root:               "/",
-		DataDir:            "/var/lib/ganeti",
-		SSHConfigDir:       "/etc/ssh",
-		SSHLoginUser:       "root",
-		LockDir:            "/var/lock",
-		StateDir:           "/var/lib/nodejoin",
-		RunDir:             "/run/nodejoin",
-		LogDir:             "/var/log/nodejoin",
-		SSHDCheckCommand:   []string{"/usr/sbin/sshd", "-t"},
-		SSHDRestartCommand: restart,
-		SSHQueryKeyCommand: []string{"ssh", "-Q", "key"},
-		NodeDaemonPort:     1811,
-		ClientKeyType:      certs.GanetiClientKey.Type,
+		Root:                     "/",
+		DataDir:                  "/var/lib/ganeti",
+		SSHConfigDir:             "/etc/ssh",
+		SSHLoginUser:             "root",
+		LockDir:                  "/var/lock",
+		StateDir:                 "/var/lib/nodejoin",
+		RunDir:                   "/run/nodejoin",
+		LogDir:                   "/var/log/nodejoin",
+		SSHDCheckCommand:         []string{"/usr/sbin/sshd", "-t"},
+		SSHDRestartCommand:       restart,
+		NodeDaemonRestartCommand: nil, // Load looks for Ganeti under the root
+		NodeDaemonPort:           1811,
+		SSHQueryKeyCommand:       []string{"ssh", "-Q", "key"},
+		ClientKeyType:            certs.GanetiClientKey.Type,
 	}
 }
 
@@ -165,12 +163,12 @@ func Load(root string) (*Config, error) {
 
 // fill puts in the defaults that depend on other keys or on the node.
 func (c *Config) fill() error {
-	c.Ganeti = c.detectGaneti()
+	c.ganeti = c.detectGaneti()
 	if c.NodeDaemonRestartCommand == nil {
 		c.NodeDaemonRestartCommand = Commands{{"noded", "--restart"}}
-		if c.Ganeti != "" {
+		if c.ganeti != "" {
 			// Run the daemon-util found, under the root too.
-			c.NodeDaemonRestartCommand = ganetiRestart(c.Path(c.Ganeti))
+			c.NodeDaemonRestartCommand = ganetiRestart(c.Path(c.ganeti))
 		}
 	}
 	if c.ClientKeyBits == 0 {

@@ -38,7 +38,7 @@ func TestLoad(t *testing.T) {
 		{"unknown", `{"data_dri": "/x"}`, "invalid input: /etc/nodejoin/node.json:/data_dri: unknown key", nil},
 		{"port", `{"node_daemon_port": 70000}`, "invalid input: /etc/nodejoin/node.json:/node_daemon_port: must be <= 65535 but found 70000", nil},
 		{"defaults without ganeti", "", "", func(c *Config) bool {
-			return c.Ganeti == "" && reflect.DeepEqual(c.NodeDaemonRestartCommand, Commands{{"noded", "--restart"}}) &&
+			return c.ganeti == "" && reflect.DeepEqual(c.NodeDaemonRestartCommand, Commands{{"noded", "--restart"}}) &&
 				c.ClientKey() == certs.GanetiClientKey && c.ClientKeyBits == 2048 &&
 				slices.Equal(c.SSHQueryKeyCommand, []string{"ssh", "-Q", "key"})
 		}},
@@ -119,8 +119,8 @@ func TestGanetiDetected(t *testing.T) {
 				du := filepath.Join(root, tc.want)
 				want = Commands{{du, "stop-all"}, {du, "start", "ganeti-noded"}, {du, "start", "ganeti-mond"}}
 			}
-			if c.Ganeti != tc.want || !reflect.DeepEqual(c.NodeDaemonRestartCommand, want) {
-				t.Errorf("Ganeti %q, restart %q; want %q, %q", c.Ganeti, c.NodeDaemonRestartCommand, tc.want, want)
+			if c.ganeti != tc.want || !reflect.DeepEqual(c.NodeDaemonRestartCommand, want) {
+				t.Errorf("Ganeti %q, restart %q; want %q, %q", c.ganeti, c.NodeDaemonRestartCommand, tc.want, want)
 			}
 			// A restart command in node.json wins over the detection.
 			writeFile(t, filepath.Join(root, File), `{"node_daemon_restart_command": ["/bin/true"]}`)

@@ -75,7 +75,7 @@ func parseOpenSSHDSA(data []byte) (key *dsa.PrivateKey, ok bool, err error) {
 		Rest           []byte `ssh:"rest"`
 	}
 	if ssh.Unmarshal(w.PrivKeyBlock, &pk) != nil || pk.Check1 != pk.Check2 || pk.KeyType != sshDSS {
-		return nil, true, errors.New("the private key does not parse: malformed OpenSSH key")
+		return nil, true, errors.New(unparsable + "malformed OpenSSH key")
 	}
 	var k struct {
 		P, Q, G, Y, X *big.Int
@@ -83,7 +83,7 @@ func parseOpenSSHDSA(data []byte) (key *dsa.PrivateKey, ok bool, err error) {
 		Pad           []byte `ssh:"rest"`
 	}
 	if ssh.Unmarshal(pk.Rest, &k) != nil {
-		return nil, true, errors.New("the private key does not parse: malformed OpenSSH key")
+		return nil, true, errors.New(unparsable + "malformed OpenSSH key")
 	}
 	return &dsa.PrivateKey{PublicKey: dsa.PublicKey{Parameters: dsa.Parameters{P: k.P, Q: k.Q, G: k.G}, Y: k.Y}, X: k.X}, true, nil
 }
@@ -93,10 +93,10 @@ func parseOpenSSHDSA(data []byte) (key *dsa.PrivateKey, ok bool, err error) {
 func checkDSA(k *dsa.PrivateKey) error {
 	if k.P == nil || k.Q == nil || k.G == nil || k.Y == nil || k.X == nil ||
 		k.P.Sign() <= 0 || k.X.Sign() <= 0 || k.X.Cmp(k.Q) >= 0 {
-		return errors.New("the private key does not parse: malformed DSA key")
+		return errors.New(unparsable + "malformed DSA key")
 	}
 	if new(big.Int).Exp(k.G, k.X, k.P).Cmp(k.Y) != 0 {
-		return errors.New("the private key does not parse: its DSA public value is not its own")
+		return errors.New(unparsable + "its DSA public value is not its own")
 	}
 	return nil
 }
