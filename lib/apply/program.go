@@ -15,11 +15,13 @@ import (
 type Program[D any] struct {
 	Name, Usage string
 	Decode      func(io.Reader) (*D, error)
-	Plan        func(cfg *nodeconf.Config, doc *D) (*Plan, error)
+	// Plan checks doc against the node and plans it. It is called again
+	// under the lock when the first plan changes anything (see Run).
+	Plan func(cfg *nodeconf.Config, doc *D) (*Plan, error)
 }
 
 // Run is the program's cli run function: flags, node configuration, the
-// document, recovery of an interrupted run, the plan, then Run; the result
+// document, recovery of an interrupted run, then Run with the plan; the result
 // goes to standard output as one JSON object.
 func (p Program[D]) Run(env *cli.Env, args []string) error {
 	var f cli.Flags
@@ -43,15 +45,11 @@ func (p Program[D]) Run(env *cli.Env, args []string) error {
 	if err := Recover(ctx, cfg, env.Log, f.DryRun); err != nil {
 		return err
 	}
-	plan, err := p.Plan(cfg, doc)
+	res, err := Run(ctx, cfg, env.Log, func() (*Plan, error) { return p.Plan(cfg, doc) }, f.DryRun)
 	if err != nil {
 		return err
 	}
-	res := plan.Result
 	res.Program = p.Name
-	if err := Run(ctx, cfg, env.Log, *plan, f.DryRun, &res); err != nil {
-		return err
-	}
 	enc := json.NewEncoder(env.Stdout)
 	enc.SetIndent("", "  ")
 	return enc.Encode(res)

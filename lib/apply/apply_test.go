@@ -1,0 +1,170 @@
+package apply
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/nodejoin/nodejoin/internal/fixture"
+	"github.com/nodejoin/nodejoin/lib/nodeconf"
+	"github.com/nodejoin/nodejoin/lib/txn"
+)
+
+const listPath = "/etc/list" // a file each run adds a line to
+
+func load(t *testing.T) *nodeconf.Config {
+	t.Helper()
+	cfg, err := nodeconf.Load(fixture.NewRoot(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return cfg
+}
+
+// adder plans listPath with line added to what the file holds at the call,
+// as prepare-node-join merges authorized_keys; calls counts its calls.
+func adder(cfg *nodeconf.Config, line string, calls *int) Planner {
+	return func() (*Plan, error) {
+		*calls++
+		old, _ := os.ReadFile(cfg.Path(listPath))
+		if bytes.Contains(old, []byte(line+"\n")) {
+			return &Plan{Items: []txn.Item{item(cfg, old, false)}}, nil
+		}
+		return &Plan{Items: []txn.Item{item(cfg, append(old, line+"\n"...), false)}}, nil
+	}
+}
+
+func item(cfg *nodeconf.Config, data []byte, secret bool) txn.Item {
+	return txn.Item{Path: cfg.Path(listPath), NodePath: listPath, Data: data, Mode: 0o644,
+		UID: os.Geteuid(), GID: os.Getegid(), Secret: secret}
+}
+
+func sum(data string) string {
+	s := sha256.Sum256([]byte(data))
+	return hex.EncodeToString(s[:])
+}
+
+func quiet() *slog.Logger { return slog.New(slog.DiscardHandler) }
+
+// TestRunPlansAgainUnderTheLock: another run writes the file between the
+// first plan and the lock; the run must apply and report a plan made from
+// that run's file, not its own first one.
+func TestRunPlansAgainUnderTheLock(t *testing.T) {
+	cfg := load(t)
+	calls := 0
+	plan := adder(cfg, "mine", &calls)
+	racing := func() (*Plan, error) {
+		p, err := plan()
+		if calls == 1 {
+			// Another run finishes after this one's first look.
+			if err := txn.WriteFile(cfg.Path(listPath), []byte("theirs\n"), 0o644); err != nil {
+				t.Fatal(err)
+			}
+		}
+		return p, err
+	}
+	res, err := Run(context.Background(), cfg, quiet(), racing, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, _ := os.ReadFile(cfg.Path(listPath))
+	if string(got) != "theirs\nmine\n" {
+		t.Errorf("file holds %q, want the other run's line kept", got)
+	}
+	if calls != 2 {
+		t.Errorf("planned %d times, want 2", calls)
+	}
+	if !res.Changed || len(res.Files) != 1 || res.Files[0].Action != txn.Replace || res.Files[0].SHA256 != sum("theirs\nmine\n") {
+		t.Errorf("result %+v does not describe the file on disk", res)
+	}
+}
+
+// TestRunFindsItDoneUnderTheLock: another run made the node so while this
+// one waited for the lock; this one then changes nothing and says so.
+func TestRunFindsItDoneUnderTheLock(t *testing.T) {
+	cfg := load(t)
+	calls := 0
+	plan := adder(cfg, "mine", &calls)
+	racing := func() (*Plan, error) {
+		p, err := plan()
+		if calls == 1 {
+			if err := txn.WriteFile(cfg.Path(listPath), []byte("mine\n"), 0o644); err != nil {
+				t.Fatal(err)
+			}
+		}
+		return p, err
+	}
+	res, err := Run(context.Background(), cfg, quiet(), racing, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Changed || res.Files[0].Action != txn.Unchanged {
+		t.Errorf("result %+v reports a change no one made", res)
+	}
+	if _, err := os.Lstat(cfg.Path(cfg.StateDir)); err == nil {
+		t.Errorf("the state directory is left behind")
+	}
+}
+
+// TestRunUnchangedTakesNoLock: a run that finds everything so plans once,
+// takes no lock and writes nothing.
+func TestRunUnchangedTakesNoLock(t *testing.T) {
+	cfg := load(t)
+	if err := txn.WriteFile(cfg.Path(listPath), []byte("mine\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	calls := 0
+	res, err := Run(context.Background(), cfg, quiet(), adder(cfg, "mine", &calls), false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Changed || calls != 1 {
+		t.Errorf("changed %v after %d plans; want unchanged after 1", res.Changed, calls)
+	}
+	if _, err := os.Lstat(cfg.Path(filepath.Join(cfg.LockDir, LockFile))); err == nil {
+		t.Errorf("a run that changed nothing made the lock file")
+	}
+}
+
+// TestRunConcurrent runs 20 Runs at once in one process, each adding its
+// own line (each opens the lock file itself, so flock serialises them as
+// it does processes): no line may be lost.
+func TestRunConcurrent(t *testing.T) {
+	cfg := load(t)
+	const n = 20
+	var wg sync.WaitGroup
+	sums := make([]string, n)
+	for i := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			calls := 0
+			res, err := Run(context.Background(), cfg, quiet(), adder(cfg, "line "+strconv.Itoa(i), &calls), false)
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			sums[i] = res.Files[0].SHA256
+		}()
+	}
+	wg.Wait()
+	got, _ := os.ReadFile(cfg.Path(listPath))
+	if lines := strings.Count(string(got), "\n"); lines != n {
+		t.Errorf("%d of %d lines on disk:\n%s", lines, n, got)
+	}
+	found := false
+	for _, s := range sums {
+		found = found || s == sum(string(got))
+	}
+	if !found {
+		t.Errorf("no run reports the file on disk")
+	}
+}
