@@ -46,10 +46,10 @@ func newPlan(cfg *nodeconf.Config, doc *joindoc.DaemonSetup) (*apply.Plan, error
 	}
 
 	p := &apply.Plan{}
-	file := func(np string, data []byte, mode fs.FileMode, backup bool) {
-		p.Items = append(p.Items, txn.Item{Path: cfg.Path(np), NodePath: np, Data: data, Mode: mode,
-			UID: os.Geteuid(), GID: os.Getegid(), KeepOwner: true, KeepBackup: backup,
-			Secret: mode == certMode})
+	// Each of these files holds a key: they are secrets.
+	secret := func(np string, data []byte, backup bool) {
+		p.Items = append(p.Items, txn.Item{Path: cfg.Path(np), NodePath: np, Data: data, Mode: certMode,
+			UID: os.Geteuid(), GID: os.Getegid(), KeepOwner: true, KeepBackup: backup, Secret: true})
 	}
 	// Ganeti's ensure-dirs makes the data directory 0755.
 	dirs, err := txn.MissingDirs(cfg.Root, cfg.DataDir, 0o755, os.Geteuid(), os.Getegid())
@@ -58,13 +58,13 @@ func newPlan(cfg *nodeconf.Config, doc *joindoc.DaemonSetup) (*apply.Plan, error
 	}
 	p.Items = append(p.Items, dirs...)
 	p.Items = append(p.Items, ssconf.Items(cfg, doc.Ssconf)...)
-	file(path.Join(cfg.DataDir, hmacKey), []byte(doc.HMACKey), certMode, false)
-	file(path.Join(cfg.DataDir, nodestate.ServerPEM), []byte(doc.NodeDaemonCertificate), certMode, false)
+	secret(path.Join(cfg.DataDir, hmacKey), []byte(doc.HMACKey), false)
+	secret(path.Join(cfg.DataDir, nodestate.ServerPEM), []byte(doc.NodeDaemonCertificate), false)
 	client, err := clientCertificate(cfg, server, doc.NodeName)
 	if err != nil {
 		return nil, err
 	}
-	file(path.Join(cfg.DataDir, clientPEM), client, certMode, true)
+	secret(path.Join(cfg.DataDir, clientPEM), client, true)
 	kp, err := certs.ParseKeyPair(client)
 	if err != nil {
 		return nil, fmt.Errorf("the new client certificate: %w", err)

@@ -73,8 +73,8 @@ func newPlan(cfg *nodeconf.Config, doc *joindoc.Prepare) (*apply.Plan, error) {
 		base := path.Join(cfg.SSHConfigDir, "ssh_host_"+k.Kind+"_key")
 		// New host keys belong to the user running the program: root on a
 		// real node.
-		p.addFile(base, []byte(k.Private), 0o600, os.Geteuid(), os.Getegid(), true)
-		p.addFile(base+".pub", []byte(k.Public), 0o644, os.Geteuid(), os.Getegid(), false)
+		p.addFile(base, []byte(k.Private), 0o600, os.Geteuid(), os.Getegid(), true, true)
+		p.addFile(base+".pub", []byte(k.Public), 0o644, os.Geteuid(), os.Getegid(), false, false)
 	}
 	sshDir := path.Join(u.Home, ".ssh")
 	var sshFiles []txn.Item
@@ -197,9 +197,9 @@ func (p *plan) checkKeyType(rej *cli.RejectedError, doc *joindoc.Prepare) (sshke
 	return kind, bits
 }
 
-func (p *plan) addFile(nodePath string, data []byte, mode fs.FileMode, uid, gid int, backup bool) {
+func (p *plan) addFile(nodePath string, data []byte, mode fs.FileMode, uid, gid int, backup, secret bool) {
 	p.Items = append(p.Items, txn.Item{Path: p.cfg.Path(nodePath), NodePath: nodePath, Data: data,
-		Mode: mode, UID: uid, GID: gid, KeepOwner: true, KeepBackup: backup, Secret: mode == 0o600})
+		Mode: mode, UID: uid, GID: gid, KeepOwner: true, KeepBackup: backup, Secret: secret})
 	if strings.HasSuffix(nodePath, ".pub") {
 		p.newPub[nodePath] = data
 	}
@@ -208,11 +208,11 @@ func (p *plan) addFile(nodePath string, data []byte, mode fs.FileMode, uid, gid 
 func (p *plan) userKeyItems(sshDir, kind string, private, public []byte) []txn.Item {
 	base := path.Join(sshDir, "id_"+kind)
 	p.newPub[base+".pub"] = public
-	mk := func(np string, data []byte, mode fs.FileMode) txn.Item {
+	mk := func(np string, data []byte, mode fs.FileMode, secret bool) txn.Item {
 		return txn.Item{Path: p.cfg.Path(np), NodePath: np, Data: data, Mode: mode,
-			UID: p.user.UID, GID: p.user.GID, KeepOwner: true, KeepBackup: true, Secret: mode == 0o600}
+			UID: p.user.UID, GID: p.user.GID, KeepOwner: true, KeepBackup: true, Secret: secret}
 	}
-	return []txn.Item{mk(base, private, 0o600), mk(base+".pub", public, 0o644)}
+	return []txn.Item{mk(base, private, 0o600, true), mk(base+".pub", public, 0o644, false)}
 }
 
 // rootKey keeps the login user's key pair of the requested kind and size if

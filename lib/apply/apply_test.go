@@ -168,3 +168,25 @@ func TestRunConcurrent(t *testing.T) {
 		t.Errorf("no run reports the file on disk")
 	}
 }
+
+// TestSecretHasNoDigest: a secret's report and log lines carry no digest of
+// its content, which would let anyone confirm a guess of a weak secret.
+func TestSecretHasNoDigest(t *testing.T) {
+	for _, dryRun := range []bool{true, false} {
+		cfg := load(t)
+		secret := "correct horse\n"
+		var logs bytes.Buffer
+		log := slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+		plan := func() (*Plan, error) { return &Plan{Items: []txn.Item{item(cfg, []byte(secret), true)}}, nil }
+		res, err := Run(context.Background(), cfg, log, plan, dryRun)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if res.Files[0].SHA256 != "" {
+			t.Errorf("dry run %v: the secret's report has sha256 %s", dryRun, res.Files[0].SHA256)
+		}
+		if strings.Contains(logs.String(), sum(secret)) {
+			t.Errorf("dry run %v: the log holds the secret's sha256:\n%s", dryRun, &logs)
+		}
+	}
+}
