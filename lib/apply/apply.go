@@ -143,16 +143,23 @@ func diff(plan Planner) (*Plan, []txn.Change, error) {
 	return p, changes, nil
 }
 
-// result is p's facts with the changes, which it logs.
+// result is p's facts with the changes, which it logs: a summary at info
+// level, each item at debug level (an ssconf update has some fifteen
+// files, most of them unchanged).
 func result(log *slog.Logger, p *Plan, changes []txn.Change, dryRun bool) joindoc.Result {
 	res := p.Result
 	res.DryRun = dryRun
 	res.Changed = txn.Changed(changes)
 	res.Files = report(changes)
 	res.Restarted = []string{}
+	var changed []string
 	for _, c := range changes {
-		log.Info("plan", "path", c.NodePath, "action", c.Action, "mode", fmt.Sprintf("%04o", c.Mode), "sha256", c.SHA256())
+		log.Debug("plan", "path", c.NodePath, "action", c.Action, "mode", fmt.Sprintf("%04o", c.Mode), "sha256", c.SHA256())
+		if c.Action != txn.Unchanged {
+			changed = append(changed, c.NodePath)
+		}
 	}
+	log.Info("plan", "changed", len(changed), "unchanged", len(changes)-len(changed), "paths", strings.Join(changed, " "))
 	return res
 }
 

@@ -190,3 +190,34 @@ func TestSecretHasNoDigest(t *testing.T) {
 		}
 	}
 }
+
+// TestPlanLogLevels: at info level (noded's daemon log, --verbose) a run
+// logs one summary line, not a line per file; --debug logs each file.
+func TestPlanLogLevels(t *testing.T) {
+	for _, tc := range []struct {
+		level slog.Level
+		lines int
+	}{{slog.LevelInfo, 1}, {slog.LevelDebug, 4}} {
+		cfg := load(t)
+		var items []txn.Item
+		for _, name := range []string{"a", "b", "c"} {
+			np := "/etc/" + name
+			if err := txn.WriteFile(cfg.Path(np), []byte(name), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			items = append(items, txn.Item{Path: cfg.Path(np), NodePath: np, Data: []byte(name),
+				Mode: 0o644, UID: os.Geteuid(), GID: os.Getegid()})
+		}
+		var logs bytes.Buffer
+		log := slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: tc.level}))
+		if _, err := Run(context.Background(), cfg, log, func() (*Plan, error) { return &Plan{Items: items}, nil }, false); err != nil {
+			t.Fatal(err)
+		}
+		if n := strings.Count(logs.String(), "\n"); n != tc.lines {
+			t.Errorf("at %v: %d log lines, want %d:\n%s", tc.level, n, tc.lines, &logs)
+		}
+		if tc.level == slog.LevelInfo && strings.Contains(logs.String(), "path=/etc/a") {
+			t.Errorf("at info level a file is logged:\n%s", &logs)
+		}
+	}
+}
