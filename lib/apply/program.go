@@ -15,9 +15,10 @@ import (
 type Program[D any] struct {
 	Name, Usage string
 	Decode      func(io.Reader) (*D, error)
-	// Plan checks doc against the node and plans it. It is called again
-	// under the lock when the first plan changes anything (see Run).
-	Plan func(cfg *nodeconf.Config, doc *D) (*Plan, error)
+	// Planner returns the run's planner for doc, which checks doc against
+	// the node and plans it each time Run calls it (see Run). It may keep
+	// what its first call generated, such as a key, for the second.
+	Planner func(cfg *nodeconf.Config, doc *D) Planner
 }
 
 // Run is the program's cli run function: flags, node configuration, the
@@ -45,7 +46,7 @@ func (p Program[D]) Run(env *cli.Env, args []string) error {
 	if err := Recover(ctx, cfg, env.Log, f.DryRun); err != nil {
 		return err
 	}
-	res, err := Run(ctx, cfg, env.Log, func() (*Plan, error) { return p.Plan(cfg, doc) }, f.DryRun)
+	res, err := Run(ctx, cfg, env.Log, p.Planner(cfg, doc), f.DryRun)
 	if err != nil {
 		return err
 	}
