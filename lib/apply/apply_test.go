@@ -52,6 +52,22 @@ func sum(data string) string {
 	return hex.EncodeToString(s[:])
 }
 
+// overtaken is plan, with another run writing theirs to listPath right
+// after plan's first call: between the first look and the lock.
+func overtaken(t *testing.T, cfg *nodeconf.Config, plan Planner, theirs string) Planner {
+	first := true
+	return func() (*Plan, error) {
+		p, err := plan()
+		if first {
+			first = false
+			if err := txn.WriteFile(cfg.Path(listPath), []byte(theirs), 0o644); err != nil {
+				t.Fatal(err)
+			}
+		}
+		return p, err
+	}
+}
+
 func quiet() *slog.Logger { return slog.New(slog.DiscardHandler) }
 
 // TestRunPlansAgainUnderTheLock: another run writes the file between the
@@ -60,18 +76,7 @@ func quiet() *slog.Logger { return slog.New(slog.DiscardHandler) }
 func TestRunPlansAgainUnderTheLock(t *testing.T) {
 	cfg := load(t)
 	calls := 0
-	plan := adder(cfg, "mine", &calls)
-	racing := func() (*Plan, error) {
-		p, err := plan()
-		if calls == 1 {
-			// Another run finishes after this one's first look.
-			if err := txn.WriteFile(cfg.Path(listPath), []byte("theirs\n"), 0o644); err != nil {
-				t.Fatal(err)
-			}
-		}
-		return p, err
-	}
-	res, err := Run(context.Background(), cfg, quiet(), racing, false)
+	res, err := Run(context.Background(), cfg, quiet(), overtaken(t, cfg, adder(cfg, "mine", &calls), "theirs\n"), false)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -92,17 +97,7 @@ func TestRunPlansAgainUnderTheLock(t *testing.T) {
 func TestRunFindsItDoneUnderTheLock(t *testing.T) {
 	cfg := load(t)
 	calls := 0
-	plan := adder(cfg, "mine", &calls)
-	racing := func() (*Plan, error) {
-		p, err := plan()
-		if calls == 1 {
-			if err := txn.WriteFile(cfg.Path(listPath), []byte("mine\n"), 0o644); err != nil {
-				t.Fatal(err)
-			}
-		}
-		return p, err
-	}
-	res, err := Run(context.Background(), cfg, quiet(), racing, false)
+	res, err := Run(context.Background(), cfg, quiet(), overtaken(t, cfg, adder(cfg, "mine", &calls), "mine\n"), false)
 	if err != nil {
 		t.Fatal(err)
 	}
