@@ -9,7 +9,7 @@ import (
 	"github.com/nodejoin/nodejoin/lib/certs"
 )
 
-// TestConcurrentRunsReportTheClientCertificateOnDisk runs 10
+// TestConcurrentRunsReportTheClientCertificateOnDisk runs 20
 // node-daemon-setup at once on a node without client.pem: each run must
 // report the certificate that is on disk at the end. A plan made before
 // the lock made a certificate in every run, and the last writer's won.
@@ -19,7 +19,7 @@ func TestConcurrentRunsReportTheClientCertificateOnDisk(t *testing.T) {
 		t.Fatal(err)
 	}
 	root := fixture.NewRoot(t)
-	docs := make([][]byte, 10)
+	docs := make([][]byte, 20)
 	for i := range docs {
 		docs[i] = fixture.JSON(c.DaemonSetup("node1.c1.example.org"))
 	}
