@@ -139,6 +139,10 @@ func PlanInit(o InitOptions) (*InitPlan, error) {
 	if err != nil {
 		return nil, fmt.Errorf("creating the master's client certificate: %w", err)
 	}
+	client, err := certs.ParseKeyPair(clientPEM)
+	if err != nil {
+		return nil, fmt.Errorf("creating the master's client certificate: %w", err)
+	}
 	p.CertFingerprint = certs.Fingerprint(server.Cert)
 	add(dataDir(ServerPEM), serverPEM, modeSecret, true)
 	add(dataDir(ClientPEM), clientPEM, modeSecret, true)
@@ -208,6 +212,8 @@ func PlanInit(o InitOptions) (*InitPlan, error) {
 		"online_nodes":          o.MasterNode,
 		"offline_nodes":         "",
 		"master_candidates":     o.MasterNode,
+		// Nodes let only these certificates write (noded's PUT /ssconf).
+		ssconf.CandidateCertsKey: o.MasterNode + "=" + certs.Digest(client.Cert),
 		"release_version":       version.String(),
 		"maintain_node_health":  "False",
 		"enabled_user_shutdown": "False",
