@@ -206,17 +206,17 @@ func PlanInit(o InitOptions) (*InitPlan, error) {
 
 	// ssconf, as far as known.
 	values := map[string]string{
-		"cluster_name":          p.Settings.ClusterName,
-		"master_node":           o.MasterNode,
-		"node_list":             o.MasterNode,
-		"online_nodes":          o.MasterNode,
-		"offline_nodes":         "",
-		"master_candidates":     o.MasterNode,
+		"cluster_name":      p.Settings.ClusterName,
+		"master_node":       o.MasterNode,
+		"node_list":         o.MasterNode,
+		"online_nodes":      o.MasterNode,
+		"offline_nodes":     "",
+		"master_candidates": o.MasterNode,
 		// Nodes let only these certificates write (noded's PUT /ssconf).
 		ssconf.CandidateCertsKey: o.MasterNode + "=" + certs.Digest(client.Cert),
-		"release_version":       version.String(),
-		"maintain_node_health":  "False",
-		"enabled_user_shutdown": "False",
+		"release_version":        version.String(),
+		"maintain_node_health":   "False",
+		"enabled_user_shutdown":  "False",
 	}
 	if o.MasterIP != "" {
 		values["master_ip"] = o.MasterIP
