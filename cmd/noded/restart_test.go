@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 	"syscall"
@@ -64,8 +65,22 @@ func TestRestart(t *testing.T) {
 	if alive(pid2) {
 		t.Errorf("pid %d still runs after --stop", pid2)
 	}
-	if log, _ := os.ReadFile(noded.LogFile(cfg)); !strings.Contains(string(log), "msg=serving") || !strings.Contains(string(log), "msg=stopped") {
+	log, _ := os.ReadFile(noded.LogFile(cfg))
+	if !strings.Contains(string(log), "msg=serving") || !strings.Contains(string(log), "msg=stopped") {
 		t.Errorf("log:\n%s", log)
+	}
+	// Every line has its time; the request has a line of its own, naming
+	// the client by its certificate's fingerprint.
+	stamp := `time=\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}(Z|[+-]\d\d:\d\d) `
+	for _, l := range strings.Split(strings.TrimSpace(string(log)), "\n") {
+		if !regexp.MustCompile("^" + stamp).MatchString(l) {
+			t.Errorf("a log line without an RFC 3339 time: %q", l)
+		}
+	}
+	request := stamp + `level=INFO msg=request prog=noded method=GET path=/version client=` + certs.Fingerprint(client.Cert) +
+		` remote=127\.0\.0\.1:\d+ status=200 duration=\S+\n`
+	if !regexp.MustCompile(request).Match(log) {
+		t.Errorf("no request line for GET /version in the log:\n%s", log)
 	}
 }
 
