@@ -8,6 +8,8 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"regexp"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -102,7 +104,8 @@ func (s *syncWriter) Write(b []byte) (int, error) {
 }
 
 func TestVersionOverMutualTLS(t *testing.T) {
-	port, cluster, _ := serve(t)
+	f := serveWith(t, Limits{})
+	port, cluster := f.port, f.cluster
 	clientPEM, err := certs.NewClientCertificate(cluster, "master.example.org", time.Hour)
 	client := mustPair(t, clientPEM, err)
 	ctx := context.Background()
@@ -127,6 +130,23 @@ func TestVersionOverMutualTLS(t *testing.T) {
 	if _, err := NewClient(other.Cert, client).Version(ctx, "127.0.0.1", port); err == nil ||
 		!strings.Contains(err.Error(), "the node daemon's certificate is not the cluster's") {
 		t.Errorf("talking to a server of another cluster: err = %v", err)
+	}
+	// The refused handshakes are logged; a connection that closes at once
+	// (a port probe) is not a refusal.
+	probe, err := net.Dial("tcp", "127.0.0.1:"+strconv.Itoa(port))
+	if err != nil {
+		t.Fatal(err)
+	}
+	probe.Close()
+	if _, err := NewClient(cluster.Cert, client).Version(ctx, "127.0.0.1", port); err != nil {
+		t.Fatal(err) // the probe has been handled by now
+	}
+	logText := f.log.String()
+	if !regexp.MustCompile(`level=WARN msg=refused remote=127\.0\.0\.1:\d+ reason="TLS handshake: tls: client didn't provide a certificate"`).MatchString(logText) {
+		t.Errorf("the stranger's refusal is not logged:\n%s", logText)
+	}
+	if strings.Contains(logText, "EOF") || strings.Count(logText, "msg=refused") != 2 {
+		t.Errorf("want two refusals, no EOF:\n%s", logText)
 	}
 }
 

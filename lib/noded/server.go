@@ -6,10 +6,12 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log"
 	"log/slog"
 	"net"
 	"net/http"
 	"os"
+	"strings"
 	"time"
 
 	"github.com/nodejoin/nodejoin/lib/certs"
@@ -134,6 +136,27 @@ func (w *statusWriter) Write(b []byte) (int, error) {
 	return w.ResponseWriter.Write(b)
 }
 
+// serverErrors logs what net/http reports. A failed handshake (a
+// certificate of another cluster, none, a timeout) is a refusal; a
+// connection closed before its first byte (a port probe, --restart's
+// among them) is not worth a warning.
+type serverErrors struct{ log *slog.Logger }
+
+func (e serverErrors) Write(b []byte) (int, error) {
+	msg := strings.TrimSpace(string(b))
+	rest, ok := strings.CutPrefix(msg, "http: TLS handshake error from ")
+	addr, reason, ok2 := strings.Cut(rest, ": ")
+	switch {
+	case !ok || !ok2:
+		e.log.Warn(msg)
+	case reason == "EOF":
+		e.log.Debug("closed before the TLS handshake", "remote", addr)
+	default:
+		e.log.Warn("refused", "remote", addr, "reason", "TLS handshake: "+reason)
+	}
+	return len(b), nil
+}
+
 func writeJSON(w http.ResponseWriter, code int, v any) {
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(code)
@@ -152,9 +175,7 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 		WriteTimeout:      lim.WriteTimeout,
 		IdleTimeout:       lim.IdleTimeout,
 		MaxHeaderBytes:    64 << 10,
-		// Refused handshakes (a certificate of another cluster, none, a
-		// timeout) are refusals too: logged as warnings.
-		ErrorLog: slog.NewLogLogger(s.Log.Handler(), slog.LevelWarn),
+		ErrorLog: log.New(serverErrors{s.Log}, "", 0),
 	}
 	tlsLn := tls.NewListener(newLimitListener(ln, lim, s.Log), certs.ServerTLSConfig(s.KeyPair))
 	errc := make(chan error, 1)
