@@ -32,13 +32,9 @@ func mustPair(t *testing.T, pemData []byte, err error) *certs.KeyPair {
 	return kp
 }
 
-// serve starts a daemon under a temporary root with a new cluster
-// certificate and returns its port, the cluster pair and the config.
-func serve(t *testing.T) (int, *certs.KeyPair, *nodeconf.Config) {
-	f := serveWith(t, Limits{})
-	return f.port, f.cluster, f.cfg
-}
-
+// fixture is a daemon serving under a temporary root with a new cluster
+// certificate, and the master's client certificate listed as the one
+// candidate.
 type fixture struct {
 	port    int
 	cluster *certs.KeyPair // server.pem, as every node holds it

@@ -175,7 +175,7 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 		WriteTimeout:      lim.WriteTimeout,
 		IdleTimeout:       lim.IdleTimeout,
 		MaxHeaderBytes:    64 << 10,
-		ErrorLog: log.New(serverErrors{s.Log}, "", 0),
+		ErrorLog:          log.New(serverErrors{s.Log}, "", 0),
 	}
 	tlsLn := tls.NewListener(newLimitListener(ln, lim, s.Log), certs.ServerTLSConfig(s.KeyPair))
 	errc := make(chan error, 1)
