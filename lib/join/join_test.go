@@ -17,8 +17,8 @@ import (
 	"github.com/nodejoin/nodejoin/lib/cluster"
 	"github.com/nodejoin/nodejoin/lib/joindoc"
 	"github.com/nodejoin/nodejoin/lib/nodeconf"
-	"github.com/nodejoin/nodejoin/lib/ssconf"
 	"github.com/nodejoin/nodejoin/lib/noded"
+	"github.com/nodejoin/nodejoin/lib/ssconf"
 	"github.com/nodejoin/nodejoin/lib/sshrun"
 )
 

@@ -10,7 +10,7 @@ import (
 // Limits bound what one client can make the daemon spend. The zero value
 // of a field means its default (DefaultLimits).
 type Limits struct {
-	ReadHeaderTimeout time.Duration // TLS handshake and request headers
+	ReadHeaderTimeout time.Duration // request headers; the TLS handshake gets the least of the first three
 	ReadTimeout       time.Duration // the whole request, body included
 	WriteTimeout      time.Duration // from the end of the headers to the end of the answer
 	IdleTimeout       time.Duration // between requests on one connection
@@ -24,7 +24,7 @@ type Limits struct {
 var DefaultLimits = Limits{
 	ReadHeaderTimeout: 10 * time.Second,
 	ReadTimeout:       30 * time.Second, // a body is at most 1 MiB
-	WriteTimeout:      30 * time.Second,
+	WriteTimeout:      time.Minute,      // longer than a wait for the ssconf lock (30 s), so the answer says why
 	IdleTimeout:       time.Minute,
 	ConnsPerClient:    16,
 	Conns:             256,
