@@ -40,3 +40,34 @@ func errString(err error) string {
 	}
 	return err.Error()
 }
+
+// Whatever a PUT carries, CandidateCerts either refuses it or gives a list
+// that WithCandidateCert keeps and extends, and ListsDigest agrees with.
+func FuzzCandidateCerts(f *testing.F) {
+	d := "AB:CD:EF:01:23:45:67:89:AB:CD:EF:01:23:45:67:89:AB:CD:EF:01"
+	f.Add("m=" + d)
+	f.Add("m=" + d + "\nbootstrap=" + d + "\n\n")
+	f.Add("m=AB\nn")
+	f.Fuzz(func(t *testing.T, value string) {
+		m, err := CandidateCerts(value)
+		if err != nil {
+			if ListsDigest(value, d) {
+				t.Errorf("ListsDigest(%q) on a value that does not parse", value)
+			}
+			return
+		}
+		v, err := WithCandidateCert(value, "added", d)
+		if err != nil {
+			t.Fatalf("WithCandidateCert on a parsed value: %v", err)
+		}
+		m2, err := CandidateCerts(v)
+		if err != nil || m2["added"] != d || !ListsDigest(v, d) {
+			t.Fatalf("after WithCandidateCert(%q): %q, %v", value, v, err)
+		}
+		for n, dig := range m {
+			if n != "added" && m2[n] != dig {
+				t.Errorf("WithCandidateCert lost %s=%s", n, dig)
+			}
+		}
+	})
+}
