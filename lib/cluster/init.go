@@ -48,7 +48,7 @@ type File struct {
 	Path   string `json:"path"`   // node path
 	Action string `json:"action"` // create, replace, keep
 	Mode   string `json:"mode"`
-	SHA256 string `json:"sha256"`
+	SHA256 string `json:"sha256,omitempty"` // empty for a secret: a digest would confirm a guess
 	Secret bool   `json:"secret,omitempty"`
 	real   string
 	data   []byte
@@ -241,8 +241,10 @@ func PlanInit(o InitOptions) (*InitPlan, error) {
 
 	for i := range p.Files {
 		f := &p.Files[i]
-		sum := sha256.Sum256(f.data)
-		f.SHA256 = hex.EncodeToString(sum[:])
+		if !f.Secret {
+			sum := sha256.Sum256(f.data)
+			f.SHA256 = hex.EncodeToString(sum[:])
+		}
 		f.Mode = fmt.Sprintf("%04o", f.mode)
 		f.Action = "create"
 		if old, err := os.ReadFile(f.real); err == nil {
