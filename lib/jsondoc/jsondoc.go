@@ -23,8 +23,16 @@ import (
 	"github.com/nodejoin/nodejoin/lib/cli"
 )
 
-// MaxSize is the largest document accepted (1 MiB).
-const MaxSize = 1 << 20
+// Limits of a document, far above any real one (the deepest is three
+// levels deep; the largest, the authorized_keys of a cluster of a few
+// hundred nodes, holds about a thousand values), so that a hostile document
+// cannot make a program or noded spend more than a bounded multiple of its
+// size: the schema validator allocates about a kilobyte per bad value.
+const (
+	MaxSize   = 1 << 20 // bytes
+	MaxDepth  = 64      // levels of arrays and objects
+	MaxValues = 1 << 14 // values of every kind, containers included
+)
 
 // Decode reads r to its end and decodes the document into v after checking
 // it against schema. v must be a pointer to a struct whose fields cover the
@@ -83,12 +91,14 @@ func invalidUTF8At(data []byte) int {
 
 // parse decodes data into the generic form the schema validator takes
 // (json.Number for numbers), rejecting duplicate keys and trailing data,
-// which encoding/json would accept (last key wins).
+// which encoding/json would accept (last key wins), and documents nested
+// deeper than MaxDepth or holding more than MaxValues values, before the
+// validator (which walks every value) sees them.
 func parse(data []byte) (any, error) {
 	dec := json.NewDecoder(bytes.NewReader(data))
 	dec.UseNumber()
 	p := &parser{dec: dec, data: data}
-	v, err := p.value("")
+	v, err := p.value()
 	if err != nil {
 		return nil, err
 	}
@@ -99,12 +109,39 @@ func parse(data []byte) (any, error) {
 	return v, nil
 }
 
+// parser walks the tokens of one document. It keeps where it is as a stack
+// of path segments and joins them into a JSON pointer only to report an
+// error: a pointer string per value would cost memory in the square of the
+// depth.
 type parser struct {
-	dec  *json.Decoder
-	data []byte
+	dec    *json.Decoder
+	data   []byte
+	path   []segment
+	values int
+}
+
+// segment is one step of a JSON pointer: an object key, or an array index
+// when key is nil.
+type segment struct {
+	key   *string
+	index int
 }
 
 func (p *parser) offset() int64 { return p.dec.InputOffset() }
+
+// pointer is the JSON pointer of the value the parser is in, plus next.
+func (p *parser) pointer(next ...segment) string {
+	var b strings.Builder
+	for _, s := range append(p.path, next...) {
+		b.WriteByte('/')
+		if s.key != nil {
+			b.WriteString(escapePointer(*s.key))
+		} else {
+			b.WriteString(strconv.Itoa(s.index))
+		}
+	}
+	return b.String()
+}
 
 func (p *parser) syntaxError(err error) error {
 	if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
@@ -112,7 +149,8 @@ func (p *parser) syntaxError(err error) error {
 	}
 	// The token reader's offsets lag behind; a plain decode of the same
 	// bytes points at the offending character. Its text quotes input
-	// characters, so only the position is kept.
+	// characters, so only the position is kept. (Unmarshal checks the
+	// whole input before it builds anything.)
 	off := p.offset()
 	var v any
 	var se *json.SyntaxError
@@ -125,7 +163,11 @@ func (p *parser) syntaxError(err error) error {
 
 // skipSpace moves off past JSON whitespace, to the token it points at.
 func skipSpace(data []byte, off int64) int64 {
-	for off < int64(len(data)) && strings.IndexByte(" \t\r\n", data[off]) >= 0 {
+	return skip(data, off, " \t\r\n")
+}
+
+func skip(data []byte, off int64, chars string) int64 {
+	for off < int64(len(data)) && strings.IndexByte(chars, data[off]) >= 0 {
 		off++
 	}
 	return off
@@ -141,59 +183,71 @@ func lineCol(data []byte, off int64) (int, int) {
 	return line, col
 }
 
-func (p *parser) value(ptr string) (any, error) {
+func (p *parser) value() (any, error) {
+	// The token starts after the separators that precede it.
+	start := skip(p.data, p.offset(), " \t\r\n,:")
 	tok, err := p.dec.Token()
 	if err != nil {
 		return nil, p.syntaxError(err)
 	}
-	switch t := tok.(type) {
-	case json.Delim:
-		switch t {
-		case '{':
-			obj := map[string]any{}
-			for p.dec.More() {
-				kt, err := p.dec.Token()
-				if err != nil {
-					return nil, p.syntaxError(err)
-				}
-				k := kt.(string)
-				kp := ptr + "/" + escapePointer(k)
-				if _, dup := obj[k]; dup {
-					return nil, cli.Reject(kp, "duplicate key")
-				}
-				v, err := p.value(kp)
-				if err != nil {
-					return nil, err
-				}
-				obj[k] = v
-			}
-			if _, err := p.dec.Token(); err != nil {
-				return nil, p.syntaxError(err)
-			}
-			return obj, nil
-		case '[':
-			arr := []any{}
-			for i := 0; p.dec.More(); i++ {
-				v, err := p.value(ptr + "/" + strconv.Itoa(i))
-				if err != nil {
-					return nil, err
-				}
-				arr = append(arr, v)
-			}
-			if _, err := p.dec.Token(); err != nil {
-				return nil, p.syntaxError(err)
-			}
-			return arr, nil
-		}
-		return nil, p.syntaxError(errors.New("unexpected delimiter"))
-	default:
-		return t, nil
+	if p.values++; p.values > MaxValues {
+		return nil, cli.Reject("", "byte %d: more than %d values in the document", start, MaxValues)
 	}
+	t, ok := tok.(json.Delim)
+	if !ok {
+		return tok, nil
+	}
+	if len(p.path) >= MaxDepth {
+		return nil, cli.Reject("", "byte %d: arrays and objects nest deeper than %d levels", start, MaxDepth)
+	}
+	switch t {
+	case '{':
+		obj := map[string]any{}
+		for p.dec.More() {
+			kt, err := p.dec.Token()
+			if err != nil {
+				return nil, p.syntaxError(err)
+			}
+			k := kt.(string)
+			if _, dup := obj[k]; dup {
+				return nil, cli.Reject(p.pointer(segment{key: &k}), "duplicate key")
+			}
+			p.path = append(p.path, segment{key: &k})
+			v, err := p.value()
+			if err != nil {
+				return nil, err
+			}
+			p.path = p.path[:len(p.path)-1]
+			obj[k] = v
+		}
+		if _, err := p.dec.Token(); err != nil {
+			return nil, p.syntaxError(err)
+		}
+		return obj, nil
+	case '[':
+		arr := []any{}
+		for i := 0; p.dec.More(); i++ {
+			p.path = append(p.path, segment{index: i})
+			v, err := p.value()
+			if err != nil {
+				return nil, err
+			}
+			p.path = p.path[:len(p.path)-1]
+			arr = append(arr, v)
+		}
+		if _, err := p.dec.Token(); err != nil {
+			return nil, p.syntaxError(err)
+		}
+		return arr, nil
+	}
+	return nil, p.syntaxError(errors.New("unexpected delimiter"))
 }
 
-func escapePointer(s string) string {
-	return strings.NewReplacer("~", "~0", "/", "~1").Replace(s)
-}
+// pointerEscaper escapes a key for a JSON pointer (RFC 6901); built once,
+// as a Replacer costs kilobytes.
+var pointerEscaper = strings.NewReplacer("~", "~0", "/", "~1")
+
+func escapePointer(s string) string { return pointerEscaper.Replace(s) }
 
 // leafProblems flattens a validation error to its leaves, one problem each,
 // in a stable order. Messages of missing and unknown properties are turned
@@ -218,8 +272,16 @@ func leafProblems(ve *jsonschema.ValidationError) []cli.Problem {
 			uniq = append(uniq, p)
 		}
 	}
+	if len(uniq) > maxProblems {
+		more := len(uniq) - maxProblems
+		uniq = append(uniq[:maxProblems], cli.Problem{What: fmt.Sprintf("and %d more problems", more)})
+	}
 	return uniq
 }
+
+// maxProblems is how many schema problems are reported: a document with
+// thousands of bad values gets a short answer.
+const maxProblems = 20
 
 func rephrase(loc, msg string) []cli.Problem {
 	where := loc

@@ -3,6 +3,7 @@ package jsondoc
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 
@@ -63,6 +64,21 @@ func TestDecode(t *testing.T) {
 		{"min", `{"name": "x", "n": 0}`, "invalid input: /n: must be >= 1 but found 0"},
 		{"float", `{"name": "x", "n": 1.5}`, "invalid input: /n: expected integer, but got number"},
 		{"several", `{"n": "x"}`, "invalid input: /n: expected integer, but got string\ninvalid input: /name: required key is missing"},
+		// 64 levels are read (and refused by the schema); the 65th is refused
+		// where it opens, before the schema validator walks anything.
+		{"depth 64", `{"name": "x", "list": ` + nest("[", 63) + nest("]", 63) + `}`,
+			"invalid input: /list/0: value must be one of \"a\", \"b\""},
+		{"depth 65", `{"name": "x", "list": ` + nest("[", 64) + nest("]", 64) + `}`,
+			"invalid input: byte 85: arrays and objects nest deeper than 64 levels"},
+		{"deep objects", nest(`{"a":`, 65) + "1" + nest("}", 65),
+			"invalid input: byte 320: arrays and objects nest deeper than 64 levels"},
+		{"deep unclosed", nest("[", 100), "invalid input: byte 64: arrays and objects nest deeper than 64 levels"},
+		// The object, the name, the list and its items are values.
+		{"values", `{"name": "x", "list": [` + strings.Repeat(`"a", `, MaxValues-4) + `"a"]}`, ""},
+		{"too many values", `{"name": "x", "list": [` + strings.Repeat(`"a", `, MaxValues-3) + `"a"]}`,
+			"invalid input: byte 81928: more than 16384 values in the document"},
+		{"many problems", `{"name": "x", "list": [` + strings.Repeat(`"c", `, 30) + `"c"]}`,
+			manyProblems()},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			var d testDoc
@@ -80,6 +96,18 @@ func TestDecode(t *testing.T) {
 			}
 		})
 	}
+}
+
+func nest(s string, n int) string { return strings.Repeat(s, n) }
+
+// manyProblems is the answer to a list of 31 bad values: the first 20 (in
+// the validator's order, sorted by pointer), then a count of the rest.
+func manyProblems() string {
+	var lines []string
+	for _, i := range []int{0, 1, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 2, 20, 21, 22, 23, 24, 25, 26} {
+		lines = append(lines, fmt.Sprintf(`invalid input: /list/%d: value must be one of "a", "b"`, i))
+	}
+	return strings.Join(append(lines, "invalid input: and 11 more problems"), "\n")
 }
 
 func TestDecodeTooLarge(t *testing.T) {
