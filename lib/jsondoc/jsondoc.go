@@ -78,6 +78,23 @@ func DecodeBytes(data []byte, schema *jsonschema.Schema, v any) error {
 	return nil
 }
 
+// InFile names the file a rejected document came from: each problem's
+// location becomes "file:/pointer", or the file alone for a problem of the
+// whole document. Other errors are returned as they are.
+func InFile(err error, file string) error {
+	var rej *cli.RejectedError
+	if errors.As(err, &rej) {
+		for i, p := range rej.Problems {
+			if p.Where == "" {
+				rej.Problems[i].Where = file
+			} else {
+				rej.Problems[i].Where = file + ":" + p.Where
+			}
+		}
+	}
+	return err
+}
+
 func invalidUTF8At(data []byte) int {
 	for i := 0; i < len(data); {
 		r, n := utf8.DecodeRune(data[i:])

@@ -34,6 +34,10 @@ func TestLoad(t *testing.T) {
 		{"empty command", `{"sshd_check_command": []}`, "invalid input: /etc/nodejoin/node.json:/sshd_check_command: minimum 1 items required, but found 0 items", nil},
 		{"unknown", `{"data_dri": "/x"}`, "invalid input: /etc/nodejoin/node.json:/data_dri: unknown key", nil},
 		{"port", `{"node_daemon_port": 70000}`, "invalid input: /etc/nodejoin/node.json:/node_daemon_port: must be <= 65535 but found 70000", nil},
+		// A problem of the whole file is named by the file alone.
+		{"blank", " \n", "invalid input: /etc/nodejoin/node.json: the document is empty; expected one JSON object", nil},
+		{"syntax", `{"data_dir": }`, "invalid input: /etc/nodejoin/node.json: line 1, column 14: not valid JSON", nil},
+		{"not an object", `[]`, "invalid input: /etc/nodejoin/node.json:/: expected object, but got array", nil},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			root := t.TempDir()
