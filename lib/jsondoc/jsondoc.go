@@ -13,6 +13,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"path"
 	"sort"
 	"strconv"
 	"strings"
@@ -21,6 +22,7 @@ import (
 	"github.com/santhosh-tekuri/jsonschema/v5"
 
 	"github.com/nodejoin/nodejoin/lib/cli"
+	"github.com/nodejoin/nodejoin/lib/hostname"
 )
 
 // Limits of a document, far above any real one (the deepest is three
@@ -64,7 +66,7 @@ func DecodeBytes(data []byte, schema *jsonschema.Schema, v any) error {
 	if err := schema.Validate(doc); err != nil {
 		var ve *jsonschema.ValidationError
 		if errors.As(err, &ve) {
-			return &cli.RejectedError{Problems: leafProblems(ve)}
+			return &cli.RejectedError{Problems: leafProblems(ve, doc)}
 		}
 		return fmt.Errorf("checking the schema: %w", err)
 	}
@@ -76,6 +78,68 @@ func DecodeBytes(data []byte, schema *jsonschema.Schema, v any) error {
 		return cli.Reject("", "%v", err)
 	}
 	return nil
+}
+
+// formats are the string formats the schemas use, each with the check that
+// says why a value is not of it. The validator's own message quotes the
+// value, so it is never shown.
+var formats = map[string]struct {
+	noun  string
+	check func(string) error
+}{
+	"hostname": {"a host name", hostname.Check},
+}
+
+// AddFormats makes c assert the formats the schemas use, with the same
+// checks that explain a refusal.
+func AddFormats(c *jsonschema.Compiler) {
+	c.AssertFormat = true
+	for name, f := range formats {
+		c.Formats[name] = func(v any) bool {
+			s, ok := v.(string)
+			return !ok || f.check(s) == nil
+		}
+	}
+}
+
+// formatProblem explains a value that is not of its format, from the value
+// at the error's location in doc. The validator's message ends in the
+// format's name: "<value> is not valid 'hostname'".
+func formatProblem(e *jsonschema.ValidationError, doc any) cli.Problem {
+	name := e.Message[strings.LastIndex(e.Message, " ")+1:]
+	name = strings.Trim(name, "'")
+	if f, ok := formats[name]; ok {
+		if s, ok := lookup(doc, e.InstanceLocation).(string); ok {
+			if err := f.check(s); err != nil {
+				return cli.Problem{Where: e.InstanceLocation, What: fmt.Sprintf("not %s: %v", f.noun, err)}
+			}
+		}
+	}
+	return cli.Problem{Where: e.InstanceLocation, What: "not of the format " + strconv.Quote(name)}
+}
+
+// lookup is the value at the JSON pointer ptr in doc, or nil.
+func lookup(doc any, ptr string) any {
+	if ptr == "" {
+		return doc
+	}
+	v := doc
+	for _, seg := range strings.Split(ptr[1:], "/") {
+		seg = pointerUnescaper.Replace(seg)
+		switch t := v.(type) {
+		case map[string]any:
+			v = t[seg]
+		case []any:
+			i, err := strconv.Atoi(seg)
+			if err != nil || i < 0 || i >= len(t) {
+				return nil
+			}
+			v = t[i]
+		default:
+			return nil
+		}
+	}
+	return v
 }
 
 // InFile names the file a rejected document came from: each problem's
@@ -262,14 +326,17 @@ func (p *parser) value() (any, error) {
 
 // pointerEscaper escapes a key for a JSON pointer (RFC 6901); built once,
 // as a Replacer costs kilobytes.
-var pointerEscaper = strings.NewReplacer("~", "~0", "/", "~1")
+var (
+	pointerEscaper   = strings.NewReplacer("~", "~0", "/", "~1")
+	pointerUnescaper = strings.NewReplacer("~1", "/", "~0", "~")
+)
 
 func escapePointer(s string) string { return pointerEscaper.Replace(s) }
 
 // leafProblems flattens a validation error to its leaves, one problem each,
 // in a stable order. Messages of missing and unknown properties are turned
 // around to name the property's own pointer.
-func leafProblems(ve *jsonschema.ValidationError) []cli.Problem {
+func leafProblems(ve *jsonschema.ValidationError, doc any) []cli.Problem {
 	var out []cli.Problem
 	var walk func(e *jsonschema.ValidationError)
 	walk = func(e *jsonschema.ValidationError) {
@@ -277,6 +344,10 @@ func leafProblems(ve *jsonschema.ValidationError) []cli.Problem {
 			for _, c := range e.Causes {
 				walk(c)
 			}
+			return
+		}
+		if path.Base(e.KeywordLocation) == "format" {
+			out = append(out, formatProblem(e, doc))
 			return
 		}
 		out = append(out, rephrase(e.InstanceLocation, e.Message)...)

@@ -21,12 +21,14 @@ const testSchema = `{
     "name": {"type": "string", "minLength": 1},
     "secret": {"type": "string"},
     "n": {"type": "integer", "minimum": 1},
+    "host": {"type": "string", "format": "hostname"},
     "list": {"type": "array", "items": {"enum": ["a", "b"]}}
   }
 }`
 
 type testDoc struct {
 	Name   string   `json:"name"`
+	Host   string   `json:"host"`
 	Secret string   `json:"secret"`
 	N      int      `json:"n"`
 	List   []string `json:"list"`
@@ -34,6 +36,7 @@ type testDoc struct {
 
 func compileTest(t testing.TB) *jsonschema.Schema {
 	c := jsonschema.NewCompiler()
+	AddFormats(c)
 	if err := c.AddResource("https://example.org/test.json", strings.NewReader(testSchema)); err != nil {
 		t.Fatal(err)
 	}
@@ -64,6 +67,11 @@ func TestDecode(t *testing.T) {
 		{"min", `{"name": "x", "n": 0}`, "invalid input: /n: must be >= 1 but found 0"},
 		{"float", `{"name": "x", "n": 1.5}`, "invalid input: /n: expected integer, but got number"},
 		{"several", `{"n": "x"}`, "invalid input: /n: expected integer, but got string\ninvalid input: /name: required key is missing"},
+		// A format's problem says why, without the value.
+		{"host", `{"name": "x", "host": "n1.example.org"}`, ""},
+		{"bad host", `{"name": "x", "host": "n1\u0000/CN=master"}`,
+			"invalid input: /host: not a host name: byte 2 (0x00) is not a letter, digit, '-' or '.'"},
+		{"host type", `{"name": "x", "host": 1}`, "invalid input: /host: expected string, but got number"},
 		// 64 levels are read (and refused by the schema); the 65th is refused
 		// where it opens, before the schema validator walks anything.
 		{"depth 64", `{"name": "x", "list": ` + nest("[", 63) + nest("]", 63) + `}`,
@@ -130,6 +138,7 @@ func TestDecodeNeverEchoes(t *testing.T) {
 		`{"name": "x", "secret": ` + secret + `}`,
 		`{"name": "x", "secret": "` + secret + `"} "` + secret + `"`,
 		`{"name": ["` + secret + `"]}`,
+		`{"name": "x", "host": "` + secret + `_"}`,
 	} {
 		var d testDoc
 		err := DecodeBytes([]byte(in), s, &d)
