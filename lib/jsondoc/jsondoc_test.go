@@ -151,7 +151,8 @@ func TestDecodeNeverEchoes(t *testing.T) {
 }
 
 func FuzzDecode(f *testing.F) {
-	for _, seed := range []string{`{"name": "x"}`, `{"name": "x", "list": ["a", "b"], "n": 3}`, `{"a":1,"a":2}`, `[]`, `{"name":"\u00e9"}`} {
+	for _, seed := range []string{`{"name": "x"}`, `{"name": "x", "list": ["a", "b"], "n": 3}`, `{"a":1,"a":2}`, `[]`, `{"name":"\u00e9"}`,
+		`{"name": "x", "list": ` + nest("[", 64) + nest("]", 64) + `}`, `{"name": "x", "host": "a..b"}`} {
 		f.Add([]byte(seed))
 	}
 	s := compileTest(f)
