@@ -8,21 +8,17 @@ import (
 	"strconv"
 	"strings"
 	"testing"
-	"time"
-
-	"github.com/nodejoin/nodejoin/lib/certs"
 )
 
 // PUT /ssconf reads its body with the documents' decoder: nesting deeper
 // than it takes is refused with 400 and the place, before the schema.
 func TestPutSsconfNesting(t *testing.T) {
-	port, cluster, _ := serve(t)
-	pemData, err := certs.NewClientCertificate(cluster, "master.example.org", time.Hour)
-	master := NewClient(cluster.Cert, mustPair(t, pemData, err))
+	f := serveWith(t, Limits{})
+	master := NewClient(f.cluster.Cert, f.master)
 	const depth = 8 << 10
 	body := `{"cluster_name": "c1.example.org", "ssconf": ` + strings.Repeat("[", depth) + strings.Repeat("]", depth) + "}"
 	req, err := http.NewRequestWithContext(context.Background(), http.MethodPut,
-		"https://127.0.0.1:"+strconv.Itoa(port)+"/ssconf", bytes.NewReader([]byte(body)))
+		"https://127.0.0.1:"+strconv.Itoa(f.port)+"/ssconf", bytes.NewReader([]byte(body)))
 	if err != nil {
 		t.Fatal(err)
 	}
