@@ -12,6 +12,7 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/nodejoin/nodejoin/lib/certs"
 	"github.com/nodejoin/nodejoin/lib/cli"
 )
 
@@ -115,7 +116,7 @@ func TestInitRejects(t *testing.T) {
 		o       InitOptions
 		wantErr string
 	}{
-		{InitOptions{ClusterName: "bad_name"}, `invalid input: --cluster-name: "bad_name" is not a valid host name`},
+		{InitOptions{ClusterName: "bad_name"}, `invalid input: --cluster-name: "bad_name" is not a valid host name: byte 3 ('_') is not a letter, digit, '-' or '.'`},
 		{InitOptions{ClusterName: "c1", MasterNode: "m", MasterIP: "300.1.1.1"}, `invalid input: --master-ip: "300.1.1.1" is not an IP address`},
 		{InitOptions{ClusterName: "c1", MasterNode: "m", SSHKeyType: "dsa"}, `invalid input: --ssh-key-type: "dsa" is not one of rsa, ecdsa, ed25519`},
 		{InitOptions{ClusterName: "c1", MasterNode: "m", SSHKeyType: "rsa", SSHKeyBits: 1024}, `invalid input: --ssh-key-bits: rsa keys must have 2048 to 16384 bits, not 1024`},
@@ -220,5 +221,44 @@ func TestNiceSort(t *testing.T) {
 	niceSort(in)
 	if got := strings.Join(in, " "); got != "a node1 node2 node02x node10" {
 		t.Errorf("niceSort = %s", got)
+	}
+}
+
+// The master's client.pem is what nodes trust for writes: cluster-init
+// lists its digest in master_candidates_certs, and what node-add sends and
+// records keeps it listed even when the master's file lost it or names an
+// older certificate.
+func TestMasterCandidateCerts(t *testing.T) {
+	root, c := initCluster(t)
+	want := "master.example.org=" + certs.Digest(c.Client.Cert)
+	p := filepath.Join(root, "var/lib/ganeti/ssconf_master_candidates_certs")
+	if b, err := os.ReadFile(p); err != nil || string(b) != want+"\n" {
+		t.Fatalf("after cluster-init: %q, %v; want %q", b, err, want)
+	}
+	other := "node1.example.org=AB:CD:EF:01:23:45:67:89:AB:CD:EF:01:23:45:67:89:AB:CD:EF:01"
+	stale := "master.example.org=00:11:22:33:44:55:66:77:88:99:AA:BB:CC:DD:EE:FF:00:11:22:33"
+	for _, old := range []string{"", stale, stale + "\n" + other, "-"} {
+		if old == "-" {
+			os.Remove(p)
+		} else {
+			os.Chmod(p, 0o644)
+			if err := os.WriteFile(p, []byte(old+"\n"), 0o444); err != nil {
+				t.Fatal(err)
+			}
+		}
+		wantNow := want
+		if strings.Contains(old, other) {
+			wantNow = want + "\n" + other
+		}
+		d, err := c.DaemonSetupDoc("node10.example.org", "192.0.2.10")
+		if err != nil || d.Ssconf["master_candidates_certs"] != wantNow {
+			t.Errorf("master's file %q: node-daemon-setup gets %q, %v; want %q", old, d.Ssconf["master_candidates_certs"], err, wantNow)
+		}
+		if err := c.RecordNode(Node{Name: "node10.example.org", PrimaryIP: "192.0.2.10"}); err != nil {
+			t.Fatal(err)
+		}
+		if b, err := os.ReadFile(p); err != nil || string(b) != wantNow+"\n" {
+			t.Errorf("master's file %q: after recording a node %q, %v; want %q", old, b, err, wantNow)
+		}
 	}
 }
