@@ -70,6 +70,20 @@ func newPlan(cfg *nodeconf.Config, doc *joindoc.DaemonSetup) (*apply.Plan, error
 		return nil, fmt.Errorf("the new client certificate: %w", err)
 	}
 	p.Result.ClientCertificateFingerprint = certs.Fingerprint(kp.Cert)
+	// The master reaches the node daemon on the document's port: record it
+	// where the node daemon reads its port (the restart below picks it up).
+	if doc.NodeDaemonPort != 0 && doc.NodeDaemonPort != cfg.NodeDaemonPort {
+		conf, err := cfg.FileWith("node_daemon_port", doc.NodeDaemonPort)
+		if err != nil {
+			return nil, err
+		}
+		dirs, err := txn.MissingDirs(cfg.Root, path.Dir(nodeconf.File), 0o755, os.Geteuid(), os.Getegid())
+		if err != nil {
+			return nil, err
+		}
+		p.Items = append(p.Items, dirs...)
+		file(nodeconf.File, conf, 0o644, true)
+	}
 	p.Locks = []string{path.Join(cfg.LockDir, ssconf.LockFile)}
 	if doc.StartNodeDaemon {
 		p.Steps = []apply.Step{{Daemon: "node daemon", Restart: cfg.NodeDaemonRestartCommand}}
