@@ -37,7 +37,8 @@ func manLines(t *testing.T, page, section, prefix string) []string {
 }
 
 // The recovery recipe of node-add(8), RECOVERY, run line by line exactly as
-// written there (node3 replaced by the node's name) in a shell on the lab
+// written there (node3 and c1.example.org replaced by the node's and the
+// cluster's names) in a shell on the lab
 // master, against a node with a real sshd; then every other recovery line
 // that prepare-node-join(8) and node-daemon-setup(8) give. The last step
 // records the node, and node-add says that it did.
@@ -65,7 +66,8 @@ func TestRecoveryRecipeAsWritten(t *testing.T) {
 	}
 	// An operator's shell: a failing node-add in a pipe fails the line.
 	sh := func(line string) clusterlab.Result {
-		return clusterlab.Run(ctx, l.Master, nil, "bash", "-e", "-o", "pipefail", "-c", strings.ReplaceAll(line, "node3", node.Name))
+		line = strings.NewReplacer("node3", node.Name, "c1.example.org", clusterlab.ClusterName).Replace(line)
+		return clusterlab.Run(ctx, l.Master, nil, "bash", "-e", "-o", "pipefail", "-c", line)
 	}
 	var last clusterlab.Result
 	for i, line := range recipe {
@@ -93,6 +95,10 @@ func TestRecoveryRecipeAsWritten(t *testing.T) {
 		if r := sh(line); !r.OK() {
 			t.Errorf("man page line as written: %s\n%s", line, r)
 		}
+	}
+	// --print-ssh-command's line reaches the node as the cluster does.
+	if r := sh("$(node-add --print-ssh-command node3) hostname"); !r.OK() || strings.TrimSpace(r.Stdout) != node.Name {
+		t.Errorf("--print-ssh-command's line: %s", r)
 	}
 	// Recorded: the plain node-add changes and records nothing.
 	r := must(t, "node-add", l.NodeAdd(ctx, node.Name))
