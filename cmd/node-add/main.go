@@ -23,16 +23,19 @@ func main() { os.Exit(cli.Main("node-add", os.Args[1:], run)) }
 
 const usage = `Usage: node-add [flags] NODE...
        node-add --print-payload PROGRAM NODE | ssh root@NODE PROGRAM
+       node-add --print-ssh-command NODE
 
 Add each NODE (a name or an address) to the cluster: over one SSH connection
 per node, run prepare-node-join and node-daemon-setup with documents built
-from this master's state, wait until the node daemon answers over TLS with
-the cluster certificate, and record the node (ganeti_pub_keys, ssconf node
-lists, known_hosts). The node's host key must match --host-key-fingerprint
+from this master's state (--node-daemon-port travels with them to the node),
+wait until the node daemon answers over TLS with the cluster certificate,
+record the node (ganeti_pub_keys, ssconf node lists, known_hosts), and send
+ssconf to every node. The node's host key must match --host-key-fingerprint
 or the master's known_hosts; an unknown key is refused (its fingerprint is
-printed) unless --accept-new-host-key; a node that is recorded may offer
-the cluster's host key. Exit status: 0 every node joined,
-1 a node failed, 2 usage, 3 input rejected (nothing was done).`
+printed) unless --accept-new-host-key. A recorded node may present the
+cluster's host key; any other name presenting it is refused unless that key
+is pinned for it. Recovery by hand: node-add(8), RECOVERY. Exit status:
+0 every node joined, 1 a node failed, 2 usage, 3 input rejected (nothing was done).`
 
 type flags struct {
 	cli.Flags

@@ -25,7 +25,8 @@ func printPayload(env *cli.Env, c *cluster.Cluster, program string, nodes []stri
 	}
 	if f, ok := env.Stdout.(*os.File); ok && isTerminal(f) {
 		return cli.Hint(cli.Usagef("--print-payload writes secrets; it will not write them to a terminal"),
-			fmt.Sprintf("pipe it: node-add --print-payload %s %s | ssh root@%s %s", program, nodes[0], nodes[0], program))
+			fmt.Sprintf("pipe it to ssh: node-add --print-payload %s %s | ssh root@%s %s", program, nodes[0], nodes[0], program),
+			"once the node presents the cluster's host key, use the ssh command line that node-add --print-ssh-command "+nodes[0]+" prints (node-add(8), RECOVERY)")
 	}
 	node := nodes[0]
 	ip, err := join.Resolve(context.Background(), node)
@@ -133,7 +134,7 @@ func dryRun(env *cli.Env, c *cluster.Cluster, nodes []string, f *flags, remoteAr
 		for _, r := range plan["run"].([]string) {
 			fmt.Fprintf(&b, "    %s\n", r)
 		}
-		fmt.Fprintf(&b, "  node now presents the cluster host keys %s\n", strings.Join(keys, ", "))
+		fmt.Fprintf(&b, "  after the join the node presents the cluster host keys %s\n", strings.Join(keys, ", "))
 		fmt.Fprintf(&b, "  node daemon: waits for %s over TLS, then records the node\n", plan["node_daemon"])
 		fmt.Fprintf(&b, "  documents: --dry-run --output json shows both, secrets redacted\n")
 		if _, err := io.WriteString(env.Stdout, b.String()); err != nil {
