@@ -108,6 +108,13 @@ func dryRun(env *cli.Env, c *cluster.Cluster, nodes []string, f *flags, remoteAr
 		} else if f.acceptNew {
 			trust += ", else accept a new key"
 		}
+		recorded, err := c.Recorded(node)
+		if err != nil {
+			return err
+		}
+		if recorded {
+			trust += ", or the cluster's host key (the node is recorded)"
+		}
 		plan := map[string]any{
 			"node": node, "primary_ip": ip, "host_key_trust": trust, "ssh_user": f.sshUser,
 			"run": []string{
