@@ -283,7 +283,11 @@ func join(ctx context.Context, o Options, node string, res *Result) error {
 	timed(StepNoded, t)
 	if err != nil {
 		addr := net.JoinHostPort(ip, fmt.Sprint(o.NodeDaemonPort))
-		f := fail(StepNoded, "the node daemon on %s did not answer within %s: %v", addr, o.NodeDaemonTimeout, err)
+		within := "within --node-daemon-timeout " + o.NodeDaemonTimeout.String()
+		if ctx.Err() != nil {
+			within = "before --timeout " + o.Timeout.String() + " (the bound on the whole join) ran out"
+		}
+		f := fail(StepNoded, "the node daemon on %s did not answer %s: %v", addr, within, err)
 		state := "the node is configured but not recorded on the master"
 		if recorded {
 			state = "the node was recorded on the master by an earlier run and stays so; its node daemon does not answer now"
