@@ -285,6 +285,8 @@ func (c *Conn) classify(e *HostKeyError, offered []HostKey, known, revoked []kno
 	switch {
 	case len(offered) == 0:
 		e.Problem = HostKeyNoOffer
+	case slices.ContainsFunc(revoked, func(r knownEntry) bool { return seen[r.key.Fingerprint()] }):
+		e.Problem = HostKeyRevoked
 	case !c.cfg.TrustClusterKeys && slices.ContainsFunc(e.Offered, func(fp string) bool { return cluster[fp] }):
 		e.Problem = HostKeyCluster
 		e.Offered = slices.DeleteFunc(e.Offered, func(fp string) bool { return !cluster[fp] })
@@ -292,8 +294,6 @@ func (c *Conn) classify(e *HostKeyError, offered []HostKey, known, revoked []kno
 	case len(c.cfg.HostKeyFingerprints) > 0:
 		e.Problem = HostKeyNotPinned
 		e.Known = c.cfg.HostKeyFingerprints
-	case slices.ContainsFunc(revoked, func(r knownEntry) bool { return seen[r.key.Fingerprint()] }):
-		e.Problem = HostKeyRevoked
 	case len(known) > 0:
 		e.Problem = HostKeyChanged
 		for _, k := range known {

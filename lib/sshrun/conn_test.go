@@ -127,6 +127,8 @@ func TestDialHostKey(t *testing.T) {
 		{name: "cluster key trusted, another key offered", server: []HostKey{ed2}, cfg: Config{ClusterKeys: []HostKey{ed}, TrustClusterKeys: true},
 			wantErr:   "host key of node1 has changed: known " + ed.Fingerprint() + ", offered " + ed2.Fingerprint(),
 			wantConns: 1, wantProblem: HostKeyChanged},
+		{name: "cluster key revoked", server: []HostKey{ed}, known: "@revoked " + ed.Line("node1"), cfg: Config{ClusterKeys: []HostKey{ed}, TrustClusterKeys: true},
+			wantErr: "host key of node1 is marked @revoked in known_hosts: " + ed.Fingerprint(), wantConns: 1, wantProblem: HostKeyRevoked},
 		{name: "known under [host]:port", server: []HostKey{ed}, known: "[node1]:2222 " + ed.Type + " " + ed.Base64,
 			cfg: Config{Port: 2222}, wantKey: ed, wantConns: 1},
 	} {
