@@ -279,10 +279,12 @@ func join(ctx context.Context, o Options, node string, res *Result) error {
 		defer cancel()
 	}
 	client := noded.NewClient(o.Cluster.Server.Cert, o.Cluster.Client)
-	v, err := client.WaitVersion(wctx, ip, o.NodeDaemonPort, 250*time.Millisecond)
+	// The port the document gave the node (the cluster's unless
+	// --node-daemon-port): where its daemon now listens.
+	v, err := client.WaitVersion(wctx, ip, setup.NodeDaemonPort, 250*time.Millisecond)
 	timed(StepNoded, t)
 	if err != nil {
-		addr := net.JoinHostPort(ip, fmt.Sprint(o.NodeDaemonPort))
+		addr := net.JoinHostPort(ip, fmt.Sprint(setup.NodeDaemonPort))
 		within := "within --node-daemon-timeout " + o.NodeDaemonTimeout.String()
 		if ctx.Err() != nil {
 			within = "before --timeout " + o.Timeout.String() + " (the bound on the whole join) ran out"
