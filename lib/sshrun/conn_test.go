@@ -18,7 +18,11 @@ func TestMain(m *testing.M) {
 	if fakessh.IsFake() {
 		os.Exit(fakessh.Main())
 	}
-	os.Exit(m.Run())
+	code := m.Run()
+	if keysDir != "" {
+		os.RemoveAll(keysDir) // the keys testKey made, once per binary
+	}
+	os.Exit(code)
 }
 
 var (
