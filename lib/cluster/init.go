@@ -21,7 +21,6 @@ import (
 	"github.com/nodejoin/nodejoin/lib/apply"
 	"github.com/nodejoin/nodejoin/lib/certs"
 	"github.com/nodejoin/nodejoin/lib/cli"
-	"github.com/nodejoin/nodejoin/lib/joindoc"
 	"github.com/nodejoin/nodejoin/lib/nodeconf"
 	"github.com/nodejoin/nodejoin/lib/ssconf"
 	"github.com/nodejoin/nodejoin/lib/sshkeys"
@@ -274,7 +273,8 @@ func (p *InitPlan) Apply(ctx context.Context, log *slog.Logger) error {
 		items = append(items, txn.Item{Path: f.real, NodePath: f.Path, Data: f.data, Mode: f.mode,
 			UID: os.Geteuid(), GID: os.Getegid(), KeepOwner: true, Secret: f.Secret})
 	}
-	return apply.Run(ctx, p.cfg, log, apply.Plan{Items: items}, false, &joindoc.Result{})
+	_, err := apply.Run(ctx, p.cfg, log, func() (*apply.Plan, error) { return &apply.Plan{Items: items}, nil }, false)
+	return err
 }
 
 type hostKey struct{ kind, private, public string }

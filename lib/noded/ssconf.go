@@ -45,9 +45,12 @@ func (s *Server) putSsconf(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusBadRequest, ErrorReply{errorLines(err)})
 		return
 	}
-	plan := apply.Plan{Items: ssconf.Items(cfg, doc.Ssconf), Locks: []string{path.Join(cfg.LockDir, ssconf.LockFile)}}
-	res := joindoc.Result{Program: "noded"}
-	if err := apply.Run(r.Context(), cfg, s.Log, plan, false, &res); err != nil {
+	plan := func() (*apply.Plan, error) {
+		return &apply.Plan{Items: ssconf.Items(cfg, doc.Ssconf), Locks: []string{path.Join(cfg.LockDir, ssconf.LockFile)}}, nil
+	}
+	res, err := apply.Run(r.Context(), cfg, s.Log, plan, false)
+	res.Program = "noded"
+	if err != nil {
 		s.Log.Warn("updating ssconf failed", "err", err)
 		writeJSON(w, http.StatusInternalServerError, ErrorReply{errorLines(err)})
 		return
