@@ -91,7 +91,8 @@ func newPlan(cfg *nodeconf.Config, doc *joindoc.DaemonSetup, made *[]byte) (*app
 			return nil, err
 		}
 		p.Items = append(p.Items, dirs...)
-		file(nodeconf.File, conf, 0o644, true)
+		p.Items = append(p.Items, txn.Item{Path: cfg.Path(nodeconf.File), NodePath: nodeconf.File, Data: conf, Mode: 0o644,
+			UID: os.Geteuid(), GID: os.Getegid(), KeepOwner: true, KeepBackup: true})
 	}
 	p.Locks = []string{path.Join(cfg.LockDir, ssconf.LockFile)}
 	if doc.StartNodeDaemon {
