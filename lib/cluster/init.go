@@ -48,7 +48,7 @@ type File struct {
 	Path   string `json:"path"`   // node path
 	Action string `json:"action"` // create, replace, keep
 	Mode   string `json:"mode"`
-	SHA256 string `json:"sha256"`
+	SHA256 string `json:"sha256,omitempty"` // empty for a secret: a digest would confirm a guess
 	Secret bool   `json:"secret,omitempty"`
 	real   string
 	data   []byte
@@ -138,6 +138,10 @@ func PlanInit(o InitOptions) (*InitPlan, error) {
 	if err != nil {
 		return nil, fmt.Errorf("creating the master's client certificate: %w", err)
 	}
+	client, err := certs.ParseKeyPair(clientPEM)
+	if err != nil {
+		return nil, fmt.Errorf("creating the master's client certificate: %w", err)
+	}
 	p.CertFingerprint = certs.Fingerprint(server.Cert)
 	add(dataDir(ServerPEM), serverPEM, modeSecret, true)
 	add(dataDir(ClientPEM), clientPEM, modeSecret, true)
@@ -201,15 +205,17 @@ func PlanInit(o InitOptions) (*InitPlan, error) {
 
 	// ssconf, as far as known.
 	values := map[string]string{
-		"cluster_name":          p.Settings.ClusterName,
-		"master_node":           o.MasterNode,
-		"node_list":             o.MasterNode,
-		"online_nodes":          o.MasterNode,
-		"offline_nodes":         "",
-		"master_candidates":     o.MasterNode,
-		"release_version":       version.String(),
-		"maintain_node_health":  "False",
-		"enabled_user_shutdown": "False",
+		"cluster_name":      p.Settings.ClusterName,
+		"master_node":       o.MasterNode,
+		"node_list":         o.MasterNode,
+		"online_nodes":      o.MasterNode,
+		"offline_nodes":     "",
+		"master_candidates": o.MasterNode,
+		// Nodes let only these certificates write (noded's PUT /ssconf).
+		ssconf.CandidateCertsKey: o.MasterNode + "=" + certs.Digest(client.Cert),
+		"release_version":        version.String(),
+		"maintain_node_health":   "False",
+		"enabled_user_shutdown":  "False",
 	}
 	if o.MasterIP != "" {
 		values["master_ip"] = o.MasterIP
@@ -235,8 +241,10 @@ func PlanInit(o InitOptions) (*InitPlan, error) {
 
 	for i := range p.Files {
 		f := &p.Files[i]
-		sum := sha256.Sum256(f.data)
-		f.SHA256 = hex.EncodeToString(sum[:])
+		if !f.Secret {
+			sum := sha256.Sum256(f.data)
+			f.SHA256 = hex.EncodeToString(sum[:])
+		}
 		f.Mode = fmt.Sprintf("%04o", f.mode)
 		f.Action = "create"
 		if old, err := os.ReadFile(f.real); err == nil {
