@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"net"
 	"os"
 	"strings"
 
@@ -54,11 +53,9 @@ func isTerminal(f *os.File) bool {
 // sshCommand is the ssh command line that reaches node as the cluster
 // knows it once prepare-node-join has run there: the node presents the
 // cluster's host key, which the cluster known_hosts lists under the
-// cluster name, so that name is the HostKeyAlias. Options only, no secret.
-func sshCommand(c *cluster.Cluster, node string, f *flags) ([]string, error) {
-	if err := cluster.CheckName(node); err != nil && net.ParseIP(node) == nil {
-		return nil, cli.Reject(node, "%v", err)
-	}
+// cluster name, so that name is the HostKeyAlias. Options only, no secret;
+// run has checked the name.
+func sshCommand(c *cluster.Cluster, node string, f *flags) []string {
 	argv := []string{"ssh",
 		"-o", "StrictHostKeyChecking=yes",
 		"-o", "UserKnownHostsFile=" + c.Path(cluster.KnownHosts),
@@ -70,18 +67,14 @@ func sshCommand(c *cluster.Cluster, node string, f *flags) ([]string, error) {
 	if f.sshPort != 0 {
 		argv = append(argv, "-p", fmt.Sprint(f.sshPort))
 	}
-	return append(argv, "-l", f.sshUser, node), nil
+	return append(argv, "-l", f.sshUser, node)
 }
 
 func printSSHCommand(env *cli.Env, c *cluster.Cluster, nodes []string, f *flags) error {
 	if len(nodes) != 1 {
 		return cli.Usagef("--print-ssh-command takes exactly one NODE")
 	}
-	argv, err := sshCommand(c, nodes[0], f)
-	if err != nil {
-		return err
-	}
-	_, err = fmt.Fprintln(env.Stdout, sshrun.ShellQuote(argv))
+	_, err := fmt.Fprintln(env.Stdout, sshrun.ShellQuote(sshCommand(c, nodes[0], f)))
 	return err
 }
 

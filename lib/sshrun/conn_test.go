@@ -3,6 +3,7 @@ package sshrun
 import (
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -19,8 +20,12 @@ func TestMain(m *testing.M) {
 		os.Exit(fakessh.Main())
 	}
 	code := m.Run()
+	// The keys are unencrypted private keys: they go with the test binary.
 	if keysDir != "" {
-		os.RemoveAll(keysDir) // the keys testKey made, once per binary
+		if err := os.RemoveAll(keysDir); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			code = 1
+		}
 	}
 	os.Exit(code)
 }
