@@ -89,6 +89,21 @@ func newPlan(cfg *nodeconf.Config, doc *joindoc.DaemonSetup, made *[]byte) (*app
 		return nil, fmt.Errorf("the new client certificate: %w", err)
 	}
 	p.Result.ClientCertificateFingerprint = certs.Fingerprint(kp.Cert)
+	// The master reaches the node daemon on the document's port: record it
+	// where the node daemon reads its port (the restart below picks it up).
+	if doc.NodeDaemonPort != 0 && doc.NodeDaemonPort != cfg.NodeDaemonPort {
+		conf, err := cfg.FileWith("node_daemon_port", doc.NodeDaemonPort)
+		if err != nil {
+			return nil, err
+		}
+		dirs, err := txn.MissingDirs(cfg.Root, path.Dir(nodeconf.File), 0o755, os.Geteuid(), os.Getegid())
+		if err != nil {
+			return nil, err
+		}
+		p.Items = append(p.Items, dirs...)
+		p.Items = append(p.Items, txn.Item{Path: cfg.Path(nodeconf.File), NodePath: nodeconf.File, Data: conf, Mode: 0o644,
+			UID: os.Geteuid(), GID: os.Getegid(), KeepOwner: true, KeepBackup: true})
+	}
 	p.Locks = []string{path.Join(cfg.LockDir, ssconf.LockFile)}
 	if doc.StartNodeDaemon {
 		// Ganeti's sequence is three commands (nodeconf): each is a step

@@ -285,3 +285,31 @@ func lookupGroup(path, name string) (int, error) {
 	}
 	return 0, fmt.Errorf("%s: no group %q: %w", path, name, fs.ErrNotExist)
 }
+
+// FileWith returns root's node.json with key set to value and every other
+// key kept as it is (a missing file is an empty object): for a program that
+// records a setting the master decides, such as the node daemon's port.
+func (c *Config) FileWith(key string, value any) ([]byte, error) {
+	keys := map[string]json.RawMessage{}
+	b, err := os.ReadFile(c.Path(File))
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+	case err != nil:
+		return nil, fmt.Errorf("reading node configuration: %w", err)
+	default:
+		// Load has checked the file against its schema already.
+		if err := json.Unmarshal(b, &keys); err != nil {
+			return nil, fmt.Errorf("%s: %w", File, err)
+		}
+	}
+	v, err := json.Marshal(value)
+	if err != nil {
+		return nil, err
+	}
+	keys[key] = v
+	out, err := json.MarshalIndent(keys, "", "  ")
+	if err != nil {
+		return nil, err
+	}
+	return append(out, '\n'), nil
+}
