@@ -82,7 +82,7 @@ func newPlan(cfg *nodeconf.Config, doc *joindoc.DaemonSetup) (*apply.Plan, error
 // signed by the cluster certificate. Ganeti makes a new one every time.
 func clientCertificate(cfg *nodeconf.Config, server *certs.KeyPair, nodeName string) ([]byte, error) {
 	np := path.Join(cfg.DataDir, clientPEM)
-	old, err := os.ReadFile(cfg.Path(np))
+	old, err := nodestate.ReadFile(cfg, np)
 	if err == nil && certs.CheckClientCertificate(old, server, nodeName, time.Now()) == nil {
 		return old, nil
 	}

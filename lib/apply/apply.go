@@ -40,8 +40,9 @@ type Plan struct {
 	Result joindoc.Result
 }
 
-// LockFile is nodejoin's own lock, in the node's lock directory.
-const LockFile = "nodejoin.lock"
+// LockFile is nodejoin's own lock, in a directory of the node's lock
+// directory that only root can write (see txn.Options).
+const LockFile = "nodejoin/nodejoin.lock"
 
 // Options returns the transaction options of a node.
 func Options(cfg *nodeconf.Config, log *slog.Logger) txn.Options {
@@ -58,8 +59,15 @@ func Options(cfg *nodeconf.Config, log *slog.Logger) txn.Options {
 func Recover(ctx context.Context, cfg *nodeconf.Config, log *slog.Logger, dryRun bool) error {
 	opts := Options(cfg, log)
 	if dryRun {
-		if _, err := os.Lstat(filepath.Join(opts.StateDir, "journal.json")); err == nil {
+		st, err := txn.Pending(opts)
+		if err != nil {
+			return err
+		}
+		if st != nil {
 			log.Warn("an interrupted run left a journal; the next real run rolls it back first, and this plan compares with the files as they are now")
+			for _, s := range st.Pending {
+				log.Warn("pending", "path", s.Path, "action", s.Action)
+			}
 		}
 		return nil
 	}
@@ -68,7 +76,7 @@ func Recover(ctx context.Context, cfg *nodeconf.Config, log *slog.Logger, dryRun
 
 // Run applies p and fills res's Changed, Files and Restarted.
 func Run(ctx context.Context, cfg *nodeconf.Config, log *slog.Logger, p Plan, dryRun bool, res *joindoc.Result) error {
-	changes, err := txn.Diff(p.Items)
+	changes, err := txn.Diff(cfg.Root, p.Items)
 	if err != nil {
 		return err
 	}
@@ -83,7 +91,7 @@ func Run(ctx context.Context, cfg *nodeconf.Config, log *slog.Logger, p Plan, dr
 		return nil
 	}
 	for _, l := range p.Locks {
-		f, err := lockFile(cfg.Path(l))
+		f, err := lockFile(ctx, log, cfg.Path(l))
 		if err != nil {
 			return err
 		}
@@ -95,7 +103,7 @@ func Run(ctx context.Context, cfg *nodeconf.Config, log *slog.Logger, p Plan, dr
 	}
 	// Compare again under the lock: Begin may have created the state
 	// directory's parents, which the plan may want too.
-	if changes, err = txn.Diff(p.Items); err != nil {
+	if changes, err = txn.Diff(cfg.Root, p.Items); err != nil {
 		return rollback(ctx, tx, err, res)
 	}
 	if err := tx.Apply(changes); err != nil {
@@ -122,7 +130,7 @@ func rollback(ctx context.Context, tx *txn.Tx, cause error, res *joindoc.Result)
 	res.Changed = false
 	if err := tx.Rollback(ctx); err != nil {
 		return cli.Hint(fmt.Errorf("%w; putting the previous files back failed too: %w", cause, err),
-			"the journal in the state directory records what is left; the next run of any nodejoin program on this node tries again")
+			"the journal in the state directory records what is left (--status shows it); the next run of any nodejoin program on this node tries again")
 	}
 	return cli.Hint(fmt.Errorf("%w; the previous files were put back", cause),
 		"nothing on the node changed; fix the cause and run again")
@@ -137,8 +145,8 @@ func report(changes []txn.Change) []joindoc.FileChange {
 	return out
 }
 
-func lockFile(path string) (*os.File, error) {
-	f, err := txn.Lock(path)
+func lockFile(ctx context.Context, log *slog.Logger, path string) (*os.File, error) {
+	f, err := txn.Lock(ctx, log, path)
 	if err != nil {
 		return nil, fmt.Errorf("taking %s: %w", strings.TrimPrefix(path, "/"), err)
 	}

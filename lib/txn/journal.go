@@ -1,12 +1,18 @@
 package txn
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
+	"strings"
+	"syscall"
+
+	"golang.org/x/sys/unix"
 )
 
 // journal is the on-disk record of an unfinished transaction.
@@ -25,8 +31,10 @@ type journal struct {
 
 // entry is one changed file or directory and what it was before.
 type entry struct {
-	Kind    string `json:"kind"` // "file" or "dir"
-	Path    string `json:"path"`
+	Kind string `json:"kind"` // "file" or "dir"
+	Path string `json:"path"`
+	// NodePath is Path as the node sees it, for reports.
+	NodePath string `json:"node_path,omitempty"`
 	Existed bool   `json:"existed"`
 	// Backup holds the old content of an existing file.
 	Backup string `json:"backup,omitempty"`
@@ -39,10 +47,28 @@ type entry struct {
 
 const journalName = "journal.json"
 
+// readJournal reads the journal, which says what to remove and rename as
+// root: only a regular file of the running user that no one else can write
+// is believed.
 func readJournal(path string) (*journal, error) {
-	data, err := os.ReadFile(path)
+	fd, err := unix.Open(path, unix.O_RDONLY|unix.O_NOFOLLOW|unix.O_NONBLOCK|unix.O_CLOEXEC, 0)
 	if err != nil {
+		if errors.Is(err, unix.ELOOP) {
+			return nil, fmt.Errorf("reading the journal %s: a symbolic link: %w", path, ErrUnsafeLock)
+		}
+		return nil, &fs.PathError{Op: "open", Path: path, Err: err}
+	}
+	f := os.NewFile(uintptr(fd), path)
+	defer f.Close()
+	if err := checkRegular(fd, path); err != nil {
 		return nil, err
+	}
+	if err := checkOwned(fd, path); err != nil {
+		return nil, err
+	}
+	data, err := io.ReadAll(io.LimitReader(f, 16<<20))
+	if err != nil {
+		return nil, fmt.Errorf("reading the journal %s: %w", path, err)
 	}
 	var j journal
 	if err := json.Unmarshal(data, &j); err != nil {
@@ -99,47 +125,122 @@ func globEscape(s string) string {
 	return string(b)
 }
 
+func (e entry) nodePath() string {
+	if e.NodePath != "" {
+		return e.NodePath
+	}
+	return e.Path
+}
+
+// nodePathOf maps p, a real path that starts with e.Path (its backup), to
+// the node's view.
+func (e entry) nodePathOf(p string) string {
+	return e.nodePath() + strings.TrimPrefix(p, e.Path)
+}
+
 // rollbackEntry puts one entry back. Every step is idempotent, so a rollback
-// killed half way is finished by running it again.
+// killed half way, or one that failed on a cause since removed, is finished
+// by running it again. Only what was really changed is touched: a file the
+// run never made is not "removed", a target the run never replaced is not
+// "restored", so that a failure names only what is really left to do.
 func rollbackEntry(e entry) error {
+	np := e.nodePath()
 	switch e.Kind {
 	case "dir":
 		if !e.Existed {
-			if err := os.Remove(e.Path); err != nil && !errors.Is(err, fs.ErrNotExist) {
-				return fmt.Errorf("removing %s: %w", e.Path, err)
+			if err := removeIfPresent(e.Path, unix.Rmdir); err != nil {
+				return fmt.Errorf("could not remove %s, which the run made: %w", np, cause(err))
 			}
 			return syncParent(e.Path)
 		}
 		if err := os.Chmod(e.Path, e.Mode); err != nil {
-			return fmt.Errorf("restoring the mode of %s: %w", e.Path, err)
+			return fmt.Errorf("could not restore the mode of %s: %w", np, cause(err))
 		}
-		return os.Lchown(e.Path, e.UID, e.GID)
+		if err := os.Lchown(e.Path, e.UID, e.GID); err != nil {
+			return fmt.Errorf("could not restore the owner of %s: %w", np, cause(err))
+		}
+		return nil
 	case "file":
 		defer removeTemps(e.Path)
 		if !e.Existed {
-			if err := os.Remove(e.Path); err != nil && !errors.Is(err, fs.ErrNotExist) {
-				return fmt.Errorf("removing %s: %w", e.Path, err)
+			if err := removeIfPresent(e.Path, unix.Unlink); err != nil {
+				return fmt.Errorf("could not remove %s, which the run made: %w", np, cause(err))
 			}
 			return syncParent(e.Path)
 		}
 		defer removeTemps(e.Backup)
 		if _, err := os.Lstat(e.Backup); errors.Is(err, fs.ErrNotExist) {
-			// Killed before the backup was complete: the target was not
-			// touched yet (it is written only after its backup).
+			// Killed before the backup was complete, or already put back:
+			// the target is the old file (it is written only after its
+			// backup).
 			return nil
 		}
+		if untouched(e) {
+			// The target was never replaced (its write failed): it is
+			// the old file already.
+			if err := unix.Unlink(e.Backup); err != nil {
+				return fmt.Errorf("could not remove the backup %s: %w", e.nodePathOf(e.Backup), cause(err))
+			}
+			return syncDir(filepath.Dir(e.Path))
+		}
+		why := func(err error) error {
+			return fmt.Errorf("could not put back %s: %w (its previous content is kept in %s)",
+				np, cause(err), e.nodePathOf(e.Backup))
+		}
 		if err := os.Lchown(e.Backup, e.UID, e.GID); err != nil {
-			return fmt.Errorf("restoring %s: %w", e.Path, err)
+			return why(err)
 		}
 		if err := os.Chmod(e.Backup, e.Mode); err != nil {
-			return fmt.Errorf("restoring %s: %w", e.Path, err)
+			return why(err)
 		}
 		if err := os.Rename(e.Backup, e.Path); err != nil {
-			return fmt.Errorf("restoring %s: %w", e.Path, err)
+			return why(err)
 		}
 		return syncDir(filepath.Dir(e.Path))
 	}
 	return fmt.Errorf("journal entry of unknown kind %q", e.Kind)
+}
+
+// untouched reports whether an existing file's target still is what its
+// backup holds, with the recorded mode and owner.
+func untouched(e entry) bool {
+	fi, err := os.Lstat(e.Path)
+	if err != nil || !fi.Mode().IsRegular() {
+		return false
+	}
+	st := fi.Sys().(*syscall.Stat_t)
+	if fi.Mode().Perm() != e.Mode.Perm() || int(st.Uid) != e.UID || int(st.Gid) != e.GID {
+		return false
+	}
+	old, err1 := os.ReadFile(e.Path)
+	backup, err2 := os.ReadFile(e.Backup)
+	return err1 == nil && err2 == nil && bytes.Equal(old, backup)
+}
+
+// removeIfPresent removes p with remove (unlink or rmdir) if it is there:
+// on a read-only file system, unlink fails with EROFS even for a name that
+// does not exist, and a file the run never made must not be reported.
+func removeIfPresent(p string, remove func(string) error) error {
+	if _, err := os.Lstat(p); errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	if err := remove(p); err != nil && !errors.Is(err, unix.ENOENT) {
+		return err
+	}
+	return nil
+}
+
+// cause is the system's reason in err, without the paths it repeats.
+func cause(err error) error {
+	var pe *fs.PathError
+	var le *os.LinkError
+	switch {
+	case errors.As(err, &pe):
+		return pe.Err
+	case errors.As(err, &le):
+		return le.Err
+	}
+	return err
 }
 
 // syncParent syncs the directory of path, if it still exists: a rollback
