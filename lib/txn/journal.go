@@ -35,7 +35,7 @@ type entry struct {
 	Path string `json:"path"`
 	// NodePath is Path as the node sees it, for reports.
 	NodePath string `json:"node_path,omitempty"`
-	Existed bool   `json:"existed"`
+	Existed  bool   `json:"existed"`
 	// Backup holds the old content of an existing file.
 	Backup string `json:"backup,omitempty"`
 	// Keep the backup after commit, as Ganeti keeps backups of keys.

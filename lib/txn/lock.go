@@ -49,7 +49,7 @@ func openOwnLock(path string) (*os.File, error) {
 		}
 		return nil, fmt.Errorf("opening the lock directory %s: %w", dir, err)
 	}
-	defer unix.Close(dfd)
+	defer func() { _ = unix.Close(dfd) }()
 	if err := checkOwned(dfd, dir); err != nil {
 		return nil, err
 	}
