@@ -142,89 +142,125 @@ func (e entry) nodePathOf(p string) string {
 // killed half way, or one that failed on a cause since removed, is finished
 // by running it again. Only what was really changed is touched: a file the
 // run never made is not "removed", a target the run never replaced is not
-// "restored", so that a failure names only what is really left to do.
+// "restored", so that a failure names only what is really left to do. All
+// is done relative to the entry's directory, pinned as for the writes, so
+// that nothing is removed or renamed through a link put on the way since.
 func rollbackEntry(e entry) error {
 	np := e.nodePath()
-	switch e.Kind {
-	case "dir":
+	if e.Kind != "dir" && e.Kind != "file" {
+		return fmt.Errorf("journal entry of unknown kind %q", e.Kind)
+	}
+	dir, err := pinDir(filepath.Dir(e.Path))
+	if errors.Is(err, fs.ErrNotExist) && !e.Existed {
+		return nil // its directory, made by the same run, is gone already
+	}
+	if err != nil && !e.Existed {
+		return fmt.Errorf("could not check whether the run made %s: %w", np, cause(err))
+	}
+	if err != nil {
+		return fmt.Errorf("could not put back %s: %w", np, cause(err))
+	}
+	defer func() { _ = dir.Close() }()
+	name := filepath.Base(e.Path)
+	if e.Kind == "dir" {
 		if !e.Existed {
-			if err := removeIfPresent(e.Path, unix.Rmdir); err != nil {
+			if err := removeIfPresent(dir, name, true); err != nil {
 				return fmt.Errorf("could not remove %s, which the run made: %w", np, cause(err))
 			}
-			return syncParent(e.Path)
+			return syncRoot(dir)
 		}
-		if err := os.Chmod(e.Path, e.Mode); err != nil {
+		if err := dir.Chmod(name, e.Mode); err != nil {
 			return fmt.Errorf("could not restore the mode of %s: %w", np, cause(err))
 		}
-		if err := os.Lchown(e.Path, e.UID, e.GID); err != nil {
+		if err := dir.Lchown(name, e.UID, e.GID); err != nil {
 			return fmt.Errorf("could not restore the owner of %s: %w", np, cause(err))
 		}
 		return nil
-	case "file":
-		defer removeTemps(e.Path)
-		if !e.Existed {
-			if err := removeIfPresent(e.Path, unix.Unlink); err != nil {
-				return fmt.Errorf("could not remove %s, which the run made: %w", np, cause(err))
-			}
-			return syncParent(e.Path)
-		}
-		defer removeTemps(e.Backup)
-		if _, err := os.Lstat(e.Backup); errors.Is(err, fs.ErrNotExist) {
-			// Killed before the backup was complete, or already put back:
-			// the target is the old file (it is written only after its
-			// backup).
-			return nil
-		}
-		if untouched(e) {
-			// The target was never replaced (its write failed): it is
-			// the old file already.
-			if err := unix.Unlink(e.Backup); err != nil {
-				return fmt.Errorf("could not remove the backup %s: %w", e.nodePathOf(e.Backup), cause(err))
-			}
-			return syncDir(filepath.Dir(e.Path))
-		}
-		why := func(err error) error {
-			return fmt.Errorf("could not put back %s: %w (its previous content is kept in %s)",
-				np, cause(err), e.nodePathOf(e.Backup))
-		}
-		if err := os.Lchown(e.Backup, e.UID, e.GID); err != nil {
-			return why(err)
-		}
-		if err := os.Chmod(e.Backup, e.Mode); err != nil {
-			return why(err)
-		}
-		if err := os.Rename(e.Backup, e.Path); err != nil {
-			return why(err)
-		}
-		return syncDir(filepath.Dir(e.Path))
 	}
-	return fmt.Errorf("journal entry of unknown kind %q", e.Kind)
+	defer removeTemps(e.Path)
+	if !e.Existed {
+		if err := removeIfPresent(dir, name, false); err != nil {
+			return fmt.Errorf("could not remove %s, which the run made: %w", np, cause(err))
+		}
+		return syncRoot(dir)
+	}
+	defer removeTemps(e.Backup)
+	backup := filepath.Base(e.Backup)
+	if _, err := dir.Lstat(backup); errors.Is(err, fs.ErrNotExist) {
+		// Killed before the backup was complete, or already put back:
+		// the target is the old file (it is written only after its
+		// backup).
+		return nil
+	}
+	if untouched(dir, name, backup, e) {
+		// The target was never replaced (its write failed): it is the
+		// old file already.
+		if err := dir.Remove(backup); err != nil {
+			return fmt.Errorf("could not remove the backup %s: %w", e.nodePathOf(e.Backup), cause(err))
+		}
+		return syncRoot(dir)
+	}
+	why := func(err error) error {
+		return fmt.Errorf("could not put back %s: %w (its previous content is kept in %s)",
+			np, cause(err), e.nodePathOf(e.Backup))
+	}
+	if err := dir.Lchown(backup, e.UID, e.GID); err != nil {
+		return why(err)
+	}
+	if err := dir.Chmod(backup, e.Mode); err != nil {
+		return why(err)
+	}
+	if err := dir.Rename(backup, name); err != nil {
+		return why(err)
+	}
+	return syncRoot(dir)
 }
 
 // untouched reports whether an existing file's target still is what its
 // backup holds, with the recorded mode and owner.
-func untouched(e entry) bool {
-	fi, err := os.Lstat(e.Path)
-	if err != nil || !fi.Mode().IsRegular() {
+func untouched(dir *os.Root, name, backup string, e entry) bool {
+	if !sameMetaIn(dir, name, e) {
+		return false
+	}
+	old, err1 := readNoFollow(dir, name)
+	saved, err2 := readNoFollow(dir, backup)
+	return err1 == nil && err2 == nil && bytes.Equal(old, saved)
+}
+
+func sameMetaIn(dir *os.Root, name string, e entry) bool {
+	fi, err := dir.Lstat(name)
+	if err != nil || (e.Kind == "file" && !fi.Mode().IsRegular()) {
 		return false
 	}
 	st := fi.Sys().(*syscall.Stat_t)
-	if fi.Mode().Perm() != e.Mode.Perm() || int(st.Uid) != e.UID || int(st.Gid) != e.GID {
-		return false
-	}
-	old, err1 := os.ReadFile(e.Path)
-	backup, err2 := os.ReadFile(e.Backup)
-	return err1 == nil && err2 == nil && bytes.Equal(old, backup)
+	return fi.Mode().Perm() == e.Mode.Perm() && int(st.Uid) == e.UID && int(st.Gid) == e.GID
 }
 
-// removeIfPresent removes p with remove (unlink or rmdir) if it is there:
-// on a read-only file system, unlink fails with EROFS even for a name that
-// does not exist, and a file the run never made must not be reported.
-func removeIfPresent(p string, remove func(string) error) error {
-	if _, err := os.Lstat(p); errors.Is(err, fs.ErrNotExist) {
+func readNoFollow(dir *os.Root, name string) ([]byte, error) {
+	f, err := dir.OpenFile(name, os.O_RDONLY|syscall.O_NOFOLLOW|syscall.O_NONBLOCK, 0)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	return io.ReadAll(f)
+}
+
+// removeIfPresent removes name in dir if it is there, and only as the kind
+// the run made: on a read-only file system, unlink fails with EROFS even
+// for a name that does not exist, and a file the run never made must not
+// be reported.
+func removeIfPresent(dir *os.Root, name string, isDir bool) error {
+	fi, err := dir.Lstat(name)
+	if errors.Is(err, fs.ErrNotExist) {
 		return nil
 	}
-	if err := remove(p); err != nil && !errors.Is(err, unix.ENOENT) {
+	if err != nil {
+		return err
+	}
+	if fi.IsDir() != isDir {
+		return errors.New("it was replaced by something else")
+	}
+	if err := dir.Remove(name); err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return err
 	}
 	return nil
@@ -239,16 +275,6 @@ func cause(err error) error {
 		return pe.Err
 	case errors.As(err, &le):
 		return le.Err
-	}
-	return err
-}
-
-// syncParent syncs the directory of path, if it still exists: a rollback
-// may remove a directory created by the same run.
-func syncParent(path string) error {
-	err := syncDir(filepath.Dir(path))
-	if errors.Is(err, fs.ErrNotExist) {
-		return nil
 	}
 	return err
 }

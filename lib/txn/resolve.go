@@ -48,7 +48,15 @@ const maxLinks = 40
 // is not a regular file. A missing component ends the walk: the rest is
 // taken as it is.
 func Resolve(root, np string) (string, error) {
-	root = filepath.Clean(root)
+	// The root itself is the operator's: it may be reached through links
+	// (and may not exist yet: a dry run of cluster-init).
+	if real, err := filepath.EvalSymlinks(root); err == nil {
+		root = real
+	} else if errors.Is(err, fs.ErrNotExist) {
+		root = filepath.Clean(root)
+	} else {
+		return "", fmt.Errorf("resolving --root %s: %w", root, err)
+	}
 	rest := strings.Split(strings.Trim(path.Clean("/"+np), "/"), "/")
 	last := rest[len(rest)-1]
 	rest = rest[:len(rest)-1]

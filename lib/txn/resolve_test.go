@@ -1,8 +1,11 @@
 package txn
 
 import (
+	"context"
+	"errors"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 )
 
@@ -59,5 +62,66 @@ func TestResolve(t *testing.T) {
 	// The node's own root: /.. is /.
 	if got, err := Resolve("/", "/../etc/passwd"); err != nil || got != "/etc/passwd" {
 		t.Errorf("root /: got %q, %v", got, err)
+	}
+}
+
+// A directory replaced by a link between the plan and the write (by a user
+// who owns its parent): the write fails, nothing is written through it.
+func TestDirSwappedForLinkAfterDiff(t *testing.T) {
+	root := t.TempDir()
+	outside := t.TempDir()
+	var restarts []string
+	opts := testOptions(t, root, &restarts)
+	if err := os.MkdirAll(filepath.Join(root, "home/u/.ssh"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	changes, err := Diff(root, []Item{
+		{NodePath: "/home/u/.ssh", Dir: true, Mode: 0o700, UID: os.Geteuid(), GID: os.Getegid()},
+		item(root, "home/u/.ssh/authorized_keys", "key\n", 0o600),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(filepath.Join(root, "home/u"), filepath.Join(root, "home/moved")); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(outside, filepath.Join(root, "home/u")); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Mkdir(filepath.Join(outside, ".ssh"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	tx, err := Begin(context.Background(), opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = tx.Apply(changes)
+	if !errors.Is(err, ErrChanged) {
+		t.Errorf("got %v, want %v", err, ErrChanged)
+	}
+	// The rollback does not act through the link either: it says so and
+	// keeps the journal until the link is gone.
+	if err := tx.Rollback(context.Background()); !errors.Is(err, ErrChanged) ||
+		!strings.HasPrefix(err.Error(), "could not check whether the run made /home/u/.ssh/authorized_keys: ") {
+		t.Errorf("rollback: got %v", err)
+	}
+	if err := os.Remove(filepath.Join(root, "home/u")); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(filepath.Join(root, "home/moved"), filepath.Join(root, "home/u")); err != nil {
+		t.Fatal(err)
+	}
+	if err := Recover(context.Background(), opts); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(opts.StateDir); !os.IsNotExist(err) {
+		t.Errorf("the journal remains: %v", err)
+	}
+	fi, err := os.Stat(filepath.Join(outside, ".ssh"))
+	if err != nil || fi.Mode().Perm() != 0o755 {
+		t.Errorf("the outside directory was changed: %v %v", fi.Mode(), err)
+	}
+	if entries, _ := os.ReadDir(filepath.Join(outside, ".ssh")); len(entries) != 0 {
+		t.Errorf("written outside: %v", entries)
 	}
 }

@@ -60,7 +60,7 @@ func Pending(opts Options) (*Status, error) {
 			}
 			step.Action = "restore-mode"
 		default:
-			if step.Backup == "" || untouched(e) {
+			if step.Backup == "" || untouchedPath(e) {
 				continue
 			}
 			step.Action = "restore"
@@ -73,6 +73,15 @@ func Pending(opts Options) (*Status, error) {
 func exists(p string) bool {
 	_, err := os.Lstat(p)
 	return err == nil
+}
+
+func untouchedPath(e entry) bool {
+	dir, err := pinDir(filepath.Dir(e.Path))
+	if err != nil {
+		return false
+	}
+	defer func() { _ = dir.Close() }()
+	return untouched(dir, filepath.Base(e.Path), filepath.Base(e.Backup), e)
 }
 
 func sameMeta(e entry) bool {

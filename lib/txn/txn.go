@@ -156,26 +156,34 @@ func (tx *Tx) apply(c Change) error {
 			return fmt.Errorf("backing up %s: %w", c.NodePath, err)
 		}
 	}
-	if err := writeAtomic(c.Path, c.Data, c.Mode, c.UID, c.GID, c.Secret); err != nil {
+	if err := writeItem(c.Path, c.Data, c.Mode, c.UID, c.GID, c.Secret); err != nil {
 		return fmt.Errorf("writing %s: %w", c.NodePath, err)
 	}
 	return nil
 }
 
 func applyDir(c Change) error {
+	parent, err := pinDir(filepath.Dir(c.Path))
+	if err != nil {
+		return fmt.Errorf("creating %s: %w", c.NodePath, err)
+	}
+	defer func() { _ = parent.Close() }()
+	name := filepath.Base(c.Path)
 	if c.Action == Create {
-		if err := os.Mkdir(c.Path, c.Mode); err != nil {
+		if err := parent.Mkdir(name, c.Mode); err != nil {
 			return fmt.Errorf("creating %s: %w", c.NodePath, err)
 		}
 	}
-	// Mkdir applies the umask: set the mode explicitly.
-	if err := os.Chmod(c.Path, c.Mode); err != nil {
-		return fmt.Errorf("setting the mode of %s: %w", c.NodePath, err)
-	}
-	if err := os.Lchown(c.Path, c.UID, c.GID); err != nil {
+	// Relative to the pinned parent, a link put in the directory's place
+	// is not followed out of it (os.Root); Lchown never follows one.
+	if err := parent.Lchown(name, c.UID, c.GID); err != nil {
 		return fmt.Errorf("setting the owner of %s: %w", c.NodePath, err)
 	}
-	return syncDir(filepath.Dir(c.Path))
+	// Mkdir applies the umask: set the mode explicitly.
+	if err := parent.Chmod(name, c.Mode); err != nil {
+		return fmt.Errorf("setting the mode of %s: %w", c.NodePath, err)
+	}
+	return syncRoot(parent)
 }
 
 // RecordRestart journals a restart command before it runs, so that a
