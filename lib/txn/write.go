@@ -99,7 +99,26 @@ func pinDir(dir string) (*os.Root, error) {
 		fd = next
 	}
 	defer func() { _ = unix.Close(fd) }()
-	return os.OpenRoot(fmt.Sprintf("/proc/self/fd/%d", fd))
+	// os.Root opens by name; it is the pinned directory only if it is the
+	// same inode, which it then holds open.
+	r, err := os.OpenRoot(dir)
+	if err != nil {
+		return nil, err
+	}
+	var pinned unix.Stat_t
+	fi, err := r.Stat(".")
+	if err == nil {
+		err = unix.Fstat(fd, &pinned)
+	}
+	if err != nil {
+		_ = r.Close()
+		return nil, err
+	}
+	if st := fi.Sys().(*syscall.Stat_t); st.Dev != pinned.Dev || st.Ino != pinned.Ino {
+		_ = r.Close()
+		return nil, fmt.Errorf("%s: %w", dir, ErrChanged)
+	}
+	return r, nil
 }
 
 // ErrChanged is a directory that became a symbolic link between the plan
