@@ -58,6 +58,9 @@ func ReadFile(cfg *nodeconf.Config, np string) ([]byte, error) {
 		return nil, err
 	}
 	f, err := os.OpenFile(real, os.O_RDONLY|syscall.O_NOFOLLOW|syscall.O_NONBLOCK, 0)
+	if errors.Is(err, syscall.ELOOP) {
+		return nil, fmt.Errorf("%s: %w", np, txn.ErrNotRegular)
+	}
 	if err != nil {
 		return nil, err
 	}
