@@ -83,7 +83,11 @@ func run(env *cli.Env, args []string) error {
 	}
 	fmt.Fprintf(env.Stdout, "cluster-init: %s cluster %s with master %s\n", verb, plan.Settings.ClusterName, plan.Settings.MasterNode)
 	for _, fl := range plan.Files {
-		fmt.Fprintf(env.Stdout, "  %-9s %s %s sha256:%.16s\n", fl.Action, fl.Mode, fl.Path, fl.SHA256)
+		digest := "sha256:" + fl.SHA256[:min(16, len(fl.SHA256))]
+		if fl.Secret {
+			digest = "(secret)"
+		}
+		fmt.Fprintf(env.Stdout, "  %-9s %s %s %s\n", fl.Action, fl.Mode, fl.Path, digest)
 	}
 	fmt.Fprintf(env.Stdout, "certificate %s\n", plan.CertFingerprint)
 	for _, kind := range []string{"rsa", "ecdsa", "ed25519"} {

@@ -28,9 +28,18 @@ const (
 // clientValidity is Ganeti's X509_CERT_DEFAULT_VALIDITY, 1825 days.
 const clientValidity = 1825 * 24 * time.Hour
 
+// planner plans the node from doc each time it is called (apply.Run). A
+// client certificate its first plan made is kept for the plan made again
+// under the lock, so it is made once per run and never under the lock.
+func planner(cfg *nodeconf.Config, doc *joindoc.DaemonSetup) apply.Planner {
+	var made []byte
+	return func() (*apply.Plan, error) { return newPlan(cfg, doc, &made) }
+}
+
 // newPlan checks the document against the node and builds the plan; every
-// check comes before any write.
-func newPlan(cfg *nodeconf.Config, doc *joindoc.DaemonSetup) (*apply.Plan, error) {
+// check comes before any write. made is a client certificate made by an
+// earlier call, to reuse.
+func newPlan(cfg *nodeconf.Config, doc *joindoc.DaemonSetup, made *[]byte) (*apply.Plan, error) {
 	if err := nodestate.CheckClusterName(cfg, doc.ClusterName); err != nil {
 		return nil, err
 	}
@@ -46,10 +55,10 @@ func newPlan(cfg *nodeconf.Config, doc *joindoc.DaemonSetup) (*apply.Plan, error
 	}
 
 	p := &apply.Plan{}
-	file := func(np string, data []byte, mode fs.FileMode, backup bool) {
-		p.Items = append(p.Items, txn.Item{Path: cfg.Path(np), NodePath: np, Data: data, Mode: mode,
-			UID: os.Geteuid(), GID: os.Getegid(), KeepOwner: true, KeepBackup: backup,
-			Secret: mode == certMode})
+	// Each of these files holds a key: they are secrets.
+	secret := func(np string, data []byte, backup bool) {
+		p.Items = append(p.Items, txn.Item{Path: cfg.Path(np), NodePath: np, Data: data, Mode: certMode,
+			UID: os.Geteuid(), GID: os.Getegid(), KeepOwner: true, KeepBackup: backup, Secret: true})
 	}
 	// Ganeti's ensure-dirs makes the data directory 0755.
 	dirs, err := txn.MissingDirs(cfg.Root, cfg.DataDir, 0o755, os.Geteuid(), os.Getegid())
@@ -58,13 +67,13 @@ func newPlan(cfg *nodeconf.Config, doc *joindoc.DaemonSetup) (*apply.Plan, error
 	}
 	p.Items = append(p.Items, dirs...)
 	p.Items = append(p.Items, ssconf.Items(cfg, doc.Ssconf)...)
-	file(path.Join(cfg.DataDir, hmacKey), []byte(doc.HMACKey), certMode, false)
-	file(path.Join(cfg.DataDir, nodestate.ServerPEM), []byte(doc.NodeDaemonCertificate), certMode, false)
-	client, err := clientCertificate(cfg, server, doc.NodeName)
+	secret(path.Join(cfg.DataDir, hmacKey), []byte(doc.HMACKey), false)
+	secret(path.Join(cfg.DataDir, nodestate.ServerPEM), []byte(doc.NodeDaemonCertificate), false)
+	client, err := clientCertificate(cfg, server, doc.NodeName, made)
 	if err != nil {
 		return nil, err
 	}
-	file(path.Join(cfg.DataDir, clientPEM), client, certMode, true)
+	secret(path.Join(cfg.DataDir, clientPEM), client, true)
 	kp, err := certs.ParseKeyPair(client)
 	if err != nil {
 		return nil, fmt.Errorf("the new client certificate: %w", err)
@@ -78,9 +87,10 @@ func newPlan(cfg *nodeconf.Config, doc *joindoc.DaemonSetup) (*apply.Plan, error
 }
 
 // clientCertificate keeps the node's client.pem when it is still valid for
-// this cluster certificate and node name, and otherwise makes a new one
-// signed by the cluster certificate. Ganeti makes a new one every time.
-func clientCertificate(cfg *nodeconf.Config, server *certs.KeyPair, nodeName string) ([]byte, error) {
+// this cluster certificate and node name, and otherwise takes made or, if
+// none was made yet, makes a new one signed by the cluster certificate.
+// Ganeti makes a new one every time.
+func clientCertificate(cfg *nodeconf.Config, server *certs.KeyPair, nodeName string, made *[]byte) ([]byte, error) {
 	np := path.Join(cfg.DataDir, clientPEM)
 	old, err := nodestate.ReadFile(cfg, np)
 	if err == nil && certs.CheckClientCertificate(old, server, nodeName, time.Now()) == nil {
@@ -89,9 +99,12 @@ func clientCertificate(cfg *nodeconf.Config, server *certs.KeyPair, nodeName str
 	if err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return nil, fmt.Errorf("reading %s: %w", np, err)
 	}
-	pem, err := certs.NewClientCertificate(server, nodeName, clientValidity)
-	if err != nil {
-		return nil, fmt.Errorf("making the client certificate: %w", err)
+	if *made == nil {
+		pem, err := certs.NewClientCertificate(server, nodeName, clientValidity)
+		if err != nil {
+			return nil, fmt.Errorf("making the client certificate: %w", err)
+		}
+		*made = pem
 	}
-	return pem, nil
+	return *made, nil
 }

@@ -5,6 +5,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net"
 	"os"
@@ -22,10 +23,13 @@ func main() { os.Exit(cli.Main("noded", os.Args[1:], run)) }
 
 const usage = `Usage: noded [flags]
 
-Serve GET /version and GET /health over mutual TLS on the node daemon port.
-The server presents the data directory's server.pem; clients must present a
-certificate signed by it (the master's client.pem). Logs go to standard
-error. SIGTERM or SIGINT stops it cleanly.
+Serve GET /version and GET /health, and PUT /ssconf from the master, over
+mutual TLS on the node daemon port. The server presents the data
+directory's server.pem; clients must present a certificate signed by it.
+PUT /ssconf writes ssconf files, and only from a client certificate whose
+digest ssconf_master_candidates_certs lists (the master's client.pem).
+Logs go to standard error, one line per request. SIGTERM or SIGINT stops it
+cleanly. One noded runs per root: a second one refuses to start.
 
 With --restart, stop the noded of this root (from its pid file) and start a
 new one in the background, logging to the log directory's noded.log; exit
@@ -56,6 +60,12 @@ func run(env *cli.Env, args []string) error {
 	}
 	if f.restart && f.stop {
 		return cli.Usagef("--restart and --stop exclude each other")
+	}
+	if fs.Changed("port") && (f.port < 1 || f.port > 65535) {
+		return cli.Usagef("--port: %d is not a port (1 to 65535)", f.port)
+	}
+	if f.bind != "" && net.ParseIP(f.bind) == nil {
+		return cli.Usagef("--bind: %q is not an IP address", f.bind)
 	}
 	cfg, err := nodeconf.Load(f.root)
 	if err != nil {
@@ -88,15 +98,26 @@ func run(env *cli.Env, args []string) error {
 		fmt.Fprintf(env.Stdout, "would serve on %s with %s\n", net.JoinHostPort(f.bind, strconv.Itoa(f.port)), cfg.Path(cfg.DataDir+"/server.pem"))
 		return nil
 	}
+	// The pid file first: a second noded of this root must not get as far
+	// as the port, nor touch the first one's pid file.
+	release, err := noded.TakePidFile(cfg)
+	if errors.Is(err, noded.ErrRunning) {
+		return cli.Hint(err, "noded --stop --root "+cfg.Root+" stops it; noded --restart replaces it")
+	}
+	if err != nil {
+		return err
+	}
+	defer release()
 	ln, err := net.Listen("tcp", net.JoinHostPort(f.bind, strconv.Itoa(f.port)))
+	if errors.Is(err, syscall.EADDRINUSE) {
+		return cli.Hint(fmt.Errorf("listening: %w", err),
+			fmt.Sprintf("another program listens on port %d: a noded of another --root, or Ganeti's ganeti-noded", f.port),
+			"stop it (noded --stop --root DIR), or give this noded another port: node_daemon_port in "+
+				cfg.Path(nodeconf.File)+", or --port")
+	}
 	if err != nil {
 		return fmt.Errorf("listening: %w", err)
 	}
-	if err := noded.WritePidFile(cfg); err != nil {
-		ln.Close()
-		return err
-	}
-	defer noded.RemovePidFile(cfg)
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
 	return srv.Serve(ctx, ln)

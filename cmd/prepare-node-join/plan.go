@@ -33,11 +33,27 @@ type plan struct {
 	// newPub holds planned public key files by node path, to report
 	// fingerprints and keys as they will be.
 	newPub map[string][]byte
+	made   *generated
+}
+
+// generated is the root key pair a run's first plan generated. The plan
+// made again under the lock takes it if the node still has no sound one,
+// so a key is generated once per run and never while the lock is held.
+type generated struct {
+	kind         sshkeys.Kind
+	bits         int
+	private, pub []byte
+}
+
+// planner plans the node from doc each time it is called (apply.Run).
+func planner(cfg *nodeconf.Config, doc *joindoc.Prepare) apply.Planner {
+	made := &generated{}
+	return func() (*apply.Plan, error) { return newPlan(cfg, doc, made) }
 }
 
 // newPlan checks the document against the node and builds the plan. Every
 // check comes before any write; a refusal is a *cli.RejectedError.
-func newPlan(cfg *nodeconf.Config, doc *joindoc.Prepare) (*apply.Plan, error) {
+func newPlan(cfg *nodeconf.Config, doc *joindoc.Prepare, made *generated) (*apply.Plan, error) {
 	if err := nodestate.CheckClusterName(cfg, doc.ClusterName); err != nil {
 		return nil, err
 	}
@@ -58,7 +74,7 @@ func newPlan(cfg *nodeconf.Config, doc *joindoc.Prepare) (*apply.Plan, error) {
 	if err != nil {
 		return nil, err
 	}
-	p := &plan{cfg: cfg, user: u, newPub: map[string][]byte{}}
+	p := &plan{cfg: cfg, user: u, newPub: map[string][]byte{}, made: made}
 	p.Result.HostKeyFingerprints = map[string]string{}
 	rej := &cli.RejectedError{}
 	hostPairs := p.checkPairs(rej, "/ssh_host_key", doc.SSHHostKey)
@@ -73,8 +89,8 @@ func newPlan(cfg *nodeconf.Config, doc *joindoc.Prepare) (*apply.Plan, error) {
 		base := path.Join(cfg.SSHConfigDir, "ssh_host_"+k.Kind+"_key")
 		// New host keys belong to the user running the program: root on a
 		// real node.
-		p.addFile(base, []byte(k.Private), 0o600, os.Geteuid(), os.Getegid(), true)
-		p.addFile(base+".pub", []byte(k.Public), 0o644, os.Geteuid(), os.Getegid(), false)
+		p.addFile(base, []byte(k.Private), 0o600, os.Geteuid(), os.Getegid(), true, true)
+		p.addFile(base+".pub", []byte(k.Public), 0o644, os.Geteuid(), os.Getegid(), false, false)
 	}
 	sshDir := path.Join(u.Home, ".ssh")
 	var sshFiles []txn.Item
@@ -197,9 +213,9 @@ func (p *plan) checkKeyType(rej *cli.RejectedError, doc *joindoc.Prepare) (sshke
 	return kind, bits
 }
 
-func (p *plan) addFile(nodePath string, data []byte, mode fs.FileMode, uid, gid int, backup bool) {
+func (p *plan) addFile(nodePath string, data []byte, mode fs.FileMode, uid, gid int, backup, secret bool) {
 	p.Items = append(p.Items, txn.Item{Path: p.cfg.Path(nodePath), NodePath: nodePath, Data: data,
-		Mode: mode, UID: uid, GID: gid, KeepOwner: true, KeepBackup: backup, Secret: mode == 0o600})
+		Mode: mode, UID: uid, GID: gid, KeepOwner: true, KeepBackup: backup, Secret: secret})
 	if strings.HasSuffix(nodePath, ".pub") {
 		p.newPub[nodePath] = data
 	}
@@ -208,11 +224,11 @@ func (p *plan) addFile(nodePath string, data []byte, mode fs.FileMode, uid, gid 
 func (p *plan) userKeyItems(sshDir, kind string, private, public []byte) []txn.Item {
 	base := path.Join(sshDir, "id_"+kind)
 	p.newPub[base+".pub"] = public
-	mk := func(np string, data []byte, mode fs.FileMode) txn.Item {
+	mk := func(np string, data []byte, mode fs.FileMode, secret bool) txn.Item {
 		return txn.Item{Path: p.cfg.Path(np), NodePath: np, Data: data, Mode: mode,
-			UID: p.user.UID, GID: p.user.GID, KeepOwner: true, KeepBackup: true, Secret: mode == 0o600}
+			UID: p.user.UID, GID: p.user.GID, KeepOwner: true, KeepBackup: true, Secret: secret}
 	}
-	return []txn.Item{mk(base, private, 0o600), mk(base+".pub", public, 0o644)}
+	return []txn.Item{mk(base, private, 0o600, true), mk(base+".pub", public, 0o644, false)}
 }
 
 // rootKey keeps the login user's key pair of the requested kind and size if
@@ -232,12 +248,15 @@ func (p *plan) rootKey(sshDir string, kind sshkeys.Kind, bits int, given []joind
 			return p.userKeyItems(sshDir, string(kind), priv, pub), string(pub), nil
 		}
 	}
-	host, _ := os.Hostname()
-	priv, pub, err := sshkeys.Generate(kind, bits, p.user.Name+"@"+host)
-	if err != nil {
-		return nil, "", fmt.Errorf("generating the %s key pair of %s: %w", kind, p.user.Name, err)
+	if m := p.made; m.private == nil || m.kind != kind || m.bits != bits {
+		host, _ := os.Hostname()
+		priv, pub, err := sshkeys.Generate(kind, bits, p.user.Name+"@"+host)
+		if err != nil {
+			return nil, "", fmt.Errorf("generating the %s key pair of %s: %w", kind, p.user.Name, err)
+		}
+		*m = generated{kind: kind, bits: bits, private: priv, pub: pub}
 	}
-	return p.userKeyItems(sshDir, string(kind), priv, pub), string(pub), nil
+	return p.userKeyItems(sshDir, string(kind), p.made.private, p.made.pub), string(p.made.pub), nil
 }
 
 // authorizedKeys merges keys into the login user's authorized_keys,

@@ -74,60 +74,104 @@ func Recover(ctx context.Context, cfg *nodeconf.Config, log *slog.Logger, dryRun
 	return txn.Recover(ctx, opts)
 }
 
-// Run applies p and fills res's Changed, Files and Restarted.
-func Run(ctx context.Context, cfg *nodeconf.Config, log *slog.Logger, p Plan, dryRun bool, res *joindoc.Result) error {
-	changes, err := txn.Diff(cfg.Root, p.Items)
+// Planner plans the node from its files as they are at the time of the
+// call. Run may call it twice, so it must read the node afresh each time.
+type Planner func() (*Plan, error)
+
+// Run plans, and when anything differs from the node, takes the locks,
+// plans again and applies that second plan. The first look is taken
+// without the lock so that a run that finds everything so takes no lock
+// and writes nothing; but another run may change the files between that
+// look and the lock, and a plan made before it would write over that run's
+// work (a merged authorized key lost) or report a key that is not the one
+// on disk. The result describes the plan applied, so it is true of the
+// node when the run ends. The Locks of the first plan are taken.
+func Run(ctx context.Context, cfg *nodeconf.Config, log *slog.Logger, plan Planner, dryRun bool) (joindoc.Result, error) {
+	p, changes, err := diff(cfg.Root, plan)
 	if err != nil {
-		return err
+		return joindoc.Result{}, err
 	}
-	res.DryRun = dryRun
-	res.Changed = txn.Changed(changes)
-	res.Files = report(changes)
-	res.Restarted = []string{}
-	for _, c := range changes {
-		log.Info("plan", "path", c.NodePath, "action", c.Action, "mode", fmt.Sprintf("%04o", c.Mode), "sha256", c.SHA256())
-	}
-	if dryRun || !res.Changed {
-		return nil
+	if dryRun || !txn.Changed(changes) {
+		return result(log, p, changes, dryRun), nil
 	}
 	for _, l := range p.Locks {
 		f, err := lockFile(ctx, log, cfg.Path(l))
 		if err != nil {
-			return err
+			return joindoc.Result{}, err
 		}
 		defer f.Close()
 	}
 	tx, err := txn.Begin(ctx, Options(cfg, log))
 	if err != nil {
-		return err
+		return joindoc.Result{}, err
 	}
-	// Compare again under the lock: Begin may have created the state
+	// Begin has finished any interrupted run and may have made the state
 	// directory's parents, which the plan may want too.
-	if changes, err = txn.Diff(cfg.Root, p.Items); err != nil {
-		return rollback(ctx, tx, err, res)
+	if p, changes, err = diff(cfg.Root, plan); err != nil {
+		if rerr := tx.Rollback(ctx); rerr != nil {
+			return joindoc.Result{}, fmt.Errorf("%w; ending the transaction: %w", err, rerr)
+		}
+		return joindoc.Result{}, err // a refusal stays a refusal: nothing was written
+	}
+	if !txn.Changed(changes) {
+		// Another run made the node so while this one waited.
+		return result(log, p, changes, false), tx.Commit()
 	}
 	if err := tx.Apply(changes); err != nil {
-		return rollback(ctx, tx, err, res)
+		return joindoc.Result{}, rollback(ctx, tx, err)
 	}
+	res := result(log, p, changes, false)
 	for _, s := range p.Steps {
 		if s.Check != nil {
 			if err := daemon.Run(ctx, log, s.Check); err != nil {
-				return rollback(ctx, tx, fmt.Errorf("checking %s's configuration with the new files: %w", s.Daemon, err), res)
+				return joindoc.Result{}, rollback(ctx, tx, fmt.Errorf("checking %s's configuration with the new files: %w", s.Daemon, err))
 			}
 		}
 		if err := tx.RecordRestart(s.Restart); err != nil {
-			return rollback(ctx, tx, err, res)
+			return joindoc.Result{}, rollback(ctx, tx, err)
 		}
 		if err := daemon.Run(ctx, log, s.Restart); err != nil {
-			return rollback(ctx, tx, fmt.Errorf("restarting %s: %w", s.Daemon, err), res)
+			return joindoc.Result{}, rollback(ctx, tx, fmt.Errorf("restarting %s: %w", s.Daemon, err))
 		}
 		res.Restarted = append(res.Restarted, s.Daemon)
 	}
-	return tx.Commit()
+	return res, tx.Commit()
 }
 
-func rollback(ctx context.Context, tx *txn.Tx, cause error, res *joindoc.Result) error {
-	res.Changed = false
+// diff plans and compares the plan with the node.
+func diff(root string, plan Planner) (*Plan, []txn.Change, error) {
+	p, err := plan()
+	if err != nil {
+		return nil, nil, err
+	}
+	changes, err := txn.Diff(root, p.Items)
+	if err != nil {
+		return nil, nil, err
+	}
+	return p, changes, nil
+}
+
+// result is p's facts with the changes, which it logs: a summary at info
+// level, each item at debug level (an ssconf update has some fifteen
+// files, most of them unchanged).
+func result(log *slog.Logger, p *Plan, changes []txn.Change, dryRun bool) joindoc.Result {
+	res := p.Result
+	res.DryRun = dryRun
+	res.Changed = txn.Changed(changes)
+	res.Files = report(changes)
+	res.Restarted = []string{}
+	var changed []string
+	for _, c := range changes {
+		log.Debug("plan", "path", c.NodePath, "action", c.Action, "mode", fmt.Sprintf("%04o", c.Mode), "sha256", c.SHA256())
+		if c.Action != txn.Unchanged {
+			changed = append(changed, c.NodePath)
+		}
+	}
+	log.Info("plan", "changed", len(changed), "unchanged", len(changes)-len(changed), "paths", strings.Join(changed, " "))
+	return res
+}
+
+func rollback(ctx context.Context, tx *txn.Tx, cause error) error {
 	if err := tx.Rollback(ctx); err != nil {
 		return cli.Hint(fmt.Errorf("%w; putting the previous files back failed too: %w", cause, err),
 			"the journal in the state directory records what is left (--status shows it); the next run of any nodejoin program on this node tries again")

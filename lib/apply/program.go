@@ -17,11 +17,14 @@ import (
 type Program[D any] struct {
 	Name, Usage string
 	Decode      func(io.Reader) (*D, error)
-	Plan        func(cfg *nodeconf.Config, doc *D) (*Plan, error)
+	// Planner returns the run's planner for doc, which checks doc against
+	// the node and plans it each time Run calls it (see Run). It may keep
+	// what its first call generated, such as a key, for the second.
+	Planner func(cfg *nodeconf.Config, doc *D) Planner
 }
 
 // Run is the program's cli run function: flags, node configuration, the
-// document, recovery of an interrupted run, the plan, then Run; the result
+// document, recovery of an interrupted run, then Run with the plan; the result
 // goes to standard output as one JSON object.
 func (p Program[D]) Run(env *cli.Env, args []string) error {
 	var f cli.Flags
@@ -49,15 +52,11 @@ func (p Program[D]) Run(env *cli.Env, args []string) error {
 	if err := Recover(ctx, cfg, env.Log, f.DryRun); err != nil {
 		return err
 	}
-	plan, err := p.Plan(cfg, doc)
+	res, err := Run(ctx, cfg, env.Log, p.Planner(cfg, doc), f.DryRun)
 	if err != nil {
 		return err
 	}
-	res := plan.Result
 	res.Program = p.Name
-	if err := Run(ctx, cfg, env.Log, *plan, f.DryRun, &res); err != nil {
-		return err
-	}
 	enc := json.NewEncoder(env.Stdout)
 	enc.SetIndent("", "  ")
 	return enc.Encode(res)

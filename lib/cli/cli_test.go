@@ -4,7 +4,10 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"log/slog"
+	"strings"
 	"testing"
+	"time"
 )
 
 func TestRun(t *testing.T) {
@@ -68,5 +71,21 @@ func TestFlags(t *testing.T) {
 	}
 	if code, _, errb := run("--nope"); code != 2 || errb != "p: error: unknown flag: --nope\np: hint: see p --help\n" {
 		t.Errorf("--nope: %d %q", code, errb)
+	}
+}
+
+// Every log line starts with its time in RFC 3339.
+func TestLogTime(t *testing.T) {
+	var b bytes.Buffer
+	before := time.Now().Truncate(time.Millisecond)
+	newLogger("p", &b, slog.LevelInfo).Info("serving", "port", 1811)
+	line := b.String()
+	stamp, rest, ok := strings.Cut(strings.TrimPrefix(line, "time="), " ")
+	if !strings.HasPrefix(line, "time=") || !ok || rest != "level=INFO msg=serving prog=p port=1811\n" {
+		t.Fatalf("log line %q", line)
+	}
+	at, err := time.Parse(time.RFC3339, stamp)
+	if err != nil || at.Before(before) || at.After(time.Now()) || !strings.Contains(stamp, ".") {
+		t.Errorf("time %q: %v, %v", stamp, at, err)
 	}
 }

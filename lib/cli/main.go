@@ -80,17 +80,23 @@ func Parse(env *Env, fs *pflag.FlagSet, f *Flags, args []string) error {
 	return nil
 }
 
+// newLogger logs text lines with the time first, in RFC 3339 with
+// milliseconds and the local offset, so that a daemon's log (noded's goes
+// to a file) and a run's progress can be put beside other logs.
 func newLogger(prog string, w io.Writer, level slog.Level) *slog.Logger {
 	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{
 		Level: level,
 		ReplaceAttr: func(groups []string, a slog.Attr) slog.Attr {
-			if len(groups) == 0 && a.Key == slog.TimeKey {
-				return slog.Attr{}
+			if len(groups) == 0 && a.Key == slog.TimeKey && a.Value.Kind() == slog.KindTime {
+				a.Value = slog.StringValue(a.Value.Time().Format(timeFormat))
 			}
 			return a
 		},
 	})).With("prog", prog)
 }
+
+// timeFormat is RFC 3339 with milliseconds.
+const timeFormat = "2006-01-02T15:04:05.000Z07:00"
 
 // Main runs run with the process's streams and returns the exit status,
 // after printing a failed run's error as "prog: error: ..." lines and its

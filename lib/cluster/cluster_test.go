@@ -12,6 +12,7 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/nodejoin/nodejoin/lib/certs"
 	"github.com/nodejoin/nodejoin/lib/cli"
 )
 
@@ -220,5 +221,44 @@ func TestNiceSort(t *testing.T) {
 	niceSort(in)
 	if got := strings.Join(in, " "); got != "a node1 node2 node02x node10" {
 		t.Errorf("niceSort = %s", got)
+	}
+}
+
+// The master's client.pem is what nodes trust for writes: cluster-init
+// lists its digest in master_candidates_certs, and what node-add sends and
+// records keeps it listed even when the master's file lost it or names an
+// older certificate.
+func TestMasterCandidateCerts(t *testing.T) {
+	root, c := initCluster(t)
+	want := "master.example.org=" + certs.Digest(c.Client.Cert)
+	p := filepath.Join(root, "var/lib/ganeti/ssconf_master_candidates_certs")
+	if b, err := os.ReadFile(p); err != nil || string(b) != want+"\n" {
+		t.Fatalf("after cluster-init: %q, %v; want %q", b, err, want)
+	}
+	other := "node1.example.org=AB:CD:EF:01:23:45:67:89:AB:CD:EF:01:23:45:67:89:AB:CD:EF:01"
+	stale := "master.example.org=00:11:22:33:44:55:66:77:88:99:AA:BB:CC:DD:EE:FF:00:11:22:33"
+	for _, old := range []string{"", stale, stale + "\n" + other, "-"} {
+		if old == "-" {
+			os.Remove(p)
+		} else {
+			os.Chmod(p, 0o644)
+			if err := os.WriteFile(p, []byte(old+"\n"), 0o444); err != nil {
+				t.Fatal(err)
+			}
+		}
+		wantNow := want
+		if strings.Contains(old, other) {
+			wantNow = want + "\n" + other
+		}
+		d, err := c.DaemonSetupDoc("node10.example.org", "192.0.2.10")
+		if err != nil || d.Ssconf["master_candidates_certs"] != wantNow {
+			t.Errorf("master's file %q: node-daemon-setup gets %q, %v; want %q", old, d.Ssconf["master_candidates_certs"], err, wantNow)
+		}
+		if err := c.RecordNode(Node{Name: "node10.example.org", PrimaryIP: "192.0.2.10"}); err != nil {
+			t.Fatal(err)
+		}
+		if b, err := os.ReadFile(p); err != nil || string(b) != wantNow+"\n" {
+			t.Errorf("master's file %q: after recording a node %q, %v; want %q", old, b, err, wantNow)
+		}
 	}
 }

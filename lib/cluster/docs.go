@@ -6,7 +6,9 @@ import (
 	"os"
 	"strings"
 
+	"github.com/nodejoin/nodejoin/lib/certs"
 	"github.com/nodejoin/nodejoin/lib/joindoc"
+	"github.com/nodejoin/nodejoin/lib/ssconf"
 )
 
 // PrepareDoc is prepare-node-join's document: the cluster name, the
@@ -87,7 +89,7 @@ func (c *Cluster) DaemonSetupDoc(node, ip string) (*joindoc.DaemonSetup, error) 
 	if err != nil {
 		return nil, fmt.Errorf("reading the hmac key: %w", err)
 	}
-	values, err := c.ReadSsconf()
+	values, err := c.Ssconf()
 	if err != nil {
 		return nil, err
 	}
@@ -132,4 +134,25 @@ func contains(list []string, s string) bool {
 		}
 	}
 	return false
+}
+
+// Ssconf is the master's ssconf as it sends it to nodes: every value of
+// its data directory, with the master's line of master_candidates_certs
+// naming its client.pem as it is now, so that nodes keep accepting the
+// master's writes whatever an older file says.
+func (c *Cluster) Ssconf() (map[string]string, error) {
+	values, err := c.ReadSsconf()
+	if err != nil {
+		return nil, err
+	}
+	return values, c.withMasterCert(values)
+}
+
+func (c *Cluster) withMasterCert(values map[string]string) error {
+	v, err := ssconf.WithCandidateCert(values[ssconf.CandidateCertsKey], c.Settings.MasterNode, certs.Digest(c.Client.Cert))
+	if err != nil {
+		return fmt.Errorf("%s: %w", c.Config.Path(ssconf.Path(c.Config.DataDir, ssconf.CandidateCertsKey)), err)
+	}
+	values[ssconf.CandidateCertsKey] = v
+	return nil
 }

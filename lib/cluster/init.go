@@ -21,7 +21,6 @@ import (
 	"github.com/nodejoin/nodejoin/lib/apply"
 	"github.com/nodejoin/nodejoin/lib/certs"
 	"github.com/nodejoin/nodejoin/lib/cli"
-	"github.com/nodejoin/nodejoin/lib/joindoc"
 	"github.com/nodejoin/nodejoin/lib/nodeconf"
 	"github.com/nodejoin/nodejoin/lib/ssconf"
 	"github.com/nodejoin/nodejoin/lib/sshkeys"
@@ -49,7 +48,7 @@ type File struct {
 	Path   string `json:"path"`   // node path
 	Action string `json:"action"` // create, replace, keep
 	Mode   string `json:"mode"`
-	SHA256 string `json:"sha256"`
+	SHA256 string `json:"sha256,omitempty"` // empty for a secret: a digest would confirm a guess
 	Secret bool   `json:"secret,omitempty"`
 	real   string
 	data   []byte
@@ -139,6 +138,10 @@ func PlanInit(o InitOptions) (*InitPlan, error) {
 	if err != nil {
 		return nil, fmt.Errorf("creating the master's client certificate: %w", err)
 	}
+	client, err := certs.ParseKeyPair(clientPEM)
+	if err != nil {
+		return nil, fmt.Errorf("creating the master's client certificate: %w", err)
+	}
 	p.CertFingerprint = certs.Fingerprint(server.Cert)
 	add(dataDir(ServerPEM), serverPEM, modeSecret, true)
 	add(dataDir(ClientPEM), clientPEM, modeSecret, true)
@@ -202,15 +205,17 @@ func PlanInit(o InitOptions) (*InitPlan, error) {
 
 	// ssconf, as far as known.
 	values := map[string]string{
-		"cluster_name":          p.Settings.ClusterName,
-		"master_node":           o.MasterNode,
-		"node_list":             o.MasterNode,
-		"online_nodes":          o.MasterNode,
-		"offline_nodes":         "",
-		"master_candidates":     o.MasterNode,
-		"release_version":       version.String(),
-		"maintain_node_health":  "False",
-		"enabled_user_shutdown": "False",
+		"cluster_name":      p.Settings.ClusterName,
+		"master_node":       o.MasterNode,
+		"node_list":         o.MasterNode,
+		"online_nodes":      o.MasterNode,
+		"offline_nodes":     "",
+		"master_candidates": o.MasterNode,
+		// Nodes let only these certificates write (noded's PUT /ssconf).
+		ssconf.CandidateCertsKey: o.MasterNode + "=" + certs.Digest(client.Cert),
+		"release_version":        version.String(),
+		"maintain_node_health":   "False",
+		"enabled_user_shutdown":  "False",
 	}
 	if o.MasterIP != "" {
 		values["master_ip"] = o.MasterIP
@@ -236,8 +241,10 @@ func PlanInit(o InitOptions) (*InitPlan, error) {
 
 	for i := range p.Files {
 		f := &p.Files[i]
-		sum := sha256.Sum256(f.data)
-		f.SHA256 = hex.EncodeToString(sum[:])
+		if !f.Secret {
+			sum := sha256.Sum256(f.data)
+			f.SHA256 = hex.EncodeToString(sum[:])
+		}
 		f.Mode = fmt.Sprintf("%04o", f.mode)
 		f.Action = "create"
 		if old, err := os.ReadFile(f.real); err == nil {
@@ -274,7 +281,8 @@ func (p *InitPlan) Apply(ctx context.Context, log *slog.Logger) error {
 		items = append(items, txn.Item{Path: f.real, NodePath: f.Path, Data: f.data, Mode: f.mode,
 			UID: os.Geteuid(), GID: os.Getegid(), KeepOwner: true, Secret: f.Secret})
 	}
-	return apply.Run(ctx, p.cfg, log, apply.Plan{Items: items}, false, &joindoc.Result{})
+	_, err := apply.Run(ctx, p.cfg, log, func() (*apply.Plan, error) { return &apply.Plan{Items: items}, nil }, false)
+	return err
 }
 
 type hostKey struct{ kind, private, public string }

@@ -90,10 +90,13 @@ func (c *Cluster) RecordNode(n Node) error {
 		return err
 	}
 	before := map[string]string{}
-	for _, k := range []string{"node_list", "online_nodes", "node_primary_ips"} {
+	for _, k := range []string{"node_list", "online_nodes", "node_primary_ips", ssconf.CandidateCertsKey} {
 		before[k] = values[k]
 	}
 	withNode(values, n.Name, n.PrimaryIP)
+	if err := c.withMasterCert(values); err != nil {
+		return err
+	}
 	for k, old := range before {
 		if values[k] == old {
 			continue

@@ -13,10 +13,12 @@ import (
 	"time"
 
 	"github.com/nodejoin/nodejoin/internal/fakessh"
+	"github.com/nodejoin/nodejoin/lib/certs"
 	"github.com/nodejoin/nodejoin/lib/cluster"
 	"github.com/nodejoin/nodejoin/lib/joindoc"
 	"github.com/nodejoin/nodejoin/lib/nodeconf"
 	"github.com/nodejoin/nodejoin/lib/noded"
+	"github.com/nodejoin/nodejoin/lib/ssconf"
 	"github.com/nodejoin/nodejoin/lib/sshrun"
 )
 
@@ -84,12 +86,20 @@ func setupOK(f *fakessh.Fake, t *testing.T) {
 
 // serveNoded runs a node daemon with the cluster's server.pem.
 func serveNoded(t *testing.T, c *cluster.Cluster, port int) {
+	serveNodedWith(t, c, port, map[string]string{"cluster_name": "c1.example.org"})
+}
+
+// serveNodedWith runs a node daemon whose ssconf holds values, and returns
+// its root.
+func serveNodedWith(t *testing.T, c *cluster.Cluster, port int, values map[string]string) string {
 	root := t.TempDir()
 	cfg, _ := nodeconf.Load(root)
 	os.MkdirAll(cfg.Path(cfg.DataDir), 0o755)
 	pem, _ := os.ReadFile(c.Path(cluster.ServerPEM))
 	os.WriteFile(cfg.Path(cfg.DataDir+"/server.pem"), pem, 0o600)
-	os.WriteFile(cfg.Path(cfg.DataDir+"/ssconf_cluster_name"), []byte("c1.example.org\n"), 0o444)
+	for k, v := range values {
+		os.WriteFile(cfg.Path(ssconf.Path(cfg.DataDir, k)), ssconf.Format(v), 0o444)
+	}
 	srv, err := noded.LoadServer(cfg, slog.New(slog.DiscardHandler))
 	if err != nil {
 		t.Fatal(err)
@@ -102,6 +112,44 @@ func serveNoded(t *testing.T, c *cluster.Cluster, port int) {
 	done := make(chan struct{})
 	go func() { srv.Serve(ctx, ln); close(done) }()
 	t.Cleanup(func() { cancel(); <-done })
+	return root
+}
+
+// A node set up from the master's document accepts the master's ssconf
+// push: the document lists the master's client certificate. A node whose
+// list does not (set up before the list existed) refuses it, and the push
+// says why.
+func TestPushSsconf(t *testing.T) {
+	c, _, o := setup(t)
+	if err := c.RecordNode(cluster.Node{Name: "127.0.0.1", PrimaryIP: "127.0.0.1"}); err != nil {
+		t.Fatal(err)
+	}
+	doc, err := c.DaemonSetupDoc("127.0.0.1", "127.0.0.1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	root := serveNodedWith(t, c, o.NodeDaemonPort, doc.Ssconf)
+	// A value the node does not have yet, so that the push changes it.
+	os.WriteFile(filepath.Join(c.Config.Path(c.Config.DataDir), "ssconf_cluster_tags"), []byte("pushed\n"), 0o444)
+	res, err := PushSsconf(context.Background(), o, 1)
+	if err != nil || len(res) != 1 || res[0].Error != "" || !res[0].Changed {
+		t.Fatalf("push: %+v, %v", res, err)
+	}
+	if b, _ := os.ReadFile(filepath.Join(root, "var/lib/ganeti/ssconf_cluster_tags")); string(b) != "pushed\n" {
+		t.Errorf("the node's ssconf_cluster_tags = %q", b)
+	}
+
+	c2, _, o2 := setup(t)
+	if err := c2.RecordNode(cluster.Node{Name: "127.0.0.1", PrimaryIP: "127.0.0.1"}); err != nil {
+		t.Fatal(err)
+	}
+	serveNodedWith(t, c2, o2.NodeDaemonPort, map[string]string{"cluster_name": "c1.example.org", "master_node": "master.example.org"})
+	res, err = PushSsconf(context.Background(), o2, 1)
+	want := "updating ssconf through the node daemon: PUT /ssconf: 403 Forbidden: the client certificate (SHA-1 " +
+		certs.Digest(c2.Client.Cert) + ") is not in this node's ssconf_master_candidates_certs"
+	if err != nil || len(res) != 1 || res[0].Error != want {
+		t.Errorf("push to a node without the master's certificate listed: %+v, %v; want %s", res, err, want)
+	}
 }
 
 func TestJoin(t *testing.T) {

@@ -24,7 +24,7 @@ type PushResult struct {
 // parallel, and those joined before, then list every node. It uses the
 // node daemons (TLS, the master's client certificate), not SSH.
 func PushSsconf(ctx context.Context, o Options, parallel int) ([]PushResult, error) {
-	values, err := o.Cluster.ReadSsconf()
+	values, err := o.Cluster.Ssconf()
 	if err != nil {
 		return nil, err
 	}

@@ -8,7 +8,8 @@ import (
 
 // Result is what prepare-node-join and node-daemon-setup print on standard
 // output: what changed, and the facts the master needs next. It never holds
-// a secret: files are named with the sha256 of their new content.
+// a secret: files are named with the sha256 of their new content, and a
+// secret file without one.
 type Result struct {
 	Program string       `json:"program"`
 	Changed bool         `json:"changed"`

@@ -90,14 +90,20 @@ func (c *Client) do(ctx context.Context, method, host string, port int, path str
 // WaitVersion asks until the daemon answers or ctx ends, every interval.
 // It returns the last error when ctx ends.
 func (c *Client) WaitVersion(ctx context.Context, host string, port int, interval time.Duration) (*Version, error) {
+	var last error
 	for {
 		v, err := c.Version(ctx, host, port)
 		if err == nil {
 			return v, nil
 		}
+		// An attempt cut short by the deadline says only that time ran
+		// out; the attempt before it says why the node did not answer.
+		if last == nil || ctx.Err() == nil {
+			last = err
+		}
 		select {
 		case <-ctx.Done():
-			return nil, err
+			return nil, last
 		case <-time.After(interval):
 		}
 	}

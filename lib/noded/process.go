@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/nodejoin/nodejoin/lib/nodeconf"
+	"github.com/nodejoin/nodejoin/lib/txn"
 )
 
 // PidFile is the node path of the running daemon's pid file.
@@ -23,39 +24,62 @@ func PidFile(cfg *nodeconf.Config) string { return cfg.Path(filepath.Join(cfg.Ru
 // LogFile is the node path of the log a restarted daemon writes to.
 func LogFile(cfg *nodeconf.Config) string { return cfg.Path(filepath.Join(cfg.LogDir, "noded.log")) }
 
-// WritePidFile records this process's pid (atomically: a reader sees the
-// old pid or the new one).
-func WritePidFile(cfg *nodeconf.Config) error {
+// pidLock is the node path of the lock beside the pid file. The process
+// holding it (flock, until it ends) owns the pid file; the lock is on a
+// file of its own because the pid file is replaced by a rename, and a lock
+// on the replaced file would no longer guard the name.
+func pidLock(cfg *nodeconf.Config) string { return PidFile(cfg) + ".lock" }
+
+// ErrRunning is returned by TakePidFile when another noded owns the pid file.
+var ErrRunning = errors.New("noded already runs")
+
+// TakePidFile makes this process the owner of the pid file: it takes the
+// lock, then writes its pid (atomically: a reader sees the old pid or the
+// new one). If another process holds the lock, it fails with ErrRunning
+// and the other's pid, and touches nothing. release removes the pid file
+// and lets go of the lock.
+func TakePidFile(cfg *nodeconf.Config) (release func(), err error) {
 	p := PidFile(cfg)
 	if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
-		return fmt.Errorf("writing the pid file: %w", err)
+		return nil, fmt.Errorf("creating the run directory: %w", err)
 	}
-	f, err := os.CreateTemp(filepath.Dir(p), ".noded.pid")
+	lock, err := os.OpenFile(pidLock(cfg), os.O_RDWR|os.O_CREATE|syscall.O_NOFOLLOW, 0o600)
 	if err != nil {
-		return fmt.Errorf("writing the pid file: %w", err)
+		return nil, fmt.Errorf("opening the pid file lock: %w", err)
 	}
-	_, err = fmt.Fprintf(f, "%d\n", os.Getpid())
-	if err2 := f.Close(); err == nil {
-		err = err2
+	if err := syscall.Flock(int(lock.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+		lock.Close()
+		if errors.Is(err, syscall.EWOULDBLOCK) {
+			if pid, err := readPid(p); err == nil {
+				return nil, fmt.Errorf("%w as PID %d", ErrRunning, pid)
+			}
+			return nil, fmt.Errorf("%w: another process holds %s", ErrRunning, pidLock(cfg))
+		}
+		return nil, fmt.Errorf("locking %s: %w", pidLock(cfg), err)
 	}
-	if err == nil {
-		err = os.Chmod(f.Name(), 0o644)
+	if err := txn.WriteFile(p, []byte(strconv.Itoa(os.Getpid())+"\n"), 0o644); err != nil {
+		lock.Close()
+		return nil, fmt.Errorf("writing the pid file: %w", err)
 	}
-	if err == nil {
-		err = os.Rename(f.Name(), p)
-	}
-	if err != nil {
-		os.Remove(f.Name())
-		return fmt.Errorf("writing the pid file %s: %w", p, err)
-	}
-	return nil
+	return func() {
+		_ = os.Remove(p)
+		lock.Close()
+	}, nil
 }
 
-// RemovePidFile removes the pid file if it still names this process.
-func RemovePidFile(cfg *nodeconf.Config) {
-	if pid, _ := readPid(PidFile(cfg)); pid == os.Getpid() {
-		os.Remove(PidFile(cfg))
+// mayRun says whether a process holds the pid file's lock. Without a lock
+// file (a noded of a version that took none) only the pid can tell.
+func mayRun(cfg *nodeconf.Config) bool {
+	lock, err := os.OpenFile(pidLock(cfg), os.O_RDONLY|syscall.O_NOFOLLOW, 0)
+	if err != nil {
+		return true
 	}
+	defer lock.Close()
+	if err := syscall.Flock(int(lock.Fd()), syscall.LOCK_SH|syscall.LOCK_NB); err != nil {
+		return errors.Is(err, syscall.EWOULDBLOCK)
+	}
+	_ = syscall.Flock(int(lock.Fd()), syscall.LOCK_UN)
+	return false
 }
 
 func readPid(p string) (int, error) {
@@ -87,8 +111,8 @@ func Stop(cfg *nodeconf.Config, wait time.Duration) (bool, error) {
 	if errors.Is(err, os.ErrNotExist) {
 		return false, nil
 	}
-	if err != nil || !isNoded(pid) {
-		return false, nil // stale pid file
+	if err != nil || !mayRun(cfg) || !isNoded(pid) {
+		return false, nil // stale pid file: its owner has ended
 	}
 	if err := syscall.Kill(pid, syscall.SIGTERM); err != nil {
 		return false, fmt.Errorf("stopping noded (pid %d): %w", pid, err)

@@ -6,10 +6,12 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log"
 	"log/slog"
 	"net"
 	"net/http"
 	"os"
+	"strings"
 	"time"
 
 	"github.com/nodejoin/nodejoin/lib/certs"
@@ -42,6 +44,7 @@ type Server struct {
 	Config  *nodeconf.Config
 	KeyPair *certs.KeyPair
 	Log     *slog.Logger
+	Limits  Limits // zero fields: DefaultLimits
 	started time.Time
 }
 
@@ -97,13 +100,61 @@ func (s *Server) Handler() http.Handler {
 	})
 	mux.HandleFunc("PUT /ssconf", s.putSsconf)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		peer := ""
-		if r.TLS != nil && len(r.TLS.PeerCertificates) > 0 {
-			peer = r.TLS.PeerCertificates[0].Subject.CommonName
-		}
-		s.Log.Debug("request", "method", r.Method, "path", r.URL.Path, "client", peer, "remote", r.RemoteAddr)
-		mux.ServeHTTP(w, r)
+		start := time.Now()
+		sw := &statusWriter{ResponseWriter: w, status: http.StatusOK}
+		mux.ServeHTTP(sw, r)
+		s.Log.Info("request", "method", r.Method, "path", r.URL.Path, "client", clientFingerprint(r),
+			"remote", r.RemoteAddr, "status", sw.status, "duration", time.Since(start).Round(time.Microsecond))
 	})
+}
+
+// clientFingerprint names the client by its certificate's SHA-256
+// fingerprint (certs.Fingerprint), never by the name in it.
+func clientFingerprint(r *http.Request) string {
+	if r.TLS == nil || len(r.TLS.PeerCertificates) == 0 {
+		return "none"
+	}
+	return certs.Fingerprint(r.TLS.PeerCertificates[0])
+}
+
+// statusWriter remembers the status of the answer, for the request log.
+type statusWriter struct {
+	http.ResponseWriter
+	status int
+	wrote  bool
+}
+
+func (w *statusWriter) WriteHeader(code int) {
+	if !w.wrote {
+		w.status, w.wrote = code, true
+	}
+	w.ResponseWriter.WriteHeader(code)
+}
+
+func (w *statusWriter) Write(b []byte) (int, error) {
+	w.wrote = true
+	return w.ResponseWriter.Write(b)
+}
+
+// serverErrors logs what net/http reports. A failed handshake (a
+// certificate of another cluster, none, a timeout) is a refusal; a
+// connection closed before its first byte (a port probe, --restart's
+// among them) is not worth a warning.
+type serverErrors struct{ log *slog.Logger }
+
+func (e serverErrors) Write(b []byte) (int, error) {
+	msg := strings.TrimSpace(string(b))
+	rest, ok := strings.CutPrefix(msg, "http: TLS handshake error from ")
+	addr, reason, ok2 := strings.Cut(rest, ": ")
+	switch {
+	case !ok || !ok2:
+		e.log.Warn(msg)
+	case reason == "EOF":
+		e.log.Debug("closed before the TLS handshake", "remote", addr)
+	default:
+		e.log.Warn("refused", "remote", addr, "reason", "TLS handshake: "+reason)
+	}
+	return len(b), nil
 }
 
 func writeJSON(w http.ResponseWriter, code int, v any) {
@@ -115,13 +166,18 @@ func writeJSON(w http.ResponseWriter, code int, v any) {
 // Serve serves on ln until ctx ends, then shuts down within 5 seconds.
 func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	s.started = time.Now()
+	lim := s.Limits.withDefaults()
 	srv := &http.Server{
-		Handler:           s.Handler(),
-		ReadHeaderTimeout: 10 * time.Second,
-		IdleTimeout:       time.Minute,
-		ErrorLog:          slog.NewLogLogger(s.Log.Handler(), slog.LevelDebug),
+		Handler: s.Handler(),
+		// The handshake must end within the shortest of the first three.
+		ReadHeaderTimeout: lim.ReadHeaderTimeout,
+		ReadTimeout:       lim.ReadTimeout,
+		WriteTimeout:      lim.WriteTimeout,
+		IdleTimeout:       lim.IdleTimeout,
+		MaxHeaderBytes:    64 << 10,
+		ErrorLog:          log.New(serverErrors{s.Log}, "", 0),
 	}
-	tlsLn := tls.NewListener(ln, certs.ServerTLSConfig(s.KeyPair))
+	tlsLn := tls.NewListener(newLimitListener(ln, lim, s.Log), certs.ServerTLSConfig(s.KeyPair))
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(tlsLn) }()
 	s.Log.Info("serving", "address", ln.Addr().String(), "certificate", certs.Fingerprint(s.KeyPair.Cert))

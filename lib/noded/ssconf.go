@@ -5,8 +5,10 @@ import (
 	"fmt"
 	"net/http"
 	"path"
+	"strings"
 
 	"github.com/nodejoin/nodejoin/lib/apply"
+	"github.com/nodejoin/nodejoin/lib/certs"
 	"github.com/nodejoin/nodejoin/lib/cli"
 	"github.com/nodejoin/nodejoin/lib/joindoc"
 	"github.com/nodejoin/nodejoin/lib/nodestate"
@@ -20,15 +22,22 @@ type ErrorReply struct {
 
 // putSsconf writes the master's ssconf values (PUT /ssconf), the way
 // Ganeti's master redistributes ssconf to its nodes after a change. Every
-// node holds a client certificate of the cluster, so only the master's
-// (CN = this node's ssconf_master_node) may write; the values get the same
-// checks as node-daemon-setup's and are written in one transaction under
-// the ssconf lock. Nothing is restarted.
+// node holds the cluster key and can mint a certificate with any name, so
+// a name proves nothing: as Ganeti's noded does, only a client certificate
+// whose digest this node's ssconf_master_candidates_certs lists may write,
+// and an update may not drop the sender's own digest from that list (it
+// would lock the master out). The values get the same checks as
+// node-daemon-setup's and are written in one transaction under the ssconf
+// lock. Nothing is restarted.
 func (s *Server) putSsconf(w http.ResponseWriter, r *http.Request) {
-	master := s.ssconf("master_node")
-	if master == "" || r.TLS == nil || len(r.TLS.PeerCertificates) == 0 ||
-		r.TLS.PeerCertificates[0].Subject.CommonName != master {
-		writeJSON(w, http.StatusForbidden, ErrorReply{[]string{"only the master node may update ssconf"}})
+	if r.TLS == nil || len(r.TLS.PeerCertificates) == 0 {
+		s.refuse(w, r, http.StatusForbidden, "no client certificate")
+		return
+	}
+	peer := r.TLS.PeerCertificates[0]
+	digest := certs.Digest(peer)
+	if !ssconf.ListsDigest(s.ssconf(ssconf.CandidateCertsKey), digest) {
+		s.refuse(w, r, http.StatusForbidden, "the client certificate (SHA-1 "+digest+") is not in this node's ssconf_"+ssconf.CandidateCertsKey)
 		return
 	}
 	cfg := s.Config
@@ -42,18 +51,34 @@ func (s *Server) putSsconf(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	if err != nil {
-		writeJSON(w, http.StatusBadRequest, ErrorReply{errorLines(err)})
+		s.refuse(w, r, http.StatusBadRequest, errorLines(err)...)
 		return
 	}
-	plan := apply.Plan{Items: ssconf.Items(cfg, doc.Ssconf), Locks: []string{path.Join(cfg.LockDir, ssconf.LockFile)}}
-	res := joindoc.Result{Program: "noded"}
-	if err := apply.Run(r.Context(), cfg, s.Log, plan, false, &res); err != nil {
-		s.Log.Warn("updating ssconf failed", "err", err)
+	if v, ok := doc.Ssconf[ssconf.CandidateCertsKey]; ok && !ssconf.ListsDigest(v, digest) {
+		s.refuse(w, r, http.StatusForbidden, "/ssconf/"+ssconf.CandidateCertsKey+
+			": the update does not list the sender's own certificate (SHA-1 "+digest+"); it would lock the master out")
+		return
+	}
+	plan := func() (*apply.Plan, error) {
+		return &apply.Plan{Items: ssconf.Items(cfg, doc.Ssconf), Locks: []string{path.Join(cfg.LockDir, ssconf.LockFile)}}, nil
+	}
+	res, err := apply.Run(r.Context(), cfg, s.Log, plan, false)
+	res.Program = "noded"
+	if err != nil {
+		s.Log.Warn("updating ssconf failed", "client", certs.Fingerprint(peer), "err", err)
 		writeJSON(w, http.StatusInternalServerError, ErrorReply{errorLines(err)})
 		return
 	}
-	s.Log.Info("ssconf updated", "changed", res.Changed)
+	s.Log.Info("ssconf updated", "client", certs.Fingerprint(peer), "changed", res.Changed)
 	writeJSON(w, http.StatusOK, res)
+}
+
+// refuse answers code with reasons and logs the refusal with the client
+// certificate's fingerprint.
+func (s *Server) refuse(w http.ResponseWriter, r *http.Request, code int, reasons ...string) {
+	s.Log.Warn("refused", "method", r.Method, "path", r.URL.Path, "client", clientFingerprint(r),
+		"remote", r.RemoteAddr, "status", code, "reason", strings.Join(reasons, "; "))
+	writeJSON(w, code, ErrorReply{reasons})
 }
 
 func errorLines(err error) []string {

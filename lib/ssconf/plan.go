@@ -24,6 +24,13 @@ func Check(where, clusterName string, values map[string]string) []cli.Problem {
 			out = append(out, cli.Problem{Where: where + "/" + k, What: err.Error()})
 		}
 	}
+	// noded trusts the master by this list: a value it cannot read would
+	// lock the master out.
+	if v, ok := values[CandidateCertsKey]; ok {
+		if _, err := CandidateCerts(v); err != nil {
+			out = append(out, cli.Problem{Where: where + "/" + CandidateCertsKey, What: err.Error()})
+		}
+	}
 	return out
 }
 

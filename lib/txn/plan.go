@@ -27,8 +27,10 @@ type Item struct {
 	// KeepBackup keeps the old content after commit, as Ganeti keeps the
 	// backups of keys and certificates.
 	KeepBackup bool
-	// Secret marks a file holding a private key: no temporary copy of it
-	// is ever readable by anyone but its owner.
+	// Secret marks a file holding a key (a private key, hmac.key), set
+	// by the plan that knows, never guessed from a mode: no temporary copy
+	// of it is ever readable by anyone but its owner, and no digest of it
+	// is reported.
 	Secret bool
 }
 
@@ -50,9 +52,10 @@ type Change struct {
 	contentUnchanged bool
 }
 
-// SHA256 is the hex digest of the new content ("" for a directory).
+// SHA256 is the hex digest of the new content; "" for a directory and
+// for a secret, since a digest of a guessable secret confirms a guess.
 func (c Change) SHA256() string {
-	if c.Dir {
+	if c.Dir || c.Secret {
 		return ""
 	}
 	sum := sha256.Sum256(c.Data)
