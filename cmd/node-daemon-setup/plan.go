@@ -81,26 +81,31 @@ func newPlan(cfg *nodeconf.Config, doc *joindoc.DaemonSetup, made *[]byte) (*app
 	p.Result.ClientCertificateFingerprint = certs.Fingerprint(kp.Cert)
 	p.Locks = []string{path.Join(cfg.LockDir, ssconf.LockFile)}
 	if doc.StartNodeDaemon {
-		p.Steps = []apply.Step{{Daemon: "node daemon", Restart: cfg.NodeDaemonRestartCommand}}
+		// Ganeti's sequence is three commands (nodeconf): each is a step
+		// of its own, so that each is journaled and must succeed.
+		for _, argv := range cfg.NodeDaemonRestartCommand {
+			p.Steps = append(p.Steps, apply.Step{Daemon: "node daemon", Restart: argv})
+		}
 	}
 	return p, nil
 }
 
 // clientCertificate keeps the node's client.pem when it is still valid for
-// this cluster certificate and node name, and otherwise takes made or, if
-// none was made yet, makes a new one signed by the cluster certificate.
-// Ganeti makes a new one every time.
+// this cluster certificate and node name and its key is the configured one
+// (Ganeti's RSA 2048 by default), and otherwise takes made or, if none was
+// made yet, makes a new one signed by the cluster certificate. Ganeti makes
+// a new one every time.
 func clientCertificate(cfg *nodeconf.Config, server *certs.KeyPair, nodeName string, made *[]byte) ([]byte, error) {
 	np := path.Join(cfg.DataDir, clientPEM)
 	old, err := nodestate.ReadFile(cfg, np)
-	if err == nil && certs.CheckClientCertificate(old, server, nodeName, time.Now()) == nil {
+	if err == nil && certs.CheckClientCertificate(old, server, nodeName, cfg.ClientKey(), time.Now()) == nil {
 		return old, nil
 	}
 	if err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return nil, fmt.Errorf("reading %s: %w", np, err)
 	}
 	if *made == nil {
-		pem, err := certs.NewClientCertificate(server, nodeName, clientValidity)
+		pem, err := certs.NewClientCertificateWithKey(server, nodeName, clientValidity, cfg.ClientKey())
 		if err != nil {
 			return nil, fmt.Errorf("making the client certificate: %w", err)
 		}

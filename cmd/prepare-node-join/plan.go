@@ -1,9 +1,11 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io/fs"
+	"log/slog"
 	"os"
 	"path"
 	"slices"
@@ -14,6 +16,7 @@ import (
 	"github.com/nodejoin/nodejoin/lib/apply"
 	"github.com/nodejoin/nodejoin/lib/certs"
 	"github.com/nodejoin/nodejoin/lib/cli"
+	"github.com/nodejoin/nodejoin/lib/daemon"
 	"github.com/nodejoin/nodejoin/lib/joindoc"
 	"github.com/nodejoin/nodejoin/lib/nodeconf"
 	"github.com/nodejoin/nodejoin/lib/nodestate"
@@ -22,6 +25,10 @@ import (
 )
 
 const hintDSA = "OpenSSH 9.8 removed DSA keys; use rsa, ecdsa or ed25519 (gnt-cluster renew-crypto --new-ssh-keys --ssh-key-type on a Ganeti master)"
+
+// warnDSA follows a DSA key accepted because this node's OpenSSH still
+// supports it.
+const warnDSA = "a dsa key, accepted because this node's OpenSSH still supports ssh-dss; OpenSSH 7.0 disabled DSA and 9.8 removed it: move to rsa, ecdsa or ed25519"
 
 // hostKinds are the host key kinds reported, in order.
 var hostKinds = []sshkeys.Kind{sshkeys.RSA, sshkeys.ECDSA, sshkeys.Ed25519}
@@ -33,7 +40,12 @@ type plan struct {
 	// newPub holds planned public key files by node path, to report
 	// fingerprints and keys as they will be.
 	newPub map[string][]byte
-	made   *generated
+	// dsaRefusal is why this node cannot use DSA keys ("" where it can);
+	// dsaAsked says the node's OpenSSH was asked (once, and only for a
+	// document with a DSA key).
+	dsaRefusal string
+	dsaAsked   bool
+	made       *generated
 }
 
 // generated is the root key pair a run's first plan generated. The plan
@@ -88,9 +100,9 @@ func newPlan(cfg *nodeconf.Config, doc *joindoc.Prepare, made *generated) (*appl
 	for _, k := range hostPairs {
 		base := path.Join(cfg.SSHConfigDir, "ssh_host_"+k.Kind+"_key")
 		// New host keys belong to the user running the program: root on a
-		// real node.
+		// real node. Ganeti backs up both files (WriteFile backup=True).
 		p.addFile(base, []byte(k.Private), 0o600, os.Geteuid(), os.Getegid(), true, true)
-		p.addFile(base+".pub", []byte(k.Public), 0o644, os.Geteuid(), os.Getegid(), false, false)
+		p.addFile(base+".pub", []byte(k.Public), 0o644, os.Geteuid(), os.Getegid(), true, false)
 	}
 	sshDir := path.Join(u.Home, ".ssh")
 	var sshFiles []txn.Item
@@ -150,9 +162,7 @@ func (p *plan) checkPairs(rej *cli.RejectedError, where string, list []joindoc.K
 	for i, k := range list {
 		at := where + "/" + strconv.Itoa(i)
 		switch {
-		case k.Kind == string(sshkeys.DSA):
-			rej.Problems = append(rej.Problems, cli.Problem{Where: at + "/0", What: "dsa keys are not supported"})
-			rej.Hints = appendOnce(rej.Hints, hintDSA)
+		case k.Kind == string(sshkeys.DSA) && !p.dsa(rej, at+"/0"):
 			continue
 		case seen[k.Kind]:
 			rej.Problems = append(rej.Problems, cli.Problem{Where: at + "/0", What: "a second " + k.Kind + " key"})
@@ -166,6 +176,38 @@ func (p *plan) checkPairs(rej *cli.RejectedError, where string, list []joindoc.K
 		ok = append(ok, k)
 	}
 	return ok
+}
+
+// dsa says whether a DSA key at where may be used: where this node's
+// OpenSSH still supports ssh-dss (Ganeti 3.0 masters send DSA keys of
+// clusters upgraded from 2.15 or older) it is, with a warning; elsewhere it
+// is refused with the hint.
+func (p *plan) dsa(rej *cli.RejectedError, where string) bool {
+	if !p.dsaAsked {
+		p.dsaAsked = true
+		p.dsaRefusal = dsaRefusal(p.cfg)
+	}
+	if p.dsaRefusal == "" {
+		p.Result.Warnings = append(p.Result.Warnings, where+": "+warnDSA)
+		return true
+	}
+	rej.Problems = append(rej.Problems, cli.Problem{Where: where, What: p.dsaRefusal})
+	rej.Hints = appendOnce(rej.Hints, hintDSA)
+	return false
+}
+
+// dsaRefusal asks the node's OpenSSH for its key types (ssh -Q key, or
+// node.json's ssh_query_key_command) and says why DSA cannot be used, or
+// "" if ssh-dss is among them.
+func dsaRefusal(cfg *nodeconf.Config) string {
+	out, err := daemon.Output(context.Background(), slog.New(slog.DiscardHandler), cfg.SSHQueryKeyCommand)
+	if err != nil {
+		return "dsa keys need an OpenSSH that supports them, and asking this node's failed: " + err.Error()
+	}
+	if slices.Contains(strings.Fields(string(out)), "ssh-dss") {
+		return ""
+	}
+	return "dsa keys are not supported by this node's OpenSSH (" + strings.Join(cfg.SSHQueryKeyCommand, " ") + " lists no ssh-dss)"
 }
 
 func checkAuthorized(rej *cli.RejectedError, m map[string][]string) []string {
@@ -197,9 +239,7 @@ func (p *plan) checkKeyType(rej *cli.RejectedError, doc *joindoc.Prepare) (sshke
 	switch {
 	case kind == "":
 		return "", 0
-	case kind == sshkeys.DSA:
-		rej.Problems = append(rej.Problems, cli.Problem{Where: "/ssh_key_type", What: "dsa keys are not supported"})
-		rej.Hints = appendOnce(rej.Hints, hintDSA)
+	case kind == sshkeys.DSA && !p.dsa(rej, "/ssh_key_type"):
 		return "", 0
 	}
 	bits := doc.SSHKeyBits
@@ -288,7 +328,7 @@ func (p *plan) authorizedKeys(sshDir string, keys []string) (*txn.Item, error) {
 }
 
 func (p *plan) existingRootPublicKey(sshDir string) string {
-	for _, k := range []string{"ed25519", "ecdsa", "rsa"} {
+	for _, k := range []string{"ed25519", "ecdsa", "rsa", "dsa"} {
 		if data, err := nodestate.ReadFile(p.cfg, path.Join(sshDir, "id_"+k+".pub")); err == nil {
 			return string(data)
 		}

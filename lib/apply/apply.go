@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 
 	"github.com/nodejoin/nodejoin/lib/cli"
@@ -133,7 +134,9 @@ func Run(ctx context.Context, cfg *nodeconf.Config, log *slog.Logger, plan Plann
 		if err := daemon.Run(ctx, log, s.Restart); err != nil {
 			return joindoc.Result{}, rollback(ctx, tx, fmt.Errorf("restarting %s: %w", s.Daemon, err))
 		}
-		res.Restarted = append(res.Restarted, s.Daemon)
+		if !slices.Contains(res.Restarted, s.Daemon) { // a daemon may take several commands
+			res.Restarted = append(res.Restarted, s.Daemon)
+		}
 	}
 	return res, tx.Commit()
 }

@@ -57,6 +57,9 @@ func (p Program[D]) Run(env *cli.Env, args []string) error {
 		return err
 	}
 	res.Program = p.Name
+	for _, w := range res.Warnings {
+		cli.PrintWarning(env.Stderr, p.Name, w)
+	}
 	enc := json.NewEncoder(env.Stdout)
 	enc.SetIndent("", "  ")
 	return enc.Encode(res)

@@ -13,12 +13,16 @@ import (
 const minRemaining = 30 * 24 * time.Hour
 
 // CheckClientCertificate says whether a node's client.pem can be kept: it
-// parses as a key pair, is for cn, is signed by the cluster certificate's key
-// with a SHA-256 algorithm, and is valid at now and for 30 more days.
-func CheckClientCertificate(clientPEM []byte, server *KeyPair, cn string, now time.Time) error {
+// parses as a key pair, its key fits spec (so a weaker key made before is
+// replaced), it is for cn, is signed by the cluster certificate's key with a
+// SHA-256 algorithm, and is valid at now and for 30 more days.
+func CheckClientCertificate(clientPEM []byte, server *KeyPair, cn string, spec KeySpec, now time.Time) error {
 	kp, err := ParseKeyPair(clientPEM)
 	if err != nil {
 		return fmt.Errorf("the client certificate does not parse: %w", err)
+	}
+	if err := spec.Fits(kp.Key.Public()); err != nil {
+		return err
 	}
 	c := kp.Cert
 	if c.Subject.CommonName != cn {

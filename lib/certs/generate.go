@@ -49,9 +49,15 @@ func NewClusterCertificate(cn string, validity time.Duration) ([]byte, error) {
 }
 
 // NewClientCertificate makes a client certificate for cn (the node name)
-// signed by the cluster key with SHA-256, as Ganeti's client.pem: a new ECDSA
-// P-256 key, then the certificate.
+// signed by the cluster key with SHA-256, as Ganeti's client.pem: a new key
+// of Ganeti's own type and size (GanetiClientKey), then the certificate.
 func NewClientCertificate(server *KeyPair, cn string, validity time.Duration) ([]byte, error) {
+	return NewClientCertificateWithKey(server, cn, validity, GanetiClientKey)
+}
+
+// NewClientCertificateWithKey is NewClientCertificate with a new key of
+// spec's type and size.
+func NewClientCertificateWithKey(server *KeyPair, cn string, validity time.Duration, spec KeySpec) ([]byte, error) {
 	if err := checkArgs(cn, validity); err != nil {
 		return nil, err
 	}
@@ -59,7 +65,7 @@ func NewClientCertificate(server *KeyPair, cn string, validity time.Duration) ([
 	if err != nil {
 		return nil, err
 	}
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	key, err := spec.generate()
 	if err != nil {
 		return nil, fmt.Errorf("generating the client key: %w", err)
 	}

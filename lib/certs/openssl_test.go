@@ -73,7 +73,7 @@ func TestOpenSSLInterop(t *testing.T) {
 		if got := openssl(t, dir, "verify", "-CAfile", "c.pem", "client2.pem"); got != "client2.pem: OK\n" {
 			t.Errorf("%s: openssl verify: %q", keyFile, got)
 		}
-		if err := CheckClientCertificate(cp, rsaCluster, "node2", time.Now()); err != nil {
+		if err := CheckClientCertificate(cp, rsaCluster, "node2", GanetiClientKey, time.Now()); err != nil {
 			t.Errorf("%s: %v", keyFile, err)
 		}
 	}

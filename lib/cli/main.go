@@ -124,6 +124,12 @@ func Run(prog string, env *Env, args []string, run func(env *Env, args []string)
 	return code
 }
 
+// PrintWarning writes one "prog: warning: ..." line: something was done
+// but should change.
+func PrintWarning(w io.Writer, prog, text string) {
+	fmt.Fprintf(w, "%s: warning: %s\n", prog, text)
+}
+
 // PrintError writes err as "prog: error:" lines, then its hints.
 func PrintError(w io.Writer, prog string, err error) {
 	for _, line := range strings.Split(err.Error(), "\n") {

@@ -55,6 +55,35 @@ func Run(ctx context.Context, log *slog.Logger, argv []string) error {
 	return fmt.Errorf("command %q %s", strings.Join(argv, " "), msg)
 }
 
+// Output runs argv like Run and returns its standard output, for a command
+// that reports something (ssh -Q key). Its standard error only goes into
+// the error.
+func Output(ctx context.Context, log *slog.Logger, argv []string) ([]byte, error) {
+	if len(argv) == 0 {
+		return nil, errors.New("empty command")
+	}
+	ctx, cancel := context.WithTimeout(ctx, Timeout)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, argv[0], argv[1:]...)
+	var out, errb bytes.Buffer
+	cmd.Stdout = &out
+	cmd.Stderr = &errb
+	cmd.WaitDelay = time.Second
+	log.Debug("running", "command", strings.Join(argv, " "))
+	if err := cmd.Run(); err != nil {
+		msg := err.Error()
+		var ee *exec.ExitError
+		if errors.As(err, &ee) && ee.Exited() {
+			msg = fmt.Sprintf("exited %d", ee.ExitCode())
+		}
+		if t := tail(errb.String()); t != "" {
+			msg += ": " + t
+		}
+		return nil, fmt.Errorf("command %q %s", strings.Join(argv, " "), msg)
+	}
+	return out.Bytes(), nil
+}
+
 // tail keeps the last lines of a command's output for an error message.
 func tail(s string) string {
 	lines := strings.Split(strings.TrimSpace(s), "\n")

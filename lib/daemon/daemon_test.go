@@ -37,6 +37,29 @@ func TestRun(t *testing.T) {
 	}
 }
 
+func TestOutput(t *testing.T) {
+	for _, tc := range []struct {
+		name, want, wantErr string
+		argv                []string
+	}{
+		{"stdout only", "ssh-rsa\nssh-dss\n", "", []string{"/bin/sh", "-c", "echo ssh-rsa; echo noise >&2; echo ssh-dss"}},
+		{"exit", "", `command "/bin/sh -c echo out; echo why >&2; exit 255" exited 255: why`, []string{"/bin/sh", "-c", "echo out; echo why >&2; exit 255"}},
+		{"missing", "", `command "/nonexistent/ssh" fork/exec /nonexistent/ssh: no such file or directory`, []string{"/nonexistent/ssh"}},
+		{"empty", "", "empty command", nil},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			out, err := Output(context.Background(), quiet, tc.argv)
+			got := ""
+			if err != nil {
+				got = err.Error()
+			}
+			if got != tc.wantErr || string(out) != tc.want {
+				t.Errorf("got %q, %q\nwant %q, %q", out, got, tc.want, tc.wantErr)
+			}
+		})
+	}
+}
+
 // A restart command that leaves a daemon holding its output pipe returns
 // when the command exits, not when the daemon does.
 func TestRunDoesNotWaitForBackgroundDaemon(t *testing.T) {

@@ -25,6 +25,9 @@ type Result struct {
 	// ClientCertificateFingerprint is client.pem's certificate fingerprint
 	// (node-daemon-setup).
 	ClientCertificateFingerprint string `json:"client_certificate_fingerprint,omitempty"`
+	// Warnings are what was accepted but should change, such as a DSA key;
+	// each is also printed on standard error.
+	Warnings []string `json:"warnings,omitempty"`
 }
 
 // FileChange is one planned or made change to a file or directory.

@@ -6,6 +6,7 @@ package nodeconf
 
 import (
 	"bufio"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -15,6 +16,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/nodejoin/nodejoin/lib/certs"
 	"github.com/nodejoin/nodejoin/lib/cli"
 	"github.com/nodejoin/nodejoin/lib/jsondoc"
 	"github.com/nodejoin/nodejoin/schemas"
@@ -36,8 +38,67 @@ type Config struct {
 	LogDir                   string   `json:"log_dir"`
 	SSHDCheckCommand         []string `json:"sshd_check_command"`
 	SSHDRestartCommand       []string `json:"sshd_restart_command"`
-	NodeDaemonRestartCommand []string `json:"node_daemon_restart_command"`
+	NodeDaemonRestartCommand Commands `json:"node_daemon_restart_command"` // default: see fill
 	NodeDaemonPort           int      `json:"node_daemon_port"`
+	// SSHQueryKeyCommand lists the key types the node's OpenSSH supports,
+	// one per line (ssh -Q key): asked before a DSA key is used.
+	SSHQueryKeyCommand []string `json:"ssh_query_key_command"`
+	// ClientKeyType and ClientKeyBits are the key of a new client.pem.
+	ClientKeyType string `json:"client_key_type"`
+	ClientKeyBits int    `json:"client_key_bits"`
+	// ganeti is the daemon-util found, as a node path; "" where Ganeti is
+	// not installed.
+	ganeti string
+}
+
+// Commands is a sequence of commands, each an argument list, run in order
+// until one fails. In node.json it is one command or a list of them.
+type Commands [][]string
+
+// UnmarshalJSON takes one command (["a", "b"]) or several ([["a"], ["b"]]).
+func (c *Commands) UnmarshalJSON(data []byte) error {
+	var one []string
+	if err := json.Unmarshal(data, &one); err == nil {
+		*c = Commands{one}
+		return nil
+	}
+	var many [][]string
+	if err := json.Unmarshal(data, &many); err != nil {
+		return errors.New("a command is a list of strings, or a list of such lists")
+	}
+	*c = many
+	return nil
+}
+
+// daemonUtils are where Ganeti's packages put daemon-util (PKGLIBDIR):
+// Debian's and upstream's /usr/lib/ganeti (a symbolic link into the active
+// version, /usr/lib/ganeti/3.0/usr/lib/ganeti/daemon-util for Debian's
+// 3.0), EL's /usr/lib64/ganeti, a source install's /usr/local/lib/ganeti.
+var daemonUtils = []string{"/usr/lib/ganeti/daemon-util", "/usr/lib64/ganeti/daemon-util", "/usr/local/lib/ganeti/daemon-util"}
+
+// ganetiRestart is Ganeti's own node daemon (re)start
+// (lib/tools/node_daemon_setup.py): stop every Ganeti daemon, then start
+// ganeti-noded and ganeti-mond (ENABLE_MOND, as Debian builds it). Ganeti
+// runs them as one shell line and sees only the last status; here each one
+// must succeed.
+func ganetiRestart(daemonUtil string) Commands {
+	return Commands{
+		{daemonUtil, "stop-all"},
+		{daemonUtil, "start", "ganeti-noded"},
+		{daemonUtil, "start", "ganeti-mond"},
+	}
+}
+
+// detectGaneti returns the first of daemonUtils that exists under the root
+// (a link counts: Debian's points into /etc/ganeti/lib, which the master
+// sets up), or "".
+func (c *Config) detectGaneti() string {
+	for _, p := range daemonUtils {
+		if _, err := os.Lstat(c.Path(p)); err == nil {
+			return p
+		}
+	}
+	return ""
 }
 
 // Default returns the configuration of a node without node.json: Ganeti's
@@ -60,8 +121,10 @@ func Default() *Config {
 		LogDir:                   "/var/log/nodejoin",
 		SSHDCheckCommand:         []string{"/usr/sbin/sshd", "-t"},
 		SSHDRestartCommand:       restart,
-		NodeDaemonRestartCommand: []string{"noded", "--restart"},
+		NodeDaemonRestartCommand: nil, // Load looks for Ganeti under the root
 		NodeDaemonPort:           1811,
+		SSHQueryKeyCommand:       []string{"ssh", "-Q", "key"},
+		ClientKeyType:            certs.GanetiClientKey.Type,
 	}
 }
 
@@ -80,7 +143,7 @@ func Load(root string) (*Config, error) {
 	c.Root = abs
 	f, err := os.Open(c.Path(File))
 	if errors.Is(err, fs.ErrNotExist) {
-		return c, nil
+		return c, c.fill()
 	}
 	if err != nil {
 		return nil, fmt.Errorf("reading node configuration: %w", err)
@@ -95,7 +158,31 @@ func Load(root string) (*Config, error) {
 		}
 		return nil, err
 	}
-	return c, nil
+	return c, c.fill()
+}
+
+// fill puts in the defaults that depend on other keys or on the node.
+func (c *Config) fill() error {
+	c.ganeti = c.detectGaneti()
+	if c.NodeDaemonRestartCommand == nil {
+		c.NodeDaemonRestartCommand = Commands{{"noded", "--restart"}}
+		if c.ganeti != "" {
+			// Run the daemon-util found, under the root too.
+			c.NodeDaemonRestartCommand = ganetiRestart(c.Path(c.ganeti))
+		}
+	}
+	if c.ClientKeyBits == 0 {
+		c.ClientKeyBits = certs.DefaultBits(c.ClientKeyType)
+	}
+	if err := c.ClientKey().Check(); err != nil {
+		return cli.Reject(File+":/client_key_bits", "%v", err)
+	}
+	return nil
+}
+
+// ClientKey is the key a new client.pem gets.
+func (c *Config) ClientKey() certs.KeySpec {
+	return certs.KeySpec{Type: c.ClientKeyType, Bits: c.ClientKeyBits}
 }
 
 // Path maps a node path to where it is under the root.

@@ -1,7 +1,7 @@
 package sshkeys
 
 import (
-	//lint:ignore SA1019 only to recognise and refuse DSA keys
+	//lint:ignore SA1019 DSA keys of clusters upgraded from Ganeti 2.15 or older
 	"crypto/dsa"
 	"crypto/ecdsa"
 	"crypto/ed25519"
@@ -15,17 +15,15 @@ import (
 // Kind names a key algorithm as Ganeti's documents do ("rsa", "ecdsa", ...).
 type Kind string
 
-// The kinds of key this package knows. DSA is recognised only so that callers
-// can refuse it with a hint: OpenSSH 7.0 disabled ssh-dss and 9.8 removed it.
+// The kinds of key this package knows. DSA is what clusters upgraded from
+// Ganeti 2.15 or older carry; OpenSSH 7.0 disabled ssh-dss and 9.8 removed
+// it, so callers ask the node's OpenSSH before they use one.
 const (
 	RSA     Kind = "rsa"
 	ECDSA   Kind = "ecdsa"
 	Ed25519 Kind = "ed25519"
 	DSA     Kind = "dsa"
 )
-
-// ErrDSA is returned for DSA keys, so callers can add a hint with errors.Is.
-var ErrDSA = errors.New("dsa keys are not supported")
 
 // KindOf returns the kind of a public key from its SSH type name.
 func KindOf(pub ssh.PublicKey) (Kind, error) {
@@ -39,7 +37,7 @@ func KindOf(pub ssh.PublicKey) (Kind, error) {
 		return ECDSA, nil
 	case ssh.KeyAlgoED25519:
 		return Ed25519, nil
-	case "ssh-dss": // ssh.KeyAlgoDSA, deprecated; recognised to be refused
+	case sshDSS:
 		return DSA, nil
 	default:
 		// The type name is not secret and says what was given instead
@@ -70,7 +68,8 @@ func Bits(pub ssh.PublicKey) int {
 }
 
 // CheckBits says whether a key of this kind and size is allowed. The RSA floor
-// is NIST's 2048 (Ganeti accepted 768); the ceiling is OpenSSH's limit.
+// is NIST's 2048 (Ganeti accepted 768); the ceiling is OpenSSH's limit. DSA
+// has OpenSSH's one size, 1024 (Ganeti's SSH_KEY_VALID_BITS).
 func CheckBits(kind Kind, bits int) error {
 	switch kind {
 	case RSA:
@@ -86,21 +85,25 @@ func CheckBits(kind Kind, bits int) error {
 			return fmt.Errorf("ed25519 keys must have 256 bits, not %d", bits)
 		}
 	case DSA:
-		return ErrDSA
+		if bits != dsaBits {
+			return fmt.Errorf("dsa keys must have %d bits, not %d", dsaBits, bits)
+		}
 	default:
 		return unknownKind(kind)
 	}
 	return nil
 }
 
-// DefaultBits returns the size ssh-keygen picks for a kind, 0 for DSA and
-// unknown kinds.
+// DefaultBits returns the size ssh-keygen picks for a kind, 0 for unknown
+// kinds.
 func DefaultBits(kind Kind) int {
 	switch kind {
 	case RSA:
 		return 2048
 	case ECDSA, Ed25519:
 		return 256
+	case DSA:
+		return dsaBits
 	}
 	return 0
 }
@@ -113,5 +116,5 @@ func Fingerprint(pub ssh.PublicKey) string {
 
 func unknownKind(kind Kind) error {
 	// %q keeps a hostile kind to one line; kinds come from documents, not keys.
-	return fmt.Errorf("unknown key kind %q (want rsa, ecdsa or ed25519)", string(kind))
+	return fmt.Errorf("unknown key kind %q (want rsa, dsa, ecdsa or ed25519)", string(kind))
 }

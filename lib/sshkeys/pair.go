@@ -2,6 +2,8 @@ package sshkeys
 
 import (
 	"bytes"
+	//lint:ignore SA1019 DSA keys of clusters upgraded from Ganeti 2.15 or older
+	"crypto/dsa"
 	"crypto/ed25519"
 	"encoding/pem"
 	"errors"
@@ -21,15 +23,13 @@ type Pair struct {
 }
 
 // ParsePair checks a private key (unencrypted PEM: OpenSSH, PKCS#1 RSA, SEC1
-// EC or PKCS#8) and its public key (one OpenSSH public key line, as in a .pub
+// EC, PKCS#8 or OpenSSL DSA) and its public key (one OpenSSH public key line, as in a .pub
 // file): both parse, both are of kind, they match, and the size is allowed.
 // Ganeti wrote host keys without any of these checks, so a mismatched pair
 // broke sshd only after the write.
 func ParsePair(kind Kind, private, public string) (*Pair, error) {
 	switch kind {
-	case RSA, ECDSA, Ed25519:
-	case DSA:
-		return nil, ErrDSA
+	case RSA, ECDSA, Ed25519, DSA:
 	default:
 		return nil, unknownKind(kind)
 	}
@@ -86,34 +86,32 @@ var privateFormats = map[string]string{
 	"DSA PRIVATE KEY":     "OpenSSL DSA",
 }
 
+const unparsable = "the private key does not parse: "
+
 // parsePrivate returns the public half of a PEM private key. Errors from
 // x/crypto and crypto/x509 are not wrapped: some quote their input (the PEM
 // type, a key type name from the data), so every reason here is our own.
 func parsePrivate(data []byte) (ssh.PublicKey, error) {
-	const prefix = "the private key does not parse: "
 	block, rest := pem.Decode(data)
 	if block == nil {
 		if bytes.Contains(data, []byte("-----BEGIN")) {
-			return nil, errors.New(prefix + "malformed PEM (bad base64, headers or END line)")
+			return nil, errors.New(unparsable + "malformed PEM (bad base64, headers or END line)")
 		}
-		return nil, errors.New(prefix + "no PEM block found")
+		return nil, errors.New(unparsable + "no PEM block found")
 	}
 	if len(bytes.TrimSpace(rest)) > 0 {
-		return nil, errors.New(prefix + "more data follows the PEM block")
+		return nil, errors.New(unparsable + "more data follows the PEM block")
 	}
 	if block.Type == "ENCRYPTED PRIVATE KEY" || strings.Contains(block.Headers["Proc-Type"], "ENCRYPTED") {
 		return nil, errPassphrase
 	}
 	format, ok := privateFormats[block.Type]
 	if !ok {
-		return nil, errors.New(prefix + "not an OpenSSH, PKCS#1, SEC1 or PKCS#8 private key")
+		return nil, errors.New(unparsable + "not an OpenSSH, PKCS#1, SEC1, PKCS#8 or OpenSSL DSA private key")
 	}
-	raw, err := ssh.ParseRawPrivateKey(pem.EncodeToMemory(block))
+	raw, err := parseRaw(block, format)
 	if err != nil {
-		if _, ok := errors.AsType[*ssh.PassphraseMissingError](err); ok {
-			return nil, errPassphrase
-		}
-		return nil, fmt.Errorf(prefix+"malformed %s key", format)
+		return nil, err
 	}
 	// The OpenSSH parser returns a pointer, PKCS#8 a value; the signer
 	// wants the value.
@@ -122,9 +120,34 @@ func parsePrivate(data []byte) (ssh.PublicKey, error) {
 	}
 	signer, err := ssh.NewSignerFromKey(raw)
 	if err != nil {
-		return nil, fmt.Errorf(prefix+"the %s key has an unsupported algorithm", format)
+		return nil, fmt.Errorf(unparsable+"the %s key has an unsupported algorithm", format)
 	}
 	return signer.PublicKey(), nil
+}
+
+// parseRaw parses a private key block with x/crypto/ssh, and DSA keys in
+// OpenSSH's own format, which it cannot read; a DSA key's public value is
+// checked against its private one. Every reason is worded here.
+func parseRaw(block *pem.Block, format string) (any, error) {
+	if block.Type == "OPENSSH PRIVATE KEY" {
+		if k, ok, err := parseOpenSSHDSA(block.Bytes); ok {
+			if err != nil {
+				return nil, err
+			}
+			return k, checkDSA(k)
+		}
+	}
+	raw, err := ssh.ParseRawPrivateKey(pem.EncodeToMemory(block))
+	if err != nil {
+		if _, ok := errors.AsType[*ssh.PassphraseMissingError](err); ok {
+			return nil, errPassphrase
+		}
+		return nil, fmt.Errorf(unparsable+"malformed %s key", format)
+	}
+	if k, ok := raw.(*dsa.PrivateKey); ok {
+		return k, checkDSA(k)
+	}
+	return raw, nil
 }
 
 var errPassphrase = errors.New("the private key is passphrase-protected; give it unencrypted")

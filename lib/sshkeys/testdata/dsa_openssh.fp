@@ -1,0 +1,1 @@
+1024 SHA256:MPeyL1WRbnhai9W/TPqkUm7oQmpHPPVkUIqyOdZU5jw dsa@test (DSA)

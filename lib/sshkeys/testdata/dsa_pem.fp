@@ -1,0 +1,1 @@
+1024 SHA256:5pwFSb6VvG44hLB0ZTFaASsSFjzGmoyVquX2o0+1sq8 dsa-pem@test (DSA)
