@@ -52,32 +52,32 @@ func runProgTo(doc []byte, out, errb *syncBuffer, args ...string) int {
 	return cli.Run(prog, env, args, program.Run)
 }
 
-// asNobody runs argv as uid/gid 65534, as a local unprivileged user would.
-func asNobody(t *testing.T, argv ...string) {
+// asNobodyIn runs the shell script as uid/gid 65534, as a local
+// unprivileged user would, with $D naming dir. dir is handed over as an
+// open descriptor (/proc/self/fd/3), so the test's own directories (0700
+// under $TMPDIR) need not be opened to nobody: only dir's own mode counts.
+func asNobodyIn(t *testing.T, dir, script string, args ...string) {
 	t.Helper()
 	if os.Geteuid() != 0 {
 		t.Skip("needs root to run a command as nobody")
 	}
-	cmd := exec.Command(argv[0], argv[1:]...)
+	d, err := os.Open(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	cmd := exec.Command("sh", append([]string{"-c", `D=/proc/self/fd/3; ` + script, "sh"}, args...)...)
+	cmd.ExtraFiles = []*os.File{d}
 	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: nobody, Gid: nobody}}
 	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("as nobody: %v: %v: %s", argv, err, out)
+		t.Fatalf("as nobody: %s: %v: %s", script, err, out)
 	}
 }
 
 // nodeForNobody makes a node root whose lock directory is world-writable
-// and sticky, as Debian's /var/lock (/run/lock) is, and that nobody can
-// reach.
+// and sticky, as Debian's /var/lock (/run/lock) is.
 func nodeForNobody(t *testing.T) string {
 	root := fixture.NewRoot(t)
-	for d := root; d != filepath.Dir(os.TempDir()) && d != "/"; d = filepath.Dir(d) {
-		if d == filepath.Clean(os.TempDir()) {
-			break
-		}
-		if err := os.Chmod(d, 0o755); err != nil {
-			t.Fatal(err)
-		}
-	}
 	if err := os.Chmod(filepath.Join(root, "var/lock"), os.ModeSticky|0o777); err != nil {
 		t.Fatal(err)
 	}
@@ -120,8 +120,7 @@ func TestLockSymlinkPlantedByNobody(t *testing.T) {
 	victim := filepath.Join(victims, "victim")
 	writeFile(t, victim, "precious\n", 0o644)
 	lockDir := filepath.Join(root, "var/lock")
-	asNobody(t, "ln", "-s", victim, filepath.Join(lockDir, "nodejoin.lock"))
-	asNobody(t, "ln", "-s", victims, filepath.Join(lockDir, "nodejoin"))
+	asNobodyIn(t, lockDir, `ln -s "$1" "$D/nodejoin.lock" && ln -s "$2" "$D/nodejoin"`, victim, victims)
 
 	code, _, stderr := runProg(t, prepareDoc(t), "--root", root)
 	if code != cli.ExitFailed {
@@ -150,8 +149,8 @@ func TestLockIntentFromNobody(t *testing.T) {
 	writeFile(t, precious, "root's\n", 0o600)
 	lockDir := filepath.Join(root, "var/lock")
 	intent := precious + "\n"
-	asNobody(t, "sh", "-c", `printf %s "$1" > "$2/nodejoin.lock"; mkdir "$2/nodejoin"; printf %s "$1" > "$2/nodejoin/nodejoin.lock"`,
-		"sh", intent, lockDir)
+	asNobodyIn(t, lockDir, `printf %s "$1" > "$D/nodejoin.lock" && mkdir "$D/nodejoin" && printf %s "$1" > "$D/nodejoin/nodejoin.lock"`,
+		intent)
 
 	code, _, stderr := runProg(t, prepareDoc(t), "--root", root)
 	if code == cli.ExitOK {
