@@ -122,7 +122,7 @@ func newPlan(cfg *nodeconf.Config, doc *joindoc.DaemonSetup, made *[]byte) (*app
 // a new one every time.
 func clientCertificate(cfg *nodeconf.Config, server *certs.KeyPair, nodeName string, made *[]byte) ([]byte, error) {
 	np := path.Join(cfg.DataDir, clientPEM)
-	old, err := os.ReadFile(cfg.Path(np))
+	old, err := nodestate.ReadFile(cfg, np)
 	if err == nil && certs.CheckClientCertificate(old, server, nodeName, cfg.ClientKey(), time.Now()) == nil {
 		return old, nil
 	}

@@ -1,6 +1,7 @@
 package cluster
 
 import (
+	"context"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -45,7 +46,7 @@ func (c *Cluster) Recorded(name string) (bool, error) {
 // lock serialises the master's read-modify-write updates across
 // processes (flock on a file in the lock directory).
 func (c *Cluster) lock() (func(), error) {
-	f, err := txn.Lock(c.Config.Path(filepath.Join(c.Config.LockDir, masterLock)))
+	f, err := txn.Lock(context.Background(), nil, c.Config.Path(filepath.Join(c.Config.LockDir, masterLock)))
 	if err != nil {
 		return nil, err
 	}
