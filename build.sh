@@ -6,7 +6,7 @@ cd "$(dirname "$0")"
 MOD=$(go list -m)
 VERSION=${VERSION:-$(git describe --tags --always --dirty 2>/dev/null || echo devel)}
 mkdir -p bin
-CGO_ENABLED=0 go build -trimpath -ldflags "-X $MOD/lib/version.stamp=$VERSION" -o bin/ ./cmd/...
+CGO_ENABLED=0 go build -trimpath -ldflags "-X $MOD/internal/version.stamp=$VERSION" -o bin/ ./cmd/...
 # -X naming a missing symbol is silently ignored: check that the stamp took.
 for prog in bin/*; do
 	got=$("$prog" --version)

@@ -9,8 +9,9 @@ import (
 	"os"
 	"time"
 
-	"github.com/nodejoin/nodejoin/lib/cli"
-	"github.com/nodejoin/nodejoin/lib/cluster"
+	"github.com/nodejoin/nodejoin/cmd/internal/cli"
+	"github.com/nodejoin/nodejoin/internal/master/clusterinit"
+	"github.com/nodejoin/nodejoin/internal/problem"
 )
 
 func main() { os.Exit(cli.Main("cluster-init", os.Args[1:], run)) }
@@ -25,7 +26,7 @@ settings (cluster.json). An existing cluster is refused unless --force.`
 
 type flags struct {
 	cli.Flags
-	o      cluster.InitOptions
+	o      clusterinit.InitOptions
 	days   int
 	output string
 }
@@ -48,19 +49,19 @@ func run(env *cli.Env, args []string) error {
 		return err
 	}
 	if fs.NArg() > 0 {
-		return cli.Usagef("no arguments are expected, got %q", fs.Arg(0))
+		return problem.Usagef("no arguments are expected, got %q", fs.Arg(0))
 	}
 	if f.o.ClusterName == "" {
-		return cli.Usagef("--cluster-name is required")
+		return problem.Usagef("--cluster-name is required")
 	}
 	if f.output != "text" && f.output != "json" {
-		return cli.Usagef("--output must be text or json, not %q", f.output)
+		return problem.Usagef("--output must be text or json, not %q", f.output)
 	}
 	if f.days < 1 {
-		return cli.Usagef("--certificate-days must be at least 1")
+		return problem.Usagef("--certificate-days must be at least 1")
 	}
 	f.o.CertValidity = time.Duration(f.days) * 24 * time.Hour
-	plan, err := cluster.PlanInit(f.o)
+	plan, err := clusterinit.PlanInit(f.o)
 	if err != nil {
 		return err
 	}
@@ -74,7 +75,7 @@ func run(env *cli.Env, args []string) error {
 		return enc.Encode(struct {
 			Program string `json:"program"`
 			DryRun  bool   `json:"dry_run"`
-			*cluster.InitPlan
+			*clusterinit.InitPlan
 		}{"cluster-init", f.DryRun, plan})
 	}
 	verb := "created"

@@ -14,10 +14,11 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/nodejoin/nodejoin/lib/cli"
-	"github.com/nodejoin/nodejoin/lib/cluster"
-	"github.com/nodejoin/nodejoin/lib/join"
-	"github.com/nodejoin/nodejoin/lib/sshrun"
+	"github.com/nodejoin/nodejoin/cmd/internal/cli"
+	"github.com/nodejoin/nodejoin/internal/master/cluster"
+	"github.com/nodejoin/nodejoin/internal/master/join"
+	"github.com/nodejoin/nodejoin/internal/master/sshrun"
+	"github.com/nodejoin/nodejoin/internal/problem"
 )
 
 func main() { os.Exit(cli.Main("node-add", os.Args[1:], run)) }
@@ -82,13 +83,13 @@ func run(env *cli.Env, args []string) error {
 	}
 	nodes := fs.Args()
 	if len(nodes) == 0 {
-		return cli.Usagef("no NODE given")
+		return problem.Usagef("no NODE given")
 	}
 	if f.output != "text" && f.output != "json" {
-		return cli.Usagef("--output must be text or json, not %q", f.output)
+		return problem.Usagef("--output must be text or json, not %q", f.output)
 	}
 	if f.parallel < 1 {
-		return cli.Usagef("--parallel must be at least 1")
+		return problem.Usagef("--parallel must be at least 1")
 	}
 	pins := map[string][]string{}
 	for _, p := range f.pins {
@@ -101,22 +102,22 @@ func run(env *cli.Env, args []string) error {
 	seen := map[string]bool{}
 	for _, n := range nodes {
 		if seen[n] {
-			return cli.Usagef("node %s is given twice", n)
+			return problem.Usagef("node %s is given twice", n)
 		}
 		seen[n] = true
 		if err := cluster.CheckName(n); err != nil && net.ParseIP(n) == nil {
-			return cli.Reject("", "%v", err) // before any connection or lookup
+			return problem.Reject("", "%v", err) // before any connection or lookup
 		}
 	}
 	c, err := cluster.Open(f.root)
 	if err != nil {
-		return cli.Hint(err, "run cluster-init on this master first")
+		return problem.Hint(err, "run cluster-init on this master first")
 	}
 	if f.nodedPort == 0 {
 		f.nodedPort = c.Settings.NodeDaemonPort
 	}
 	if f.nodedPort < 1 || f.nodedPort > 65535 {
-		return cli.Usagef("--node-daemon-port must be a port (1 to 65535), not %d", f.nodedPort)
+		return problem.Usagef("--node-daemon-port must be a port (1 to 65535), not %d", f.nodedPort)
 	}
 	if f.printPayload != "" {
 		return printPayload(env, c, f.printPayload, nodes, f.nodedPort)

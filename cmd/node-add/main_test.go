@@ -11,8 +11,8 @@ import (
 
 	"github.com/rogpeppe/go-internal/testscript"
 
-	"github.com/nodejoin/nodejoin/lib/cli"
-	"github.com/nodejoin/nodejoin/lib/cluster"
+	"github.com/nodejoin/nodejoin/cmd/internal/cli"
+	"github.com/nodejoin/nodejoin/internal/master/clusterinit"
 )
 
 func TestMain(m *testing.M) {
@@ -22,7 +22,7 @@ func TestMain(m *testing.M) {
 }
 
 // TestScripts runs testdata/*.txtar. "clusterinit DIR NAME" creates a
-// cluster under DIR with lib/cluster, as cluster-init does; "status N
+// cluster under DIR with internal/master/cluster, as cluster-init does; "status N
 // PROG ARGS..." runs PROG as exec does and wants exit status N exactly.
 func TestScripts(t *testing.T) {
 	testscript.Run(t, testscript.Params{
@@ -32,7 +32,7 @@ func TestScripts(t *testing.T) {
 				if neg || len(args) != 2 {
 					ts.Fatalf("usage: clusterinit DIR NAME")
 				}
-				p, err := cluster.PlanInit(cluster.InitOptions{Root: ts.MkAbs(args[0]), ClusterName: args[1],
+				p, err := clusterinit.PlanInit(clusterinit.InitOptions{Root: ts.MkAbs(args[0]), ClusterName: args[1],
 					MasterNode: "master." + args[1], MasterIP: "192.0.2.1"})
 				ts.Check(err)
 				ts.Check(p.Apply(context.Background(), slog.New(slog.DiscardHandler)))

@@ -8,22 +8,23 @@ import (
 	"os"
 	"strings"
 
-	"github.com/nodejoin/nodejoin/lib/cli"
-	"github.com/nodejoin/nodejoin/lib/cluster"
-	"github.com/nodejoin/nodejoin/lib/join"
-	"github.com/nodejoin/nodejoin/lib/sshrun"
+	"github.com/nodejoin/nodejoin/cmd/internal/cli"
+	"github.com/nodejoin/nodejoin/internal/master/cluster"
+	"github.com/nodejoin/nodejoin/internal/master/join"
+	"github.com/nodejoin/nodejoin/internal/master/sshrun"
+	"github.com/nodejoin/nodejoin/internal/problem"
 )
 
 // printPayload prints one document, secrets included, for a pipe to ssh.
 func printPayload(env *cli.Env, c *cluster.Cluster, program string, nodes []string, port int) error {
 	if len(nodes) != 1 {
-		return cli.Usagef("--print-payload takes exactly one NODE")
+		return problem.Usagef("--print-payload takes exactly one NODE")
 	}
 	if program != join.StepPrepare && program != join.StepSetup {
-		return cli.Usagef("--print-payload: PROGRAM must be prepare-node-join or node-daemon-setup, not %q", program)
+		return problem.Usagef("--print-payload: PROGRAM must be prepare-node-join or node-daemon-setup, not %q", program)
 	}
 	if f, ok := env.Stdout.(*os.File); ok && isTerminal(f) {
-		return cli.Hint(cli.Usagef("--print-payload writes secrets; it will not write them to a terminal"),
+		return problem.Hint(problem.Usagef("--print-payload writes secrets; it will not write them to a terminal"),
 			fmt.Sprintf("pipe it to ssh: node-add --print-payload %s %s | ssh root@%s %s", program, nodes[0], nodes[0], program),
 			"once the node presents the cluster's host key, use the ssh command line that node-add --print-ssh-command "+nodes[0]+" prints (node-add(8), RECOVERY)")
 	}
@@ -72,7 +73,7 @@ func sshCommand(c *cluster.Cluster, node string, f *flags) []string {
 
 func printSSHCommand(env *cli.Env, c *cluster.Cluster, nodes []string, f *flags) error {
 	if len(nodes) != 1 {
-		return cli.Usagef("--print-ssh-command takes exactly one NODE")
+		return problem.Usagef("--print-ssh-command takes exactly one NODE")
 	}
 	_, err := fmt.Fprintln(env.Stdout, sshrun.ShellQuote(sshCommand(c, nodes[0], f)))
 	return err
@@ -84,7 +85,7 @@ func dryRun(env *cli.Env, c *cluster.Cluster, nodes []string, f *flags, remoteAr
 	for _, node := range nodes {
 		ip, err := join.Resolve(context.Background(), node)
 		if err != nil {
-			return cli.Reject(node, "cannot resolve: %v", err)
+			return problem.Reject(node, "cannot resolve: %v", err)
 		}
 		prep, setup, err := join.Documents(c, node, ip, f.nodedPort)
 		if err != nil {

@@ -8,7 +8,7 @@ import (
 	"os"
 	"sync"
 
-	"github.com/nodejoin/nodejoin/lib/join"
+	"github.com/nodejoin/nodejoin/internal/master/join"
 )
 
 func sha256hex(s string) string {

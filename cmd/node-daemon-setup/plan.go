@@ -8,14 +8,14 @@ import (
 	"path"
 	"time"
 
-	"github.com/nodejoin/nodejoin/lib/apply"
-	"github.com/nodejoin/nodejoin/lib/certs"
-	"github.com/nodejoin/nodejoin/lib/cli"
-	"github.com/nodejoin/nodejoin/lib/joindoc"
-	"github.com/nodejoin/nodejoin/lib/nodeconf"
-	"github.com/nodejoin/nodejoin/lib/nodestate"
-	"github.com/nodejoin/nodejoin/lib/ssconf"
-	"github.com/nodejoin/nodejoin/lib/txn"
+	"github.com/nodejoin/nodejoin/internal/apply"
+	"github.com/nodejoin/nodejoin/internal/certs"
+	"github.com/nodejoin/nodejoin/internal/joindoc"
+	"github.com/nodejoin/nodejoin/internal/node/nodestate"
+	"github.com/nodejoin/nodejoin/internal/nodeconf"
+	"github.com/nodejoin/nodejoin/internal/problem"
+	"github.com/nodejoin/nodejoin/internal/ssconf"
+	"github.com/nodejoin/nodejoin/internal/txn"
 )
 
 // Files in the data directory and their modes (Ganeti's NODED_CERT_MODE).
@@ -45,13 +45,13 @@ func newPlan(cfg *nodeconf.Config, doc *joindoc.DaemonSetup, made *[]byte) (*app
 	}
 	server, err := certs.ParseKeyPair([]byte(doc.NodeDaemonCertificate))
 	if err != nil {
-		return nil, cli.Reject("/node_daemon_certificate", "%v", err)
+		return nil, problem.Reject("/node_daemon_certificate", "%v", err)
 	}
 	if err := nodestate.CheckCertificate(cfg, "/node_daemon_certificate", server.Cert); err != nil {
 		return nil, err
 	}
 	if problems := ssconf.Check("/ssconf", doc.ClusterName, doc.Ssconf); len(problems) > 0 {
-		return nil, &cli.RejectedError{Problems: problems}
+		return nil, &problem.RejectedError{Problems: problems}
 	}
 
 	p := &apply.Plan{}

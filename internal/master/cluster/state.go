@@ -1,0 +1,188 @@
+package cluster
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"regexp"
+	"sort"
+	"strings"
+
+	"github.com/nodejoin/nodejoin/internal/certs"
+	"github.com/nodejoin/nodejoin/internal/hostname"
+	"github.com/nodejoin/nodejoin/internal/nodeconf"
+	"github.com/nodejoin/nodejoin/internal/ssconf"
+)
+
+// Settings are the toolkit's own cluster settings, kept beside Ganeti's
+// files in SettingsFile.
+type Settings struct {
+	ClusterName    string `json:"cluster_name"`
+	MasterNode     string `json:"master_node"`
+	SSHKeyType     string `json:"ssh_key_type"` // root key type for nodes
+	SSHKeyBits     int    `json:"ssh_key_bits"`
+	NodeDaemonPort int    `json:"node_daemon_port"`
+}
+
+// SettingsFile is the settings' node path under the state directory.
+const SettingsFile = "cluster.json"
+
+// File names in the data directory (Ganeti's pathutils).
+const (
+	ServerPEM     = "server.pem"
+	ClientPEM     = "client.pem"
+	HMACKey       = "hmac.key"
+	KnownHosts    = "known_hosts"
+	PubKeys       = "ganeti_pub_keys"
+	masterLock    = "nodejoin-master.lock"
+	HostKeyPrefix = "ssh_host_" // in the SSH config directory: ssh_host_<kind>_key
+)
+
+// Modes of the master's files.
+const (
+	ModeSecret = 0o600
+	ModePublic = 0o644
+)
+
+// Cluster is an existing cluster's state on the master.
+type Cluster struct {
+	Config   *nodeconf.Config
+	Settings Settings
+	Server   *certs.KeyPair // server.pem: the cluster certificate and key
+	Client   *certs.KeyPair // client.pem: the master's client certificate
+}
+
+// ErrNoCluster is returned by Open when the master has no cluster.
+var ErrNoCluster = errors.New("no cluster on this master")
+
+// CheckName refuses what is not a host or cluster name, by the rule the
+// node-side documents' schemas assert (internal/hostname).
+func CheckName(name string) error {
+	if err := hostname.Check(name); err != nil {
+		return fmt.Errorf("%q is not a valid host name: %w", name, err)
+	}
+	return nil
+}
+
+// data is the real path of a file in the data directory.
+func data(cfg *nodeconf.Config, name string) string {
+	return cfg.Path(filepath.Join(cfg.DataDir, name))
+}
+
+// Path is the real path of a file in the master's data directory.
+func (c *Cluster) Path(name string) string { return data(c.Config, name) }
+
+// SettingsPath is the real path of the cluster's settings file.
+func SettingsPath(cfg *nodeconf.Config) string {
+	return cfg.Path(filepath.Join(cfg.StateDir, SettingsFile))
+}
+
+// Exists says whether root holds a cluster (its settings or server.pem).
+func Exists(cfg *nodeconf.Config) bool {
+	for _, p := range []string{SettingsPath(cfg), data(cfg, ServerPEM)} {
+		if _, err := os.Stat(p); err == nil {
+			return true
+		}
+	}
+	return false
+}
+
+// Open reads the cluster state under root.
+func Open(root string) (*Cluster, error) {
+	cfg, err := nodeconf.Load(root)
+	if err != nil {
+		return nil, err
+	}
+	c := &Cluster{Config: cfg}
+	b, err := os.ReadFile(SettingsPath(cfg))
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, fmt.Errorf("%s: %w", SettingsPath(cfg), ErrNoCluster)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("reading the cluster settings: %w", err)
+	}
+	if err := json.Unmarshal(b, &c.Settings); err != nil {
+		return nil, fmt.Errorf("%s: %w", SettingsPath(cfg), err)
+	}
+	for _, f := range []struct {
+		name string
+		dst  **certs.KeyPair
+	}{{ServerPEM, &c.Server}, {ClientPEM, &c.Client}} {
+		b, err := os.ReadFile(c.Path(f.name))
+		if err != nil {
+			return nil, fmt.Errorf("reading the cluster state: %w", err)
+		}
+		if *f.dst, err = certs.ParseKeyPair(b); err != nil {
+			return nil, fmt.Errorf("%s: %w", c.Path(f.name), err)
+		}
+	}
+	return c, nil
+}
+
+// ReadSsconf returns every ssconf_* value in the data directory, as
+// Ganeti's SimpleStore.ReadAll does (trailing newlines stripped).
+func (c *Cluster) ReadSsconf() (map[string]string, error) {
+	dir := c.Config.Path(c.Config.DataDir)
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return nil, fmt.Errorf("reading ssconf: %w", err)
+	}
+	out := map[string]string{}
+	for _, e := range entries {
+		key, ok := strings.CutPrefix(e.Name(), "ssconf_")
+		if !ok || !e.Type().IsRegular() {
+			continue
+		}
+		v, err := ssconf.Read(filepath.Join(dir, e.Name()))
+		if err != nil {
+			return nil, fmt.Errorf("reading ssconf: %w", err)
+		}
+		out[key] = v
+	}
+	return out, nil
+}
+
+// lines splits a multi-line ssconf value.
+func lines(v string) []string {
+	var out []string
+	for _, l := range strings.Split(v, "\n") {
+		if l = strings.TrimSpace(l); l != "" {
+			out = append(out, l)
+		}
+	}
+	return out
+}
+
+// niceSort sorts names as Ganeti's utils.NiceSort does: runs of digits
+// compare as numbers, so node2 sorts before node10.
+func niceSort(names []string) {
+	sort.SliceStable(names, func(i, j int) bool { return niceLess(names[i], names[j]) })
+}
+
+var chunkRE = regexp.MustCompile(`\d+|\D+`)
+
+func niceLess(a, b string) bool {
+	ca, cb := chunkRE.FindAllString(a, -1), chunkRE.FindAllString(b, -1)
+	for i := 0; i < len(ca) && i < len(cb); i++ {
+		x, y := ca[i], cb[i]
+		if x == y {
+			continue
+		}
+		dx, dy := x[0] >= '0' && x[0] <= '9', y[0] >= '0' && y[0] <= '9'
+		if dx && dy {
+			tx, ty := strings.TrimLeft(x, "0"), strings.TrimLeft(y, "0")
+			if len(tx) != len(ty) {
+				return len(tx) < len(ty)
+			}
+			if tx != ty {
+				return tx < ty
+			}
+			continue
+		}
+		return x < y
+	}
+	return len(ca) < len(cb)
+}
