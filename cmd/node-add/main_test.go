@@ -2,16 +2,14 @@ package main
 
 import (
 	"context"
-	"errors"
 	"log/slog"
 	"os"
-	"os/exec"
-	"strconv"
 	"testing"
 
 	"github.com/rogpeppe/go-internal/testscript"
 
 	"github.com/nodejoin/nodejoin/cmd/internal/cli"
+	"github.com/nodejoin/nodejoin/internal/fixture"
 	"github.com/nodejoin/nodejoin/internal/master/clusterinit"
 )
 
@@ -23,7 +21,7 @@ func TestMain(m *testing.M) {
 
 // TestScripts runs testdata/*.txtar. "clusterinit DIR NAME" creates a
 // cluster under DIR with internal/master/cluster, as cluster-init does; "status N
-// PROG ARGS..." runs PROG as exec does and wants exit status N exactly.
+// PROG ARGS..." wants exit status N exactly (internal/fixture).
 func TestScripts(t *testing.T) {
 	testscript.Run(t, testscript.Params{
 		Dir: "testdata",
@@ -37,24 +35,7 @@ func TestScripts(t *testing.T) {
 				ts.Check(err)
 				ts.Check(p.Apply(context.Background(), slog.New(slog.DiscardHandler)))
 			},
-			"status": func(ts *testscript.TestScript, neg bool, args []string) {
-				if neg || len(args) < 2 {
-					ts.Fatalf("usage: status N PROG [ARGS...]")
-				}
-				want, err := strconv.Atoi(args[0])
-				ts.Check(err)
-				got := 0
-				if err := ts.Exec(args[1], args[2:]...); err != nil {
-					var ee *exec.ExitError
-					if !errors.As(err, &ee) {
-						ts.Fatalf("%s: %v", args[1], err)
-					}
-					got = ee.ExitCode()
-				}
-				if got != want {
-					ts.Fatalf("%s exited %d, want %d", args[1], got, want)
-				}
-			},
+			"status": fixture.Status,
 		},
 	})
 }
