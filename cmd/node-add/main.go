@@ -190,7 +190,9 @@ func pushSsconf(ctx context.Context, env *cli.Env, f flags, o join.Options, resu
 	for _, p := range pushed {
 		switch {
 		case f.output == "json":
-			_ = json.NewEncoder(env.Stdout).Encode(map[string]any{"ssconf_push": p})
+			_ = json.NewEncoder(env.Stdout).Encode(struct {
+				Push join.PushResult `json:"ssconf_push"`
+			}{p})
 		case p.Error != "":
 			fmt.Fprintf(env.Stderr, "node-add: warning: %s: %s\n", p.Node, p.Error)
 		case p.Changed:
@@ -247,6 +249,16 @@ func (e failedError) Error() string {
 // summary ends the report: one line on standard output when every node
 // joined, else only the error line (cli prints it), so that a failed run
 // has one summary; with --output json, the summary object as well.
+// summaryLine is the last line of --output json. Fields are in the order
+// of their keys, as the map it replaced printed them.
+type summaryLine struct {
+	Failed      int      `json:"failed"`
+	FailedNodes []string `json:"failed_nodes"`
+	Joined      int      `json:"joined"`
+	Nodes       int      `json:"nodes"`
+	Summary     bool     `json:"summary"` // true: tells this line from the nodes' results
+}
+
 func summary(env *cli.Env, output string, results []*join.Result) error {
 	failed := 0
 	var names []string
@@ -257,8 +269,8 @@ func summary(env *cli.Env, output string, results []*join.Result) error {
 		}
 	}
 	if output == "json" {
-		_ = json.NewEncoder(env.Stdout).Encode(map[string]any{"summary": true, "nodes": len(results),
-			"joined": len(results) - failed, "failed": failed, "failed_nodes": names})
+		_ = json.NewEncoder(env.Stdout).Encode(summaryLine{Failed: failed, FailedNodes: names,
+			Joined: len(results) - failed, Nodes: len(results), Summary: true})
 	} else if failed == 0 {
 		fmt.Fprintf(env.Stdout, "node-add: %d of %d nodes joined\n", len(results), len(results))
 	}

@@ -9,6 +9,7 @@ import (
 	"strings"
 
 	"github.com/nodejoin/nodejoin/cmd/internal/cli"
+	"github.com/nodejoin/nodejoin/internal/joindoc"
 	"github.com/nodejoin/nodejoin/internal/master/cluster"
 	"github.com/nodejoin/nodejoin/internal/master/join"
 	"github.com/nodejoin/nodejoin/internal/master/sshrun"
@@ -79,6 +80,24 @@ func printSSHCommand(env *cli.Env, c *cluster.Cluster, nodes []string, f *flags)
 	return err
 }
 
+// dryRunPlan is one node's line of --dry-run --output json. Fields are in
+// the order of their keys, as the map it replaced printed them.
+type dryRunPlan struct {
+	Documents    dryRunDocuments `json:"documents"`
+	HostKeyTrust string          `json:"host_key_trust"`
+	Node         string          `json:"node"`
+	NodeDaemon   string          `json:"node_daemon"` // host:port
+	PrimaryIP    string          `json:"primary_ip"`
+	Run          []string        `json:"run"`
+	SSHUser      string          `json:"ssh_user"`
+}
+
+// dryRunDocuments are both documents, redacted.
+type dryRunDocuments struct {
+	Setup   joindoc.DaemonSetup `json:"node-daemon-setup"`
+	Prepare joindoc.Prepare     `json:"prepare-node-join"`
+}
+
 // dryRun prints what a join would send and run, secrets redacted, without
 // connecting: as JSON with --output json, else as lines for a reader.
 func dryRun(env *cli.Env, c *cluster.Cluster, nodes []string, f *flags, remoteArgs []string) error {
@@ -91,11 +110,6 @@ func dryRun(env *cli.Env, c *cluster.Cluster, nodes []string, f *flags, remoteAr
 		if err != nil {
 			return err
 		}
-		for i := range prep.SSHHostKey {
-			prep.SSHHostKey[i].Private = redacted(prep.SSHHostKey[i].Private)
-		}
-		setup.NodeDaemonCertificate = redacted(setup.NodeDaemonCertificate)
-		setup.HMACKey = redacted(setup.HMACKey)
 		trust := "the master's known_hosts (" + c.Path(cluster.KnownHosts) + " and ssh_config's files)"
 		if len(f.pins) > 0 {
 			trust = "--host-key-fingerprint " + strings.Join(f.pins, " ")
@@ -109,14 +123,14 @@ func dryRun(env *cli.Env, c *cluster.Cluster, nodes []string, f *flags, remoteAr
 		if recorded {
 			trust += ", or the cluster's host key (the node is recorded)"
 		}
-		plan := map[string]any{
-			"node": node, "primary_ip": ip, "host_key_trust": trust, "ssh_user": f.sshUser,
-			"run": []string{
+		plan := dryRunPlan{
+			Node: node, PrimaryIP: ip, HostKeyTrust: trust, SSHUser: f.sshUser,
+			Run: []string{
 				strings.Join(append([]string{f.prepare}, remoteArgs...), " "),
 				strings.Join(append([]string{f.setup}, remoteArgs...), " "),
 			},
-			"node_daemon": fmt.Sprintf("%s:%d", ip, f.nodedPort),
-			"documents":   map[string]any{join.StepPrepare: prep, join.StepSetup: setup},
+			NodeDaemon: fmt.Sprintf("%s:%d", ip, f.nodedPort),
+			Documents:  dryRunDocuments{Prepare: prep.Redacted(), Setup: setup.Redacted()},
 		}
 		if f.output == "json" {
 			if err := json.NewEncoder(env.Stdout).Encode(plan); err != nil {
@@ -132,20 +146,15 @@ func dryRun(env *cli.Env, c *cluster.Cluster, nodes []string, f *flags, remoteAr
 		fmt.Fprintf(&b, "%s (%s): would join, changing nothing now\n", node, ip)
 		fmt.Fprintf(&b, "  host key: trusted by %s\n", trust)
 		fmt.Fprintf(&b, "  ssh: one connection as %s, then runs:\n", f.sshUser)
-		for _, r := range plan["run"].([]string) {
+		for _, r := range plan.Run {
 			fmt.Fprintf(&b, "    %s\n", r)
 		}
 		fmt.Fprintf(&b, "  after the join the node presents the cluster host keys %s\n", strings.Join(keys, ", "))
-		fmt.Fprintf(&b, "  node daemon: waits for %s over TLS, then records the node\n", plan["node_daemon"])
+		fmt.Fprintf(&b, "  node daemon: waits for %s over TLS, then records the node\n", plan.NodeDaemon)
 		fmt.Fprintf(&b, "  documents: --dry-run --output json shows both, secrets redacted\n")
 		if _, err := io.WriteString(env.Stdout, b.String()); err != nil {
 			return err
 		}
 	}
 	return nil
-}
-
-// redacted names a secret by its size and hash prefix, never its content.
-func redacted(s string) string {
-	return fmt.Sprintf("(secret, %d bytes, sha256:%.16s)", len(s), sha256hex(s))
 }

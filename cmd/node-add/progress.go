@@ -1,8 +1,6 @@
 package main
 
 import (
-	"crypto/sha256"
-	"encoding/hex"
 	"fmt"
 	"io"
 	"os"
@@ -10,11 +8,6 @@ import (
 
 	"github.com/nodejoin/nodejoin/internal/master/join"
 )
-
-func sha256hex(s string) string {
-	sum := sha256.Sum256([]byte(s))
-	return hex.EncodeToString(sum[:])
-}
 
 // progress shows, on a terminal, one status line that is rewritten as
 // nodes move through their steps. Elsewhere it prints nothing (the report
