@@ -11,6 +11,7 @@ import (
 
 	"github.com/nodejoin/nodejoin/cmd/internal/cli"
 	"github.com/nodejoin/nodejoin/internal/master/clusterinit"
+	"github.com/nodejoin/nodejoin/internal/nodeconf"
 	"github.com/nodejoin/nodejoin/internal/problem"
 )
 
@@ -41,7 +42,7 @@ func run(env *cli.Env, args []string) error {
 	fs.StringVar(&f.o.MasterNetdev, "master-netdev", "", "the master's network `DEVICE`, for ssconf")
 	fs.StringVar(&f.o.SSHKeyType, "ssh-key-type", "ed25519", "`TYPE` of root's key pair on the master and on nodes: rsa, ecdsa or ed25519")
 	fs.IntVar(&f.o.SSHKeyBits, "ssh-key-bits", 0, "`BITS` of root's key pair (default the type's: rsa 2048, ecdsa and ed25519 256)")
-	fs.IntVar(&f.o.NodeDaemonPort, "node-daemon-port", 1811, "`PORT` of the node daemon on every node")
+	fs.IntVar(&f.o.NodeDaemonPort, "node-daemon-port", nodeconf.DefaultNodeDaemonPort, "`PORT` of the node daemon on every node")
 	fs.IntVar(&f.days, "certificate-days", 1825, "validity of the cluster certificate in `DAYS`")
 	fs.BoolVar(&f.o.Force, "force", false, "replace an existing cluster (the host keys and root's key are kept)")
 	fs.StringVar(&f.output, "output", "text", "`FORMAT` of the report: text or json")

@@ -9,6 +9,7 @@ import (
 	"net"
 	"os"
 	"os/signal"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -18,6 +19,7 @@ import (
 	"github.com/nodejoin/nodejoin/internal/master/cluster"
 	"github.com/nodejoin/nodejoin/internal/master/join"
 	"github.com/nodejoin/nodejoin/internal/master/sshrun"
+	"github.com/nodejoin/nodejoin/internal/nodeconf"
 	"github.com/nodejoin/nodejoin/internal/problem"
 )
 
@@ -70,7 +72,7 @@ func run(env *cli.Env, args []string) error {
 	fs.DurationVar(&f.connectTimeout, "connect-timeout", 10*time.Second, "`DURATION` to connect and authenticate")
 	fs.DurationVar(&f.timeout, "timeout", 5*time.Minute, "`DURATION` a whole join of one node may take")
 	fs.DurationVar(&f.nodedTimeout, "node-daemon-timeout", 30*time.Second, "`DURATION` to wait for the node daemon to answer")
-	fs.IntVar(&f.nodedPort, "node-daemon-port", 0, "`PORT` of the node daemon (default from the cluster settings, 1811)")
+	fs.IntVar(&f.nodedPort, "node-daemon-port", 0, "`PORT` of the node daemon (default from the cluster settings, "+strconv.Itoa(nodeconf.DefaultNodeDaemonPort)+")")
 	fs.IntVar(&f.parallel, "parallel", 10, "join at most `N` nodes at a time")
 	fs.StringVar(&f.prepare, "prepare-program", "prepare-node-join", "`PATH` or name of prepare-node-join on the nodes")
 	fs.StringVar(&f.setup, "setup-program", "node-daemon-setup", "`PATH` or name of node-daemon-setup on the nodes")

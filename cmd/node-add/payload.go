@@ -13,6 +13,7 @@ import (
 	"github.com/nodejoin/nodejoin/internal/master/cluster"
 	"github.com/nodejoin/nodejoin/internal/master/join"
 	"github.com/nodejoin/nodejoin/internal/master/sshrun"
+	"github.com/nodejoin/nodejoin/internal/nodeconf"
 	"github.com/nodejoin/nodejoin/internal/problem"
 )
 
@@ -60,7 +61,7 @@ func isTerminal(f *os.File) bool {
 func sshCommand(c *cluster.Cluster, node string, f *flags) []string {
 	argv := []string{"ssh",
 		"-o", "StrictHostKeyChecking=yes",
-		"-o", "UserKnownHostsFile=" + c.Path(cluster.KnownHosts),
+		"-o", "UserKnownHostsFile=" + c.Path(nodeconf.KnownHosts),
 		"-o", "GlobalKnownHostsFile=/dev/null",
 		"-o", "HostKeyAlias=" + c.Settings.ClusterName,
 		"-o", "CheckHostIP=no",
@@ -110,7 +111,7 @@ func dryRun(env *cli.Env, c *cluster.Cluster, nodes []string, f *flags, remoteAr
 		if err != nil {
 			return err
 		}
-		trust := "the master's known_hosts (" + c.Path(cluster.KnownHosts) + " and ssh_config's files)"
+		trust := "the master's known_hosts (" + c.Path(nodeconf.KnownHosts) + " and ssh_config's files)"
 		if len(f.pins) > 0 {
 			trust = "--host-key-fingerprint " + strings.Join(f.pins, " ")
 		} else if f.acceptNew {

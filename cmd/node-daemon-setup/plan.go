@@ -18,12 +18,8 @@ import (
 	"github.com/nodejoin/nodejoin/internal/txn"
 )
 
-// Files in the data directory and their modes (Ganeti's NODED_CERT_MODE).
-const (
-	hmacKey   = "hmac.key"
-	clientPEM = "client.pem"
-	certMode  = 0o440
-)
+// certMode is the mode of the data directory's secrets (Ganeti's NODED_CERT_MODE).
+const certMode = 0o440
 
 // clientValidity is Ganeti's X509_CERT_DEFAULT_VALIDITY, 1825 days.
 const clientValidity = 1825 * 24 * time.Hour
@@ -77,13 +73,13 @@ func newPlan(cfg *nodeconf.Config, doc *joindoc.DaemonSetup, made *[]byte) (*app
 	}
 	p.Items = append(p.Items, dirs...)
 	p.Items = append(p.Items, ssconf.Items(cfg, doc.Ssconf)...)
-	secret(path.Join(cfg.DataDir, hmacKey), []byte(doc.HMACKey), masterdUID, masterdGID, false)
-	secret(path.Join(cfg.DataDir, nodestate.ServerPEM), []byte(doc.NodeDaemonCertificate), masterdUID, masterdGID, false)
+	secret(path.Join(cfg.DataDir, nodeconf.HMACKey), []byte(doc.HMACKey), masterdUID, masterdGID, false)
+	secret(path.Join(cfg.DataDir, nodeconf.ServerPEM), []byte(doc.NodeDaemonCertificate), masterdUID, masterdGID, false)
 	client, err := clientCertificate(cfg, server, doc.NodeName, made)
 	if err != nil {
 		return nil, err
 	}
-	secret(path.Join(cfg.DataDir, clientPEM), client, uid, gid, true)
+	secret(path.Join(cfg.DataDir, nodeconf.ClientPEM), client, uid, gid, true)
 	kp, err := certs.ParseKeyPair(client)
 	if err != nil {
 		return nil, fmt.Errorf("the new client certificate: %w", err)
@@ -121,7 +117,7 @@ func newPlan(cfg *nodeconf.Config, doc *joindoc.DaemonSetup, made *[]byte) (*app
 // made yet, makes a new one signed by the cluster certificate. Ganeti makes
 // a new one every time.
 func clientCertificate(cfg *nodeconf.Config, server *certs.KeyPair, nodeName string, made *[]byte) ([]byte, error) {
-	np := path.Join(cfg.DataDir, clientPEM)
+	np := path.Join(cfg.DataDir, nodeconf.ClientPEM)
 	old, err := nodestate.ReadFile(cfg, np)
 	if err == nil && certs.CheckClientCertificate(old, server, nodeName, cfg.ClientKey(), time.Now()) == nil {
 		return old, nil

@@ -49,7 +49,7 @@ func run(env *cli.Env, args []string) error {
 	var f flags
 	fs := cli.NewFlagSet("noded", usage, &f.Flags)
 	fs.StringVar(&f.root, "root", "/", "take every path under `DIR` (tests and QA)")
-	fs.IntVar(&f.port, "port", 1811, "listen on `PORT` (node.json node_daemon_port overrides the default)")
+	fs.IntVar(&f.port, "port", nodeconf.DefaultNodeDaemonPort, "listen on `PORT` (node.json node_daemon_port overrides the default)")
 	fs.StringVar(&f.bind, "bind", "", "listen on `ADDRESS` only (default all addresses)")
 	fs.BoolVar(&f.restart, "restart", false, "stop the running noded of this root, start a new one in the background, wait until it listens")
 	fs.BoolVar(&f.stop, "stop", false, "stop the running noded of this root and exit")

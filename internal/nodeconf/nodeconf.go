@@ -22,6 +22,18 @@ import (
 	"github.com/nodejoin/nodejoin/schemas"
 )
 
+// Files in the data directory, as Ganeti's pathutils names them.
+const (
+	ServerPEM  = "server.pem"      // the cluster certificate and key (node daemon certificate)
+	ClientPEM  = "client.pem"      // this machine's client certificate
+	HMACKey    = "hmac.key"        // the cluster's shared secret (confd)
+	KnownHosts = "known_hosts"     // the cluster's SSH host keys under the cluster name
+	PubKeys    = "ganeti_pub_keys" // the nodes' root public keys (master only)
+)
+
+// DefaultNodeDaemonPort is Ganeti's noded port (constants.DEFAULT_NODED_PORT).
+const DefaultNodeDaemonPort = 1811
+
 // File is where the configuration lives on a node.
 const File = "/etc/nodejoin/node.json"
 
@@ -150,7 +162,7 @@ func Default() *Config {
 		SSHDCheckCommand:         []string{"/usr/sbin/sshd", "-t"},
 		SSHDRestartCommand:       restart,
 		NodeDaemonRestartCommand: nil, // Load looks for Ganeti under the root
-		NodeDaemonPort:           1811,
+		NodeDaemonPort:           DefaultNodeDaemonPort,
 		SSHQueryKeyCommand:       []string{"ssh", "-Q", "key"},
 		ClientKeyType:            certs.GanetiClientKey.Type,
 	}

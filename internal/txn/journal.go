@@ -45,7 +45,8 @@ type entry struct {
 	GID  int         `json:"gid"`
 }
 
-const journalName = "journal.json"
+// JournalName is the journal's file name in the state directory.
+const JournalName = "journal.json"
 
 // readJournal reads the journal, which says what to remove and rename as
 // root: only a regular file of the running user that no one else can write

@@ -29,7 +29,7 @@ type PendingStep struct {
 // Pending reads the journal without the lock and without changing
 // anything; nil means there is none.
 func Pending(opts Options) (*Status, error) {
-	j, err := readJournal(filepath.Join(opts.StateDir, journalName))
+	j, err := readJournal(filepath.Join(opts.StateDir, JournalName))
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, nil
 	}

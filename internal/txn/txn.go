@@ -43,7 +43,7 @@ func Begin(ctx context.Context, opts Options) (*Tx, error) {
 	if err != nil {
 		return nil, err
 	}
-	tx := &Tx{opts: opts, lock: lock, journal: filepath.Join(opts.StateDir, journalName), now: time.Now()}
+	tx := &Tx{opts: opts, lock: lock, journal: filepath.Join(opts.StateDir, JournalName), now: time.Now()}
 	if err := recoverLocked(ctx, opts, lock, tx.journal); err != nil {
 		tx.unlock()
 		return nil, err
@@ -81,7 +81,7 @@ func Begin(ctx context.Context, opts Options) (*Tx, error) {
 // it takes the lock only when there is something to do, so that a run that
 // changes nothing writes nothing.
 func Recover(ctx context.Context, opts Options) error {
-	path := filepath.Join(opts.StateDir, journalName)
+	path := filepath.Join(opts.StateDir, JournalName)
 	_, err := os.Lstat(path)
 	if errors.Is(err, fs.ErrNotExist) && len(readIntentFile(opts)) == 0 {
 		return nil

@@ -79,5 +79,5 @@ func printStatus(env *cli.Env, prog string, cfg *nodeconf.Config) error {
 		Program string      `json:"program"`
 		Journal string      `json:"journal"`
 		Pending *txn.Status `json:"pending"`
-	}{prog, filepath.Join(cfg.StateDir, "journal.json"), st})
+	}{prog, filepath.Join(cfg.StateDir, txn.JournalName), st})
 }

@@ -14,6 +14,7 @@ import (
 	"github.com/nodejoin/nodejoin/internal/certs"
 	"github.com/nodejoin/nodejoin/internal/master/cluster"
 	"github.com/nodejoin/nodejoin/internal/master/clusterinit"
+	"github.com/nodejoin/nodejoin/internal/nodeconf"
 )
 
 func initCluster(t *testing.T) (string, *cluster.Cluster) {
@@ -95,12 +96,12 @@ func TestRecordNodeConcurrent(t *testing.T) {
 		}
 		return len(cluster.Lines(string(b)))
 	}
-	for _, f := range []string{"ssconf_node_list", "ssconf_online_nodes", "ssconf_node_primary_ips", cluster.PubKeys} {
+	for _, f := range []string{"ssconf_node_list", "ssconf_online_nodes", "ssconf_node_primary_ips", nodeconf.PubKeys} {
 		if got := count(f); got != n+1 {
 			t.Errorf("%s: %d lines, want %d", f, got, n+1)
 		}
 	}
-	kh, _ := os.ReadFile(c.Path(cluster.KnownHosts))
+	kh, _ := os.ReadFile(c.Path(nodeconf.KnownHosts))
 	if got := strings.Count(strings.Fields(string(kh))[0], ","); got != n {
 		t.Errorf("known_hosts: %d node names beside the alias, want %d", got, n)
 	}
@@ -109,7 +110,7 @@ func TestRecordNodeConcurrent(t *testing.T) {
 		t.Errorf("node_list not nice-sorted: %.100q", nl)
 	}
 	// Recording again changes nothing.
-	before, _ := os.ReadFile(c.Path(cluster.PubKeys))
+	before, _ := os.ReadFile(c.Path(nodeconf.PubKeys))
 	if changed, err := c.RecordNode(cluster.Node{Name: "node7.example.org", PrimaryIP: "10.0.0.8", RootPublicKey: "ssh-ed25519 AAAAkey7 root@node7"}); err != nil || changed {
 		t.Fatalf("recording again: changed %v, %v", changed, err)
 	}
@@ -119,7 +120,7 @@ func TestRecordNodeConcurrent(t *testing.T) {
 	if ok, err := c.Recorded("node7"); ok || err != nil {
 		t.Errorf("Recorded(node7) = %v, %v", ok, err)
 	}
-	if after, _ := os.ReadFile(c.Path(cluster.PubKeys)); string(after) != string(before) {
+	if after, _ := os.ReadFile(c.Path(nodeconf.PubKeys)); string(after) != string(before) {
 		t.Error("recording a node twice changed ganeti_pub_keys")
 	}
 	if left, _ := filepath.Glob(c.Path(".*tmp*")); len(left) != 0 {

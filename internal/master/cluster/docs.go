@@ -8,6 +8,7 @@ import (
 
 	"github.com/nodejoin/nodejoin/internal/certs"
 	"github.com/nodejoin/nodejoin/internal/joindoc"
+	"github.com/nodejoin/nodejoin/internal/nodeconf"
 	"github.com/nodejoin/nodejoin/internal/ssconf"
 )
 
@@ -15,7 +16,7 @@ import (
 // cluster certificate (certificate only), the cluster SSH host keys, the
 // keys allowed to log in as root (the master's), and the root key type.
 func (c *Cluster) PrepareDoc() (*joindoc.Prepare, error) {
-	serverPEM, err := os.ReadFile(c.Path(ServerPEM))
+	serverPEM, err := os.ReadFile(c.Path(nodeconf.ServerPEM))
 	if err != nil {
 		return nil, fmt.Errorf("reading the cluster certificate: %w", err)
 	}
@@ -48,7 +49,7 @@ func (c *Cluster) PrepareDoc() (*joindoc.Prepare, error) {
 		}
 	}
 	if len(doc.AuthorizedKeys) == 0 {
-		return nil, fmt.Errorf("%s has no key for the master %s", c.Path(PubKeys), c.Settings.MasterNode)
+		return nil, fmt.Errorf("%s has no key for the master %s", c.Path(nodeconf.PubKeys), c.Settings.MasterNode)
 	}
 	return doc, nil
 }
@@ -81,11 +82,11 @@ func certificateOnly(b []byte) string {
 // primary IP): server.pem and hmac.key verbatim, every ssconf value of the
 // master with the node already in the node lists, and the node's name.
 func (c *Cluster) DaemonSetupDoc(node, ip string) (*joindoc.DaemonSetup, error) {
-	serverPEM, err := os.ReadFile(c.Path(ServerPEM))
+	serverPEM, err := os.ReadFile(c.Path(nodeconf.ServerPEM))
 	if err != nil {
 		return nil, fmt.Errorf("reading the cluster certificate: %w", err)
 	}
-	hmac, err := os.ReadFile(c.Path(HMACKey))
+	hmac, err := os.ReadFile(c.Path(nodeconf.HMACKey))
 	if err != nil {
 		return nil, fmt.Errorf("reading the hmac key: %w", err)
 	}

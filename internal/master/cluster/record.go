@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"strings"
 
+	"github.com/nodejoin/nodejoin/internal/nodeconf"
 	"github.com/nodejoin/nodejoin/internal/ssconf"
 	"github.com/nodejoin/nodejoin/internal/txn"
 )
@@ -20,7 +21,7 @@ type Node struct {
 
 // PublicKeys reads ganeti_pub_keys: node name (or UUID) to key line.
 func (c *Cluster) PublicKeys() (map[string]string, error) {
-	b, err := os.ReadFile(c.Path(PubKeys))
+	b, err := os.ReadFile(c.Path(nodeconf.PubKeys))
 	if err != nil {
 		return nil, fmt.Errorf("reading the public key list: %w", err)
 	}
@@ -77,7 +78,7 @@ func (c *Cluster) RecordNode(n Node) (changed bool, err error) {
 	}
 
 	// ganeti_pub_keys: "<name> <key>", one line per node.
-	b, err := os.ReadFile(c.Path(PubKeys))
+	b, err := os.ReadFile(c.Path(nodeconf.PubKeys))
 	if err != nil {
 		return false, fmt.Errorf("reading the public key list: %w", err)
 	}
@@ -97,7 +98,7 @@ func (c *Cluster) RecordNode(n Node) (changed bool, err error) {
 		if !found {
 			out = append(out, entry)
 		}
-		if err := write(c.Path(PubKeys), b, []byte(strings.Join(out, "\n")+"\n"), ModeSecret); err != nil {
+		if err := write(c.Path(nodeconf.PubKeys), b, []byte(strings.Join(out, "\n")+"\n"), ModeSecret); err != nil {
 			return changed, err
 		}
 	}
@@ -126,7 +127,7 @@ func (c *Cluster) RecordNode(n Node) (changed bool, err error) {
 	}
 
 	// known_hosts: "<cluster>,<node>,... type key".
-	b, err = os.ReadFile(c.Path(KnownHosts))
+	b, err = os.ReadFile(c.Path(nodeconf.KnownHosts))
 	if err != nil {
 		return changed, fmt.Errorf("reading the cluster known_hosts: %w", err)
 	}
@@ -142,6 +143,6 @@ func (c *Cluster) RecordNode(n Node) (changed bool, err error) {
 		}
 		out = append(out, l)
 	}
-	err = write(c.Path(KnownHosts), b, []byte(strings.Join(out, "\n")+"\n"), ModePublic)
+	err = write(c.Path(nodeconf.KnownHosts), b, []byte(strings.Join(out, "\n")+"\n"), ModePublic)
 	return changed, err
 }

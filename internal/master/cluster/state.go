@@ -30,13 +30,8 @@ type Settings struct {
 // SettingsFile is the settings' node path under the state directory.
 const SettingsFile = "cluster.json"
 
-// File names in the data directory (Ganeti's pathutils).
+// Files of the master's own (the data directory's are nodeconf's).
 const (
-	ServerPEM     = "server.pem"
-	ClientPEM     = "client.pem"
-	HMACKey       = "hmac.key"
-	KnownHosts    = "known_hosts"
-	PubKeys       = "ganeti_pub_keys"
 	masterLock    = "nodejoin-master.lock"
 	HostKeyPrefix = "ssh_host_" // in the SSH config directory: ssh_host_<kind>_key
 )
@@ -82,7 +77,7 @@ func SettingsPath(cfg *nodeconf.Config) string {
 
 // Exists says whether root holds a cluster (its settings or server.pem).
 func Exists(cfg *nodeconf.Config) bool {
-	for _, p := range []string{SettingsPath(cfg), data(cfg, ServerPEM)} {
+	for _, p := range []string{SettingsPath(cfg), data(cfg, nodeconf.ServerPEM)} {
 		if _, err := os.Stat(p); err == nil {
 			return true
 		}
@@ -110,7 +105,7 @@ func Open(root string) (*Cluster, error) {
 	for _, f := range []struct {
 		name string
 		dst  **certs.KeyPair
-	}{{ServerPEM, &c.Server}, {ClientPEM, &c.Client}} {
+	}{{nodeconf.ServerPEM, &c.Server}, {nodeconf.ClientPEM, &c.Client}} {
 		b, err := os.ReadFile(c.Path(f.name))
 		if err != nil {
 			return nil, fmt.Errorf("reading the cluster state: %w", err)

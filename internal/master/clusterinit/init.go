@@ -41,7 +41,7 @@ type InitOptions struct {
 	MasterNetdev   string
 	SSHKeyType     string // root key type for nodes and the master; default ed25519
 	SSHKeyBits     int    // 0: the type's default
-	NodeDaemonPort int    // default 1811
+	NodeDaemonPort int    // default nodeconf.DefaultNodeDaemonPort
 	CertValidity   time.Duration
 	Force          bool // replace an existing cluster
 }
@@ -107,7 +107,7 @@ func PlanInit(o InitOptions) (*InitPlan, error) {
 		return nil, problem.Reject("--ssh-key-bits", "%v", err)
 	}
 	if o.NodeDaemonPort == 0 {
-		o.NodeDaemonPort = 1811
+		o.NodeDaemonPort = nodeconf.DefaultNodeDaemonPort
 	}
 	if o.NodeDaemonPort < 1 || o.NodeDaemonPort > 65535 {
 		return nil, problem.Reject("--node-daemon-port", "%d is not a port", o.NodeDaemonPort)
@@ -146,14 +146,14 @@ func PlanInit(o InitOptions) (*InitPlan, error) {
 		return nil, fmt.Errorf("creating the master's client certificate: %w", err)
 	}
 	p.CertFingerprint = certs.Fingerprint(server.Cert)
-	add(dataDir(cluster.ServerPEM), serverPEM, cluster.ModeSecret, true)
-	add(dataDir(cluster.ClientPEM), clientPEM, cluster.ModeSecret, true)
+	add(dataDir(nodeconf.ServerPEM), serverPEM, cluster.ModeSecret, true)
+	add(dataDir(nodeconf.ClientPEM), clientPEM, cluster.ModeSecret, true)
 
 	secret := make([]byte, 32)
 	if _, err := rand.Read(secret); err != nil {
 		return nil, err
 	}
-	add(dataDir(cluster.HMACKey), []byte(hex.EncodeToString(secret)+"\n"), cluster.ModeSecret, true)
+	add(dataDir(nodeconf.HMACKey), []byte(hex.EncodeToString(secret)+"\n"), cluster.ModeSecret, true)
 
 	// The cluster's SSH host keys: the master's own; ed25519 made if none.
 	hostKeys, err := cluster.ReadHostKeys(cfg)
@@ -180,7 +180,7 @@ func PlanInit(o InitOptions) (*InitPlan, error) {
 		p.HostKeyFingerprints[k.Kind] = hk.Fingerprint()
 		kh.WriteString(hk.Line(p.Settings.ClusterName) + "\n")
 	}
-	add(dataDir(cluster.KnownHosts), []byte(kh.String()), cluster.ModePublic, false)
+	add(dataDir(nodeconf.KnownHosts), []byte(kh.String()), cluster.ModePublic, false)
 
 	// Root's key pair: kept if root has one of the type, else made.
 	user, err := cfg.LoginUser()
@@ -204,7 +204,7 @@ func PlanInit(o InitOptions) (*InitPlan, error) {
 		return nil, fmt.Errorf("%s.pub: %w", keyBase, err)
 	}
 	p.RootKeyFingerprint = rk.Fingerprint()
-	add(dataDir(cluster.PubKeys), []byte(o.MasterNode+" "+strings.TrimSpace(string(rootPub))+"\n"), cluster.ModeSecret, false)
+	add(dataDir(nodeconf.PubKeys), []byte(o.MasterNode+" "+strings.TrimSpace(string(rootPub))+"\n"), cluster.ModeSecret, false)
 
 	// ssconf, as far as known.
 	values := map[string]string{

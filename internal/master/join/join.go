@@ -15,6 +15,7 @@ import (
 	"github.com/nodejoin/nodejoin/internal/joindoc"
 	"github.com/nodejoin/nodejoin/internal/master/cluster"
 	"github.com/nodejoin/nodejoin/internal/master/sshrun"
+	"github.com/nodejoin/nodejoin/internal/nodeconf"
 	"github.com/nodejoin/nodejoin/internal/noded"
 )
 
@@ -207,7 +208,7 @@ func join(ctx context.Context, o Options, node string, res *Result) error {
 	cfg := o.SSH
 	cfg.Host = node
 	cfg.HostKeyFingerprints = append(append([]string(nil), o.Pins[""]...), o.Pins[node]...)
-	cfg.KnownHostsFiles = append(cfg.KnownHostsFiles, o.Cluster.Path(cluster.KnownHosts))
+	cfg.KnownHostsFiles = append(cfg.KnownHostsFiles, o.Cluster.Path(nodeconf.KnownHosts))
 	// A recorded node presents the cluster's host key: that is its
 	// expected state. For any other name the cluster key proves nothing
 	// (every node holds it), so sshrun refuses it unless pinned.

@@ -98,7 +98,7 @@ func serveNodedWith(t *testing.T, c *cluster.Cluster, port int, values map[strin
 	root := t.TempDir()
 	cfg, _ := nodeconf.Load(root)
 	os.MkdirAll(cfg.Path(cfg.DataDir), 0o755)
-	pem, _ := os.ReadFile(c.Path(cluster.ServerPEM))
+	pem, _ := os.ReadFile(c.Path(nodeconf.ServerPEM))
 	os.WriteFile(cfg.Path(cfg.DataDir+"/server.pem"), pem, 0o600)
 	for k, v := range values {
 		os.WriteFile(cfg.Path(ssconf.Path(cfg.DataDir, k)), ssconf.Format(v), 0o444)

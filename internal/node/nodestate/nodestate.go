@@ -20,9 +20,6 @@ import (
 	"github.com/nodejoin/nodejoin/internal/txn"
 )
 
-// ServerPEM is the node daemon certificate's file name in the data dir.
-const ServerPEM = "server.pem"
-
 // hintOtherCluster is given when a node belongs to another cluster.
 const hintOtherCluster = "if this node is moving to another cluster, run node-cleanup on it first"
 
@@ -77,7 +74,7 @@ func ReadFile(cfg *nodeconf.Config, np string) ([]byte, error) {
 
 // LocalKeyPair returns the node's server.pem, or nil if it has none.
 func LocalKeyPair(cfg *nodeconf.Config) (*certs.KeyPair, error) {
-	p := path.Join(cfg.DataDir, ServerPEM)
+	p := path.Join(cfg.DataDir, nodeconf.ServerPEM)
 	data, err := ReadFile(cfg, p)
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, nil
@@ -103,7 +100,7 @@ func CheckCertificate(cfg *nodeconf.Config, where string, cert *x509.Certificate
 	}
 	if !certs.SamePublicKey(cert.PublicKey, local.Key.Public()) {
 		return problem.Reject(where, "the certificate does not match this node's key in %s",
-			path.Join(cfg.DataDir, ServerPEM)).WithHint(hintOtherCluster)
+			path.Join(cfg.DataDir, nodeconf.ServerPEM)).WithHint(hintOtherCluster)
 	}
 	return nil
 }
