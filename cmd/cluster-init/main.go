@@ -13,6 +13,7 @@ import (
 	"github.com/nodejoin/nodejoin/internal/master/clusterinit"
 	"github.com/nodejoin/nodejoin/internal/nodeconf"
 	"github.com/nodejoin/nodejoin/internal/problem"
+	"github.com/nodejoin/nodejoin/internal/sshkeys"
 )
 
 func main() { os.Exit(cli.Main("cluster-init", os.Args[1:], run)) }
@@ -92,8 +93,8 @@ func run(env *cli.Env, args []string) error {
 		fmt.Fprintf(env.Stdout, "  %-9s %s %s %s\n", fl.Action, fl.Mode, fl.Path, digest)
 	}
 	fmt.Fprintf(env.Stdout, "certificate %s\n", plan.CertFingerprint)
-	for _, kind := range []string{"rsa", "ecdsa", "ed25519"} {
-		if fp, ok := plan.HostKeyFingerprints[kind]; ok {
+	for _, kind := range sshkeys.HostKinds {
+		if fp, ok := plan.HostKeyFingerprints[string(kind)]; ok {
 			fmt.Fprintf(env.Stdout, "cluster host key %s %s\n", kind, fp)
 		}
 	}

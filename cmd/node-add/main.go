@@ -185,7 +185,7 @@ func pushSsconf(ctx context.Context, env *cli.Env, f flags, o join.Options, resu
 	}
 	pushed, err := join.PushSsconf(ctx, o, f.parallel)
 	if err != nil {
-		fmt.Fprintf(env.Stderr, "node-add: warning: updating the nodes' ssconf: %v\n", err)
+		cli.PrintWarning(env.Stderr, "node-add", fmt.Sprintf("updating the nodes' ssconf: %v", err))
 		return
 	}
 	var updated []string
@@ -196,7 +196,7 @@ func pushSsconf(ctx context.Context, env *cli.Env, f flags, o join.Options, resu
 				Push join.PushResult `json:"ssconf_push"`
 			}{p})
 		case p.Error != "":
-			fmt.Fprintf(env.Stderr, "node-add: warning: %s: %s\n", p.Node, p.Error)
+			cli.PrintWarning(env.Stderr, "node-add", p.Node+": "+p.Error)
 		case p.Changed:
 			updated = append(updated, p.Node)
 		}
@@ -233,9 +233,9 @@ func report(env *cli.Env, output string, r *join.Result) {
 		status = fmt.Sprintf(" (exit %d)", *r.ExitStatus)
 	}
 	// A failure is an error line of its own, in the "prog: error:" form.
-	fmt.Fprintf(env.Stderr, "node-add: error: %s: failed at %s%s: %s\n", r.Node, r.Step, status, r.Message)
+	cli.PrintErrorLine(env.Stderr, "node-add", fmt.Sprintf("%s: failed at %s%s: %s", r.Node, r.Step, status, r.Message))
 	for _, h := range r.Hints {
-		fmt.Fprintf(env.Stderr, "node-add: hint: %s: %s\n", r.Node, h)
+		cli.PrintHint(env.Stderr, "node-add", r.Node+": "+h)
 	}
 }
 

@@ -17,6 +17,7 @@ import (
 	"github.com/nodejoin/nodejoin/internal/certs"
 	"github.com/nodejoin/nodejoin/internal/daemon"
 	"github.com/nodejoin/nodejoin/internal/joindoc"
+	"github.com/nodejoin/nodejoin/internal/jsondoc"
 	"github.com/nodejoin/nodejoin/internal/node/nodestate"
 	"github.com/nodejoin/nodejoin/internal/nodeconf"
 	"github.com/nodejoin/nodejoin/internal/problem"
@@ -29,9 +30,6 @@ const hintDSA = "OpenSSH 9.8 removed DSA keys; use rsa, ecdsa or ed25519 (gnt-cl
 // warnDSA follows a DSA key accepted because this node's OpenSSH still
 // supports it.
 const warnDSA = "a dsa key, accepted because this node's OpenSSH still supports ssh-dss; OpenSSH 7.0 disabled DSA and 9.8 removed it: move to rsa, ecdsa or ed25519"
-
-// hostKinds are the host key kinds reported, in order.
-var hostKinds = []sshkeys.Kind{sshkeys.RSA, sshkeys.ECDSA, sshkeys.Ed25519}
 
 type plan struct {
 	apply.Plan
@@ -219,7 +217,7 @@ func checkAuthorized(rej *problem.RejectedError, m map[string][]string) []string
 	var out []string
 	for _, id := range ids {
 		for i, line := range m[id] {
-			at := "/authorized_keys/" + strings.NewReplacer("~", "~0", "/", "~1").Replace(id) + "/" + strconv.Itoa(i)
+			at := "/authorized_keys/" + jsondoc.EscapePointer(id) + "/" + strconv.Itoa(i)
 			if strings.ContainsAny(strings.TrimRight(line, "\r\n"), "\r\n") {
 				rej.Problems = append(rej.Problems, problem.Problem{Where: at, What: "a key line must not contain a line break"})
 				continue
@@ -328,8 +326,8 @@ func (p *plan) authorizedKeys(sshDir string, keys []string) (*txn.Item, error) {
 }
 
 func (p *plan) existingRootPublicKey(sshDir string) string {
-	for _, k := range []string{"ed25519", "ecdsa", "rsa", "dsa"} {
-		if data, err := nodestate.ReadFile(p.cfg, path.Join(sshDir, "id_"+k+".pub")); err == nil {
+	for _, k := range sshkeys.RootKeyPreference {
+		if data, err := nodestate.ReadFile(p.cfg, path.Join(sshDir, "id_"+string(k)+".pub")); err == nil {
 			return string(data)
 		}
 	}
@@ -338,7 +336,7 @@ func (p *plan) existingRootPublicKey(sshDir string) string {
 
 // fingerprints reports each host key as sshd will present it.
 func (p *plan) fingerprints() {
-	for _, k := range hostKinds {
+	for _, k := range sshkeys.HostKinds {
 		np := path.Join(p.cfg.SSHConfigDir, "ssh_host_"+string(k)+"_key.pub")
 		data, ok := p.newPub[np]
 		if !ok {

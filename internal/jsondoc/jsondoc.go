@@ -216,7 +216,7 @@ func (p *parser) pointer(next ...segment) string {
 	for _, s := range append(p.path, next...) {
 		b.WriteByte('/')
 		if s.key != nil {
-			b.WriteString(escapePointer(*s.key))
+			b.WriteString(EscapePointer(*s.key))
 		} else {
 			b.WriteString(strconv.Itoa(s.index))
 		}
@@ -331,7 +331,11 @@ var (
 	pointerUnescaper = strings.NewReplacer("~1", "/", "~0", "~")
 )
 
-func escapePointer(s string) string { return pointerEscaper.Replace(s) }
+// EscapePointer escapes one key for a JSON pointer: "~" as "~0", "/" as "~1".
+func EscapePointer(s string) string { return pointerEscaper.Replace(s) }
+
+// UnescapePointer is the inverse of EscapePointer.
+func UnescapePointer(s string) string { return pointerUnescaper.Replace(s) }
 
 // leafProblems flattens a validation error to its leaves, one problem each,
 // in a stable order. Messages of missing and unknown properties are turned
@@ -396,7 +400,7 @@ func rephrase(loc, msg string) []problem.Problem {
 	}
 	out := make([]problem.Problem, len(names))
 	for i, n := range names {
-		out[i] = problem.Problem{Where: loc + "/" + escapePointer(n), What: what}
+		out[i] = problem.Problem{Where: loc + "/" + EscapePointer(n), What: what}
 	}
 	return out
 }

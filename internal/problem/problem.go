@@ -20,6 +20,25 @@ const (
 	ExitRejected = 3 // input rejected; nothing changed
 )
 
+// The kinds of line a program writes on standard error besides its log:
+// "prog: error: <where>: <what>", "prog: hint: ...", "prog: warning: ...".
+// The programs print them (cmd/internal/cli) and the master reads a remote
+// program's back (internal/master/join), so the form has this one home.
+const (
+	LineError   = "error"
+	LineHint    = "hint"
+	LineWarning = "warning"
+)
+
+// Line is one line of that form, without its newline.
+func Line(prog, kind, text string) string { return prog + ": " + kind + ": " + text }
+
+// CutLine splits a line of that form at its first ": kind: " into the
+// program's name and the text; ok is false when the line has no such part.
+func CutLine(line, kind string) (prog, text string, ok bool) {
+	return strings.Cut(line, ": "+kind+": ")
+}
+
 // exitCoder is an error that knows its exit status.
 type exitCoder interface{ ExitCode() int }
 

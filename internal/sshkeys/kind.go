@@ -6,8 +6,11 @@ import (
 	"crypto/ecdsa"
 	"crypto/ed25519"
 	"crypto/rsa"
+	"crypto/sha256"
+	"encoding/base64"
 	"errors"
 	"fmt"
+	"strings"
 
 	"golang.org/x/crypto/ssh"
 )
@@ -24,6 +27,32 @@ const (
 	Ed25519 Kind = "ed25519"
 	DSA     Kind = "dsa"
 )
+
+// HostKinds are the kinds of SSH host key a cluster carries and reports, in
+// Ganeti's order (its SSH host key list: rsa, ecdsa, ed25519). DSA is left
+// out: OpenSSH no longer offers it as a host key.
+var HostKinds = []Kind{RSA, ECDSA, Ed25519}
+
+// RootKeyPreference is the order in which an existing key pair of the login
+// user is taken as its identity when the document asks for none: the
+// strongest first.
+var RootKeyPreference = []Kind{Ed25519, ECDSA, RSA, DSA}
+
+// FamilyOf groups an SSH key type name ("ssh-ed25519",
+// "ecdsa-sha2-nistp256", "rsa-sha2-512", a certificate type...) by the
+// kind of key, the way a server offers them; an unknown name is its own
+// family.
+func FamilyOf(typeName string) string {
+	switch {
+	case strings.Contains(typeName, "ed25519"):
+		return string(Ed25519)
+	case strings.Contains(typeName, "ecdsa"):
+		return string(ECDSA)
+	case strings.Contains(typeName, "rsa"):
+		return string(RSA)
+	}
+	return typeName
+}
 
 // KindOf returns the kind of a public key from its SSH type name.
 func KindOf(pub ssh.PublicKey) (Kind, error) {
@@ -111,7 +140,14 @@ func DefaultBits(kind Kind) int {
 // Fingerprint returns the SHA-256 fingerprint of a public key, the text
 // ssh-keygen -l prints ("SHA256:" and unpadded base64).
 func Fingerprint(pub ssh.PublicKey) string {
-	return ssh.FingerprintSHA256(pub)
+	return FingerprintBlob(pub.Marshal())
+}
+
+// FingerprintBlob is Fingerprint of a key in its wire form (the blob that
+// known_hosts and authorized_keys carry in base64).
+func FingerprintBlob(blob []byte) string {
+	sum := sha256.Sum256(blob)
+	return "SHA256:" + base64.RawStdEncoding.EncodeToString(sum[:])
 }
 
 func unknownKind(kind Kind) error {

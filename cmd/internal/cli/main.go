@@ -120,7 +120,7 @@ func Run(prog string, env *Env, args []string, run func(env *Env, args []string)
 	PrintError(env.Stderr, prog, err)
 	code := problem.ExitCode(err)
 	if code == problem.ExitUsage {
-		fmt.Fprintf(env.Stderr, "%s: hint: see %s --help\n", prog, prog)
+		PrintHint(env.Stderr, prog, "see "+prog+" --help")
 	}
 	return code
 }
@@ -128,15 +128,26 @@ func Run(prog string, env *Env, args []string, run func(env *Env, args []string)
 // PrintWarning writes one "prog: warning: ..." line: something was done
 // but should change.
 func PrintWarning(w io.Writer, prog, text string) {
-	fmt.Fprintf(w, "%s: warning: %s\n", prog, text)
+	fmt.Fprintln(w, problem.Line(prog, problem.LineWarning, text))
+}
+
+// PrintHint writes one "prog: hint: ..." line.
+func PrintHint(w io.Writer, prog, text string) {
+	fmt.Fprintln(w, problem.Line(prog, problem.LineHint, text))
+}
+
+// PrintErrorLine writes one "prog: error: ..." line, for a program that
+// reports several failures of its own (node-add, one per node).
+func PrintErrorLine(w io.Writer, prog, text string) {
+	fmt.Fprintln(w, problem.Line(prog, problem.LineError, text))
 }
 
 // PrintError writes err as "prog: error:" lines, then its hints.
 func PrintError(w io.Writer, prog string, err error) {
 	for _, line := range strings.Split(err.Error(), "\n") {
-		fmt.Fprintf(w, "%s: error: %s\n", prog, line)
+		PrintErrorLine(w, prog, line)
 	}
 	for _, h := range problem.Hints(err) {
-		fmt.Fprintf(w, "%s: hint: %s\n", prog, h)
+		PrintHint(w, prog, h)
 	}
 }

@@ -21,7 +21,8 @@ type HostKeyPair struct{ Kind, Private, Public string }
 // public file both present), as Ganeti's _ReadSshKeys does.
 func ReadHostKeys(cfg *nodeconf.Config) ([]HostKeyPair, error) {
 	var out []HostKeyPair
-	for _, kind := range []string{"rsa", "ecdsa", "ed25519"} {
+	for _, k := range sshkeys.HostKinds {
+		kind := string(k)
 		base := cfg.Path(filepath.Join(cfg.SSHConfigDir, HostKeyPrefix+kind+"_key"))
 		priv, err1 := os.ReadFile(base)
 		pub, err2 := os.ReadFile(base + ".pub")

@@ -17,6 +17,7 @@ import (
 	"github.com/nodejoin/nodejoin/internal/master/sshrun"
 	"github.com/nodejoin/nodejoin/internal/nodeconf"
 	"github.com/nodejoin/nodejoin/internal/noded"
+	"github.com/nodejoin/nodejoin/internal/problem"
 )
 
 // Steps of a join, in order; a failure names one.
@@ -369,9 +370,9 @@ func runProgram(ctx context.Context, conn *sshrun.Conn, step string, argv []stri
 		f := &failure{step: step, status: &status, hints: hints,
 			msg: fmt.Sprintf("%s exited %d (%s)%s", argv[0], status, meaning(status), errs)}
 		switch status {
-		case 3:
+		case problem.ExitRejected:
 			f.msg += "; no changes were made on the node"
-		case 1:
+		case problem.ExitFailed:
 			// The node-side programs say themselves what they put back.
 			if !strings.Contains(errs, "put back") {
 				f.msg += "; the node was put back as it was"
@@ -394,11 +395,11 @@ func runProgram(ctx context.Context, conn *sshrun.Conn, step string, argv []stri
 
 func meaning(status int) string {
 	switch status {
-	case 1:
+	case problem.ExitFailed:
 		return "failed while applying"
-	case 2:
+	case problem.ExitUsage:
 		return "usage"
-	case 3:
+	case problem.ExitRejected:
 		return "input rejected"
 	case 126, 127:
 		return "not found or not executable"
@@ -414,11 +415,9 @@ func remoteLines(stderr []byte) (errs string, hints []string) {
 	var keep []string
 	all := strings.Split(strings.TrimSpace(string(stderr)), "\n")
 	for _, l := range all {
-		switch {
-		case strings.Contains(l, ": error: "):
+		if _, _, ok := problem.CutLine(l, problem.LineError); ok {
 			keep = append(keep, clip(l))
-		case strings.Contains(l, ": hint: "):
-			prog, h, _ := strings.Cut(l, ": hint: ")
+		} else if prog, h, ok := problem.CutLine(l, problem.LineHint); ok {
 			if h = clip(strings.TrimSpace(prog) + ": " + h); !slices.Contains(hints, h) {
 				hints = append(hints, h)
 			}

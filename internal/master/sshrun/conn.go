@@ -17,6 +17,8 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"github.com/nodejoin/nodejoin/internal/sshkeys"
 )
 
 // Config says where and how to connect. The zero value of every field but
@@ -233,7 +235,7 @@ func (c *Conn) dial(ctx context.Context) error {
 			return err
 		}
 		if len(offered) > before {
-			tried[keyFamily(offered[len(offered)-1].Type)] = true
+			tried[sshkeys.FamilyOf(offered[len(offered)-1].Type)] = true
 		} else if algorithms != "" {
 			// "no matching host key type": this family is not offered.
 			tried[familyOf(algorithms)] = true

@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"bytes"
 	"context"
-	"crypto/sha256"
 	"encoding/base64"
 	"errors"
 	"fmt"
@@ -13,6 +12,8 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+
+	"github.com/nodejoin/nodejoin/internal/sshkeys"
 )
 
 // HostKey is one SSH public key of a host, as known_hosts writes it.
@@ -28,8 +29,7 @@ func (k HostKey) Fingerprint() string {
 	if err != nil {
 		return "SHA256:(invalid key)"
 	}
-	sum := sha256.Sum256(blob)
-	return "SHA256:" + base64.RawStdEncoding.EncodeToString(sum[:])
+	return sshkeys.FingerprintBlob(blob)
 }
 
 // Line returns the key as a known_hosts line for host.
@@ -40,20 +40,6 @@ type knownEntry struct {
 	marker string // "", "@revoked" or "@cert-authority"
 	key    HostKey
 	file   string
-}
-
-// keyFamily groups key types the way the server offers them, so that a
-// pin of a key the server does not offer first can be tried in turn.
-func keyFamily(keyType string) string {
-	switch {
-	case strings.Contains(keyType, "ed25519"):
-		return "ed25519"
-	case strings.Contains(keyType, "ecdsa"):
-		return "ecdsa"
-	case strings.Contains(keyType, "rsa"):
-		return "rsa"
-	}
-	return keyType
 }
 
 // familyAlgorithms is the HostKeyAlgorithms value that makes a server
