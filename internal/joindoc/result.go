@@ -1,6 +1,7 @@
 package joindoc
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -38,16 +39,35 @@ type FileChange struct {
 	SHA256 string `json:"sha256,omitempty"`
 }
 
-// DecodeResult reads a program's result (on the master).
+// resultRequired are the keys the master acts on. Every version of the
+// node-side programs prints them.
+var resultRequired = []string{"program", "changed"}
+
+// DecodeResult reads a program's result (on the master). Nodes and master
+// run different versions for a while in any cluster, so keys this version
+// does not know are ignored (a newer node may report more); a missing key
+// the master acts on is refused, as is anything after the object.
 func DecodeResult(r io.Reader) (*Result, error) {
-	dec := json.NewDecoder(io.LimitReader(r, 1<<20))
-	dec.DisallowUnknownFields()
+	data, err := io.ReadAll(io.LimitReader(r, 1<<20))
+	if err != nil {
+		return nil, fmt.Errorf("reading the result: %w", err)
+	}
+	dec := json.NewDecoder(bytes.NewReader(data))
 	var res Result
 	if err := dec.Decode(&res); err != nil {
 		return nil, fmt.Errorf("reading the result: %w", err)
 	}
 	if dec.More() {
 		return nil, fmt.Errorf("reading the result: data after the JSON object")
+	}
+	var keys map[string]json.RawMessage
+	if err := json.Unmarshal(data, &keys); err != nil {
+		return nil, fmt.Errorf("reading the result: %w", err)
+	}
+	for _, k := range resultRequired {
+		if _, ok := keys[k]; !ok {
+			return nil, fmt.Errorf("reading the result: %q is missing", k)
+		}
 	}
 	return &res, nil
 }
