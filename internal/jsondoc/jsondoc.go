@@ -14,6 +14,7 @@ import (
 	"fmt"
 	"io"
 	"path"
+	"regexp"
 	"sort"
 	"strconv"
 	"strings"
@@ -338,8 +339,8 @@ func EscapePointer(s string) string { return pointerEscaper.Replace(s) }
 func UnescapePointer(s string) string { return pointerUnescaper.Replace(s) }
 
 // leafProblems flattens a validation error to its leaves, one problem each,
-// in a stable order. Messages of missing and unknown properties are turned
-// around to name the property's own pointer.
+// in a stable order. Missing and unknown properties are turned around to
+// name the property's own pointer.
 func leafProblems(ve *jsonschema.ValidationError, doc any) []problem.Problem {
 	var out []problem.Problem
 	var walk func(e *jsonschema.ValidationError)
@@ -354,7 +355,7 @@ func leafProblems(ve *jsonschema.ValidationError, doc any) []problem.Problem {
 			out = append(out, formatProblem(e, doc))
 			return
 		}
-		out = append(out, rephrase(e.InstanceLocation, e.Message)...)
+		out = append(out, rephrase(e)...)
 	}
 	walk(ve)
 	sort.SliceStable(out, func(i, j int) bool { return out[i].Where < out[j].Where })
@@ -375,27 +376,31 @@ func leafProblems(ve *jsonschema.ValidationError, doc any) []problem.Problem {
 // thousands of bad values gets a short answer.
 const maxProblems = 20
 
-func rephrase(loc, msg string) []problem.Problem {
+// rephrase names the property's own pointer for a missing or unknown
+// property. The problem is told by the schema keyword that failed, not by
+// the validator's English message, which may change with its version; only
+// the property names are taken from the message, where the validator
+// quotes them ('a', 'b').
+func rephrase(e *jsonschema.ValidationError) []problem.Problem {
+	loc, msg := e.InstanceLocation, e.Message
 	where := loc
 	if where == "" {
 		where = "/"
 	}
-	var names []string
+	names := quotedNames(msg)
 	var what string
-	switch {
-	case strings.HasPrefix(msg, "missing properties: "):
-		names, what = quotedNames(strings.TrimPrefix(msg, "missing properties: ")), "required key is missing"
-	case strings.HasPrefix(msg, "additionalProperties ") && strings.HasSuffix(msg, " not allowed"):
-		names, what = quotedNames(strings.TrimSuffix(strings.TrimPrefix(msg, "additionalProperties "), " not allowed")), "unknown key"
-	case strings.HasPrefix(msg, "property '") && strings.Contains(msg, "' is required, if '"):
-		// dependentRequired: "property 'a' is required, if 'b' property exists"
-		parts := strings.Split(msg, "'")
-		if len(parts) >= 4 {
-			names, what = []string{parts[1]}, "required key is missing, since "+parts[3]+" is given"
-			break
-		}
-		return []problem.Problem{{Where: where, What: msg}}
-	default:
+	kw := strings.Split(e.KeywordLocation, "/")
+	switch n := len(kw); {
+	case kw[n-1] == "required":
+		what = "required key is missing"
+	case kw[n-1] == "additionalProperties":
+		what = "unknown key"
+	case n >= 3 && kw[n-3] == "dependentRequired" && len(names) > 0:
+		// .../dependentRequired/<given>/<index>: the message quotes the
+		// missing key first.
+		names, what = names[:1], "required key is missing, since "+UnescapePointer(kw[n-2])+" is given"
+	}
+	if what == "" || len(names) == 0 {
 		return []problem.Problem{{Where: where, What: msg}}
 	}
 	out := make([]problem.Problem, len(names))
@@ -405,11 +410,13 @@ func rephrase(loc, msg string) []problem.Problem {
 	return out
 }
 
-// quotedNames splits "'a', 'b'" into a and b.
+// quotedNames returns the names a validator message quotes: 'a', 'b'.
 func quotedNames(s string) []string {
 	var out []string
-	for _, part := range strings.Split(s, ", ") {
-		out = append(out, strings.Trim(part, "'"))
+	for _, m := range quotedName.FindAllStringSubmatch(s, -1) {
+		out = append(out, m[1])
 	}
 	return out
 }
+
+var quotedName = regexp.MustCompile(`'([^']*)'`)
