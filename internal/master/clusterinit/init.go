@@ -5,10 +5,8 @@
 package clusterinit
 
 import (
-	"bytes"
 	"context"
 	"crypto/rand"
-	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
@@ -46,21 +44,20 @@ type InitOptions struct {
 	Force          bool // replace an existing cluster
 }
 
-// File is one file of a plan: what would be written, never its content.
+// File is one file of a plan as the transaction compares it with the
+// master's disk: what would be written, never its content.
 type File struct {
 	Path   string `json:"path"`   // node path
-	Action string `json:"action"` // create, replace, keep
+	Action string `json:"action"` // the transaction's: create, replace, chmod, unchanged
 	Mode   string `json:"mode"`
 	SHA256 string `json:"sha256,omitempty"` // empty for a secret: a digest would confirm a guess
 	Secret bool   `json:"secret,omitempty"`
-	real   string
-	data   []byte
-	mode   fs.FileMode
 }
 
 // InitPlan is what Init would do.
 type InitPlan struct {
 	cfg                 *nodeconf.Config
+	items               []txn.Item // the files, in the transaction's own model
 	Settings            cluster.Settings  `json:"settings"`
 	Files               []File            `json:"files"`
 	HostKeyFingerprints map[string]string `json:"host_key_fingerprints"` // cluster SSH host keys
@@ -124,7 +121,8 @@ func PlanInit(o InitOptions) (*InitPlan, error) {
 	p.Settings = cluster.Settings{ClusterName: strings.TrimSuffix(o.ClusterName, "."), MasterNode: o.MasterNode,
 		SSHKeyType: o.SSHKeyType, SSHKeyBits: o.SSHKeyBits, NodeDaemonPort: o.NodeDaemonPort}
 	add := func(nodePath string, b []byte, mode fs.FileMode, secret bool) {
-		p.Files = append(p.Files, File{Path: nodePath, real: cfg.Path(nodePath), data: b, mode: mode, Secret: secret})
+		p.items = append(p.items, txn.Item{Path: cfg.Path(nodePath), NodePath: nodePath, Data: b, Mode: mode,
+			UID: os.Geteuid(), GID: os.Getegid(), KeepOwner: true, Secret: secret})
 	}
 	dataDir := func(name string) string { return filepath.Join(cfg.DataDir, name) }
 
@@ -242,20 +240,16 @@ func PlanInit(o InitOptions) (*InitPlan, error) {
 	settings, _ := json.MarshalIndent(p.Settings, "", "  ")
 	add(filepath.Join(cfg.StateDir, cluster.SettingsFile), append(settings, '\n'), cluster.ModePublic, false)
 
-	for i := range p.Files {
-		f := &p.Files[i]
-		if !f.Secret {
-			sum := sha256.Sum256(f.data)
-			f.SHA256 = hex.EncodeToString(sum[:])
-		}
-		f.Mode = fmt.Sprintf("%04o", f.mode)
-		f.Action = "create"
-		if old, err := os.ReadFile(f.real); err == nil {
-			f.Action = "replace"
-			if bytes.Equal(old, f.data) {
-				f.Action = "unchanged"
-			}
-		}
+	// What each file would do is the transaction's own comparison, so a dry
+	// run says what Apply does (a file of the same content but another mode
+	// is "chmod", not "unchanged").
+	changes, err := txn.Diff(cfg.Root, p.items)
+	if err != nil {
+		return nil, err
+	}
+	for _, c := range changes {
+		p.Files = append(p.Files, File{Path: c.NodePath, Action: c.Action, Mode: fmt.Sprintf("%04o", c.Mode),
+			SHA256: c.SHA256(), Secret: c.Secret})
 	}
 	return p, nil
 }
@@ -266,12 +260,12 @@ func PlanInit(o InitOptions) (*InitPlan, error) {
 func (p *InitPlan) Apply(ctx context.Context, log *slog.Logger) error {
 	var items []txn.Item
 	planned := map[string]bool{}
-	for _, f := range p.Files {
+	for _, f := range p.items {
 		mode := fs.FileMode(0o755)
-		if filepath.Base(filepath.Dir(f.Path)) == ".ssh" {
+		if filepath.Base(filepath.Dir(f.NodePath)) == ".ssh" {
 			mode = 0o700
 		}
-		dirs, err := txn.MissingDirs(p.cfg.Root, filepath.Dir(f.Path), mode, os.Geteuid(), os.Getegid())
+		dirs, err := txn.MissingDirs(p.cfg.Root, filepath.Dir(f.NodePath), mode, os.Geteuid(), os.Getegid())
 		if err != nil {
 			return err
 		}
@@ -281,8 +275,7 @@ func (p *InitPlan) Apply(ctx context.Context, log *slog.Logger) error {
 				items = append(items, d)
 			}
 		}
-		items = append(items, txn.Item{Path: f.real, NodePath: f.Path, Data: f.data, Mode: f.mode,
-			UID: os.Geteuid(), GID: os.Getegid(), KeepOwner: true, Secret: f.Secret})
+		items = append(items, f)
 	}
 	_, err := apply.Run(ctx, p.cfg, log, func() (*apply.Plan, error) { return &apply.Plan{Items: items}, nil }, false)
 	return err

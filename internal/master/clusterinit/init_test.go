@@ -128,3 +128,34 @@ func TestInitRejects(t *testing.T) {
 		}
 	}
 }
+
+// The dry run says what the transaction would do: a file whose content is
+// the same but whose mode is not is "chmod", and applying puts the mode
+// right.
+func TestPlanActionsAreTheTransactions(t *testing.T) {
+	root, _ := initCluster(t)
+	p := filepath.Join(root, "var/lib/ganeti/ssconf_cluster_name")
+	if err := os.Chmod(p, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	plan, err := PlanInit(InitOptions{Root: root, ClusterName: "c1.example.org", MasterNode: "master.example.org", MasterIP: "192.0.2.1", Force: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	actions := map[string]string{}
+	for _, f := range plan.Files {
+		actions[f.Path] = f.Action
+	}
+	if got := actions["/var/lib/ganeti/ssconf_cluster_name"]; got != "chmod" {
+		t.Errorf("ssconf_cluster_name at 0644: action %q, want chmod", got)
+	}
+	if got := actions["/etc/ssh/ssh_host_ed25519_key.pub"]; got != "" {
+		t.Errorf("--force plans the kept host key: %q", got)
+	}
+	if err := plan.Apply(context.Background(), slog.New(slog.DiscardHandler)); err != nil {
+		t.Fatal(err)
+	}
+	if fi, err := os.Stat(p); err != nil || fi.Mode().Perm() != 0o444 {
+		t.Errorf("after apply: %v, %v; want mode 0444", fi.Mode(), err)
+	}
+}
