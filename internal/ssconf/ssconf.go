@@ -54,6 +54,18 @@ func CheckSize(value string) error {
 	return nil
 }
 
+// Lines splits a list value (node_list, node_primary_ips, ...) into its
+// entries: one a line, surrounding space trimmed, empty lines dropped.
+func Lines(value string) []string {
+	var out []string
+	for _, l := range strings.Split(value, "\n") {
+		if l = strings.TrimSpace(l); l != "" {
+			out = append(out, l)
+		}
+	}
+	return out
+}
+
 // Value is a file's content as Ganeti reads it: trailing newlines removed.
 func Value(data []byte) string { return strings.TrimRight(string(data), "\n") }
 

@@ -15,6 +15,7 @@ import (
 	"github.com/nodejoin/nodejoin/internal/master/cluster"
 	"github.com/nodejoin/nodejoin/internal/master/clusterinit"
 	"github.com/nodejoin/nodejoin/internal/nodeconf"
+	"github.com/nodejoin/nodejoin/internal/ssconf"
 )
 
 func initCluster(t *testing.T) (string, *cluster.Cluster) {
@@ -94,7 +95,7 @@ func TestRecordNodeConcurrent(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		return len(cluster.Lines(string(b)))
+		return len(ssconf.Lines(string(b)))
 	}
 	for _, f := range []string{"ssconf_node_list", "ssconf_online_nodes", "ssconf_node_primary_ips", nodeconf.PubKeys} {
 		if got := count(f); got != n+1 {

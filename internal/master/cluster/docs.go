@@ -56,7 +56,7 @@ func (c *Cluster) PrepareDoc() (*joindoc.Prepare, error) {
 
 func (c *Cluster) masterCandidates() []string {
 	v, _ := c.ReadSsconf()
-	mcs := lines(v["master_candidates"])
+	mcs := ssconf.Lines(v["master_candidates"])
 	if len(mcs) == 0 {
 		mcs = []string{c.Settings.MasterNode}
 	}
@@ -108,7 +108,7 @@ func (c *Cluster) DaemonSetupDoc(node, ip string) (*joindoc.DaemonSetup, error) 
 // withNode adds node to the ssconf node lists (idempotent).
 func withNode(values map[string]string, node, ip string) {
 	for _, key := range []string{"node_list", "online_nodes"} {
-		names := lines(values[key])
+		names := ssconf.Lines(values[key])
 		if !contains(names, node) {
 			names = append(names, node)
 		}
@@ -117,7 +117,7 @@ func withNode(values map[string]string, node, ip string) {
 	}
 	if ip != "" {
 		var out []string
-		for _, l := range lines(values["node_primary_ips"]) {
+		for _, l := range ssconf.Lines(values["node_primary_ips"]) {
 			if name, _, _ := strings.Cut(l, " "); name != node {
 				out = append(out, l)
 			}

@@ -26,7 +26,7 @@ func (c *Cluster) PublicKeys() (map[string]string, error) {
 		return nil, fmt.Errorf("reading the public key list: %w", err)
 	}
 	out := map[string]string{}
-	for _, l := range lines(string(b)) {
+	for _, l := range ssconf.Lines(string(b)) {
 		if name, key, ok := strings.Cut(l, " "); ok {
 			out[name] = key
 		}
@@ -41,7 +41,7 @@ func (c *Cluster) Recorded(name string) (bool, error) {
 	if err != nil {
 		return false, err
 	}
-	return contains(lines(values["node_list"]), name), nil
+	return contains(ssconf.Lines(values["node_list"]), name), nil
 }
 
 // lock serialises the master's read-modify-write updates across
@@ -86,7 +86,7 @@ func (c *Cluster) RecordNode(n Node) (changed bool, err error) {
 		entry := n.Name + " " + strings.TrimSpace(n.RootPublicKey)
 		var out []string
 		found := false
-		for _, l := range lines(string(b)) {
+		for _, l := range ssconf.Lines(string(b)) {
 			if name, _, _ := strings.Cut(l, " "); name == n.Name {
 				if found {
 					continue

@@ -140,17 +140,6 @@ func (c *Cluster) ReadSsconf() (map[string]string, error) {
 	return out, nil
 }
 
-// lines splits a multi-line ssconf value.
-func lines(v string) []string {
-	var out []string
-	for _, l := range strings.Split(v, "\n") {
-		if l = strings.TrimSpace(l); l != "" {
-			out = append(out, l)
-		}
-	}
-	return out
-}
-
 // niceSort sorts names as Ganeti's utils.NiceSort does: runs of digits
 // compare as numbers, so node2 sorts before node10.
 func niceSort(names []string) {

@@ -57,7 +57,7 @@ type File struct {
 // InitPlan is what Init would do.
 type InitPlan struct {
 	cfg                 *nodeconf.Config
-	items               []txn.Item // the files, in the transaction's own model
+	items               []txn.Item        // the files, in the transaction's own model
 	Settings            cluster.Settings  `json:"settings"`
 	Files               []File            `json:"files"`
 	HostKeyFingerprints map[string]string `json:"host_key_fingerprints"` // cluster SSH host keys

@@ -9,6 +9,7 @@ import (
 
 	"github.com/nodejoin/nodejoin/internal/joindoc"
 	"github.com/nodejoin/nodejoin/internal/noded"
+	"github.com/nodejoin/nodejoin/internal/ssconf"
 )
 
 // PushResult is what an ssconf push did on one node.
@@ -30,14 +31,14 @@ func PushSsconf(ctx context.Context, o Options, parallel int) ([]PushResult, err
 	}
 	update := &joindoc.SsconfUpdate{ClusterName: o.Cluster.Settings.ClusterName, Ssconf: values}
 	addrs := map[string]string{}
-	for _, l := range strings.Split(values["node_primary_ips"], "\n") {
+	for _, l := range ssconf.Lines(values["node_primary_ips"]) {
 		if name, ip, ok := strings.Cut(l, " "); ok {
 			addrs[name] = ip
 		}
 	}
 	var nodes []string
-	for _, n := range strings.Split(values["node_list"], "\n") {
-		if n != "" && n != values["master_node"] {
+	for _, n := range ssconf.Lines(values["node_list"]) {
+		if n != values["master_node"] {
 			nodes = append(nodes, n)
 		}
 	}

@@ -1,4 +1,0 @@
-package cluster
-
-// Lines is lines, for the tests of package cluster_test.
-var Lines = lines
