@@ -32,6 +32,11 @@ type Item struct {
 	// of it is ever readable by anyone but its owner, and no digest of it
 	// is reported.
 	Secret bool
+	// Remove asks for the file to be gone (node removal): its old content
+	// is kept in a backup until commit, so a rollback puts it back. A file
+	// that is not there is unchanged. Data and Mode are not used; files
+	// only, never a directory.
+	Remove bool
 }
 
 // Actions of a planned item.
@@ -39,6 +44,7 @@ const (
 	Create    = "create"
 	Replace   = "replace"
 	Chmod     = "chmod" // same content, other mode or owner
+	Remove    = "remove"
 	Unchanged = "unchanged"
 )
 
@@ -52,10 +58,11 @@ type Change struct {
 	contentUnchanged bool
 }
 
-// SHA256 is the hex digest of the new content; "" for a directory and
-// for a secret, since a digest of a guessable secret confirms a guess.
+// SHA256 is the hex digest of the new content; "" for a directory, a file
+// to be removed (it has none) and a secret, since a digest of a guessable
+// secret confirms a guess.
 func (c Change) SHA256() string {
-	if c.Dir || c.Secret {
+	if c.Dir || c.Remove || c.Secret {
 		return ""
 	}
 	sum := sha256.Sum256(c.Data)
@@ -91,9 +98,15 @@ func Diff(root string, items []Item) ([]Change, error) {
 
 func diffOne(it Item) (Change, error) {
 	c := Change{Item: it}
+	if it.Remove && it.Dir {
+		return c, fmt.Errorf("%s: removing a directory is not supported", it.NodePath)
+	}
 	fi, err := os.Lstat(it.Path)
 	if errors.Is(err, fs.ErrNotExist) {
 		c.Action = Create
+		if it.Remove {
+			c.Action = Unchanged
+		}
 		return c, nil
 	}
 	if err != nil {
@@ -117,6 +130,11 @@ func diffOne(it Item) (Change, error) {
 	}
 	if !fi.Mode().IsRegular() {
 		return c, fmt.Errorf("%s: %w", it.NodePath, ErrNotRegular)
+	}
+	if it.Remove {
+		c.UID, c.GID, c.Mode = c.oldUID, c.oldGID, c.oldMode // reported as it is
+		c.Action = Remove
+		return c, nil
 	}
 	old, err := os.ReadFile(it.Path)
 	if err != nil {

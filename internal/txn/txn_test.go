@@ -342,3 +342,62 @@ func TestIntentRemovesOnlyStateDirLevels(t *testing.T) {
 		t.Errorf("the empty state directory remains: %v", err)
 	}
 }
+
+// Remove takes a file away in the transaction: a rollback puts it back as
+// it was, a commit leaves no backup, and a file already gone is unchanged.
+func TestRemove(t *testing.T) {
+	for _, commit := range []bool{false, true} {
+		root := t.TempDir()
+		var restarts []string
+		opts := testOptions(t, root, &restarts)
+		gone := item(root, "etc/ganeti/old.key", "", 0)
+		gone.Remove, gone.Secret = true, true
+		if err := os.MkdirAll(filepath.Dir(gone.Path), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(gone.Path, []byte("old secret\n"), 0o440); err != nil {
+			t.Fatal(err)
+		}
+		kept := item(root, "etc/ganeti/new", "new\n", 0o644)
+		before := snapshot(t, root)
+		changes, err := Diff(root, []Item{gone, kept})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if changes[0].Action != Remove || changes[0].SHA256() != "" || changes[0].Mode != 0o440 {
+			t.Fatalf("planned %s %04o %q, want remove 0440 and no digest", changes[0].Action, changes[0].Mode, changes[0].SHA256())
+		}
+		tx, err := Begin(context.Background(), opts)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := tx.Apply(changes); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := os.Lstat(gone.Path); !errors.Is(err, fs.ErrNotExist) {
+			t.Fatalf("applied: %s is still there (%v)", gone.NodePath, err)
+		}
+		if !commit {
+			if err := tx.Rollback(context.Background()); err != nil {
+				t.Fatal(err)
+			}
+			equalSnapshots(t, before, snapshot(t, root))
+			continue
+		}
+		if err := tx.Commit(); err != nil {
+			t.Fatal(err)
+		}
+		if left, _ := filepath.Glob(filepath.Join(root, "etc/ganeti/old.key*")); len(left) != 0 {
+			t.Errorf("after commit: %v left", left)
+		}
+		again, err := Diff(root, []Item{gone})
+		if err != nil || again[0].Action != Unchanged {
+			t.Errorf("removing again: %v, %v; want unchanged", again, err)
+		}
+	}
+	dir := item(t.TempDir(), "d", "", 0o755)
+	dir.Dir, dir.Remove = true, true
+	if _, err := Diff(filepath.Dir(dir.Path), []Item{dir}); err == nil {
+		t.Error("a directory to remove was planned")
+	}
+}

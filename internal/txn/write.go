@@ -135,6 +135,20 @@ func writeItem(path string, data []byte, mode fs.FileMode, uid, gid int, secret 
 	return writeIn(dir, filepath.Base(path), path, data, mode, uid, gid, secret)
 }
 
+// removeItem removes a node file in its pinned directory (after its
+// backup): a link put in its place or on the way is not followed.
+func removeItem(path string) error {
+	dir, err := pinDir(filepath.Dir(path))
+	if err != nil {
+		return err
+	}
+	defer func() { _ = dir.Close() }()
+	if err := dir.Remove(filepath.Base(path)); err != nil {
+		return err
+	}
+	return syncRoot(dir)
+}
+
 // copyToBackup copies the regular file src to a new 0600 file dst in the
 // same directory, without following a link put in src's place.
 func copyToBackup(src, dst string) error {
