@@ -1,12 +1,17 @@
 # Every target is a thin wrapper: build.sh builds, go test tests.
 GO ?= go
 
-.PHONY: all build test lint unit qa fuzz demo bench deps clean
+.PHONY: all build deb test lint unit qa fuzz demo bench deps clean
 
 all: build
 
 build:
 	./build.sh
+
+# The Debian packages nodejoin-node and nodejoin-master, and the roff man
+# pages they install, into build/ (doc/packaging.md).
+deb:
+	./build.sh --deb
 
 # The README's test command: lint, unit and command tests, the QA harness on
 # real sshd (as root; it skips elsewhere), and a short run of every fuzz target.
@@ -41,4 +46,4 @@ bench: deps build
 	$(GO) run ./qa/bench
 
 clean:
-	rm -rf bin
+	rm -rf bin build
