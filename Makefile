@@ -1,7 +1,7 @@
 # Every target is a thin wrapper: build.sh builds, go test tests.
 GO ?= go
 
-.PHONY: all build deb test lint unit qa fuzz demo bench deps clean
+.PHONY: all build deb test lint unit qa fuzz demo bench deps clean lab lab-shell lab-down
 
 all: build
 
@@ -46,6 +46,21 @@ demo: deps build
 # node-side programs' time per run; writes doc/benchmarks.md (root; qa/bench).
 bench: deps build
 	$(GO) run ./qa/bench
+
+# A kept lab to try the programs by hand: master and $(NODES) nodes on
+# namespace hosts, up until make lab-down (root; qa/lab). make lab-shell
+# HOST=node1 opens a shell in a host; go run ./qa/lab run HOST -- CMD runs
+# one command.
+NODES ?= 2
+HOST ?= master
+lab: deps
+	$(GO) run ./qa/lab up --nodes $(NODES)
+
+lab-shell:
+	$(GO) run ./qa/lab shell $(HOST)
+
+lab-down:
+	$(GO) run ./qa/lab down
 
 clean:
 	rm -rf bin build
