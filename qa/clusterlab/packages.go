@@ -87,7 +87,7 @@ func InstallPackages(ctx context.Context, h *harness.Host, debs ...string) error
 			// cp runs here, in the test's namespaces: it reads the machine's
 			// database and writes into the host's overlay.
 			if out, err := exec.CommandContext(ctx, "cp", "-a", "/var/lib/dpkg", h.Path("/var/lib/")).CombinedOutput(); err != nil {
-				return fmt.Errorf("%s: copying the dpkg database: %v: %s", h.Name, err, out)
+				return fmt.Errorf("%s: copying the dpkg database: %w: %s", h.Name, err, out)
 			}
 		}
 	}
@@ -95,7 +95,7 @@ func InstallPackages(ctx context.Context, h *harness.Host, debs ...string) error
 	for _, deb := range debs {
 		in := pkgRun + "/" + filepath.Base(deb)
 		if out, err := exec.CommandContext(ctx, "cp", deb, h.Path(in)).CombinedOutput(); err != nil {
-			return fmt.Errorf("%s: copying %s: %v: %s", h.Name, deb, err, out)
+			return fmt.Errorf("%s: copying %s: %w: %s", h.Name, deb, err, out)
 		}
 		args = append(args, in)
 	}

@@ -111,4 +111,3 @@ func TestLabUpRunDown(t *testing.T) {
 		t.Errorf("lab run after lab down: exit %d, %q", code, out)
 	}
 }
-

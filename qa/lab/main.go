@@ -69,7 +69,7 @@ func main() {
 	case errors.As(err, &code):
 		os.Exit(int(code))
 	case errors.Is(err, errUsage):
-		fmt.Fprintln(os.Stderr, usage)
+		fmt.Fprintln(os.Stderr, err)
 		os.Exit(2)
 	default:
 		fmt.Fprintf(os.Stderr, "lab: error: %v\n", err)
@@ -86,7 +86,7 @@ func run(args []string) error {
 	nodes := fs.Int("nodes", 2, "start `N` nodes besides master (up)")
 	fs.SetInterspersed(false) // lab run HOST -- CMD: CMD's flags are its own
 	if err := fs.Parse(args[1:]); err != nil {
-		return fmt.Errorf("%w: %v", errUsage, err)
+		return fmt.Errorf("lab: %w\n%w", err, errUsage)
 	}
 	rest := fs.Args()
 	switch cmd := args[0]; {
@@ -182,8 +182,11 @@ func up(dir string, nodes int) error {
 	for {
 		select {
 		case err := <-exited:
+			if err == nil {
+				err = errors.New("lab keep exited")
+			}
 			log, _ := os.ReadFile(logPath(dir))
-			return fmt.Errorf("the lab did not come up (%v):\n%s", err, strings.TrimSpace(string(log)))
+			return fmt.Errorf("the lab did not come up (%w):\n%s", err, strings.TrimSpace(string(log)))
 		case <-deadline:
 			_ = cmd.Process.Signal(syscall.SIGTERM)
 			return errors.New("the lab did not come up within 5 minutes; lab down cleans up")
@@ -235,7 +238,7 @@ func keep(dir string, nodes int) error {
 	}
 	p.Cleanup(func() { _ = os.Remove(statePath(dir)) })
 	tmp := statePath(dir) + ".new"
-	if err := os.WriteFile(tmp, append(b, '\n'), 0o600); err != nil { //nolint:forbidigo // the lab's own state, not a node file
+	if err := os.WriteFile(tmp, append(b, '\n'), 0o600); err != nil {
 		p.Fatalf("%v", err)
 	}
 	if err := os.Rename(tmp, statePath(dir)); err != nil {
