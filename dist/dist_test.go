@@ -272,7 +272,8 @@ func TestLintian(t *testing.T) {
 	slices.Sort(files)
 	// --fail-on error,warning: exit 2 on either; the output lists them.
 	cmd := exec.Command("lintian", append([]string{"--fail-on", "error,warning", "--no-tag-display-limit"}, files...)...)
-	cmd.Env = append(os.Environ(), "HOME="+t.TempDir())
+	// lintian leaves its MLDBM scratch files (mldbm-elf-*) in TMPDIR.
+	cmd.Env = append(os.Environ(), "HOME="+t.TempDir(), "TMPDIR="+t.TempDir())
 	out, err := cmd.CombinedOutput()
 	if err != nil {
 		t.Errorf("lintian: %v\n%s", err, out)
