@@ -24,15 +24,19 @@ func main() { os.Exit(cli.Main("node-add", os.Args[1:], run)) }
 
 const usage = `Usage: node-add [flags] NODE...
        node-add --print-payload PROGRAM NODE | ssh root@NODE PROGRAM
+       node-add --print-ssh-command NODE
 
 Add each NODE (a name or an address) to the cluster: over one SSH connection
 per node, run prepare-node-join and node-daemon-setup with documents built
-from this master's state, wait until the node daemon answers over TLS with
-the cluster certificate, and record the node (ganeti_pub_keys, ssconf node
-lists, known_hosts). The node's host key must match --host-key-fingerprint
+from this master's state (--node-daemon-port travels with them to the node),
+wait until the node daemon answers over TLS with the cluster certificate,
+record the node (ganeti_pub_keys, ssconf node lists, known_hosts), and send
+ssconf to every node. The node's host key must match --host-key-fingerprint
 or the master's known_hosts; an unknown key is refused (its fingerprint is
-printed) unless --accept-new-host-key. Exit status: 0 every node joined,
-1 a node failed, 2 usage, 3 input rejected (nothing was done).`
+printed) unless --accept-new-host-key. A recorded node may present the
+cluster's host key; any other name presenting it is refused unless that key
+is pinned for it. Recovery by hand: node-add(8), RECOVERY. Exit status:
+0 every node joined, 1 a node failed, 2 usage, 3 input rejected (nothing was done).`
 
 type flags struct {
 	cli.Flags
@@ -50,6 +54,7 @@ type flags struct {
 	setup          string
 	remoteRoot     string
 	printPayload   string
+	printSSH       bool
 	output         string
 }
 
@@ -70,6 +75,7 @@ func run(env *cli.Env, args []string) error {
 	fs.StringVar(&f.setup, "setup-program", "node-daemon-setup", "`PATH` or name of node-daemon-setup on the nodes")
 	fs.StringVar(&f.remoteRoot, "remote-root", "", "pass --root `DIR` to the node-side programs (tests and QA)")
 	fs.StringVar(&f.printPayload, "print-payload", "", "print `PROGRAM`'s document for the one NODE on standard output, for piping to it by hand, and exit")
+	fs.BoolVar(&f.printSSH, "print-ssh-command", false, "print the ssh command line that reaches the one NODE once it has the cluster's host key (recovery by hand), and exit")
 	fs.StringVar(&f.output, "output", "text", "`FORMAT` of the report on standard output: text, or json (one object per line)")
 	if err := cli.Parse(env, fs, &f.Flags, args); err != nil {
 		return err
@@ -106,11 +112,17 @@ func run(env *cli.Env, args []string) error {
 	if err != nil {
 		return cli.Hint(err, "run cluster-init on this master first")
 	}
-	if f.printPayload != "" {
-		return printPayload(env, c, f.printPayload, nodes)
-	}
 	if f.nodedPort == 0 {
 		f.nodedPort = c.Settings.NodeDaemonPort
+	}
+	if f.nodedPort < 1 || f.nodedPort > 65535 {
+		return cli.Usagef("--node-daemon-port must be a port (1 to 65535), not %d", f.nodedPort)
+	}
+	if f.printPayload != "" {
+		return printPayload(env, c, f.printPayload, nodes, f.nodedPort)
+	}
+	if f.printSSH {
+		return printSSHCommand(env, c, nodes, &f)
 	}
 	var remoteArgs []string
 	if f.remoteRoot != "" {
@@ -197,11 +209,18 @@ func report(env *cli.Env, output string, r *join.Result) {
 	}
 	if r.OK {
 		state := "joined"
-		if !r.Changed {
+		switch {
+		case !r.Changed && r.Recorded:
+			state = "recorded on the master (the node already had the cluster's state)"
+		case !r.Changed:
 			state = "already joined, nothing changed"
 		}
+		hostKey := r.HostKey
+		if r.VerifiedHostKey != "" {
+			hostKey += ", verified as " + r.VerifiedHostKey
+		}
 		fmt.Fprintf(env.Stdout, "%s: %s in %.1fs (host key %s, root key %s, noded %s)\n",
-			r.Node, state, r.Seconds, r.HostKey, r.RootKey, r.NodedVersion)
+			r.Node, state, r.Seconds, hostKey, r.RootKey, r.NodedVersion)
 		return
 	}
 	status := ""
@@ -215,12 +234,18 @@ func report(env *cli.Env, output string, r *join.Result) {
 	}
 }
 
-type failedError struct{ failed, total int }
-
-func (e failedError) Error() string {
-	return fmt.Sprintf("%d of %d nodes failed", e.failed, e.total)
+type failedError struct {
+	failed, total int
+	names         []string
 }
 
+func (e failedError) Error() string {
+	return fmt.Sprintf("%d of %d nodes failed: %s", e.failed, e.total, strings.Join(e.names, " "))
+}
+
+// summary ends the report: one line on standard output when every node
+// joined, else only the error line (cli prints it), so that a failed run
+// has one summary; with --output json, the summary object as well.
 func summary(env *cli.Env, output string, results []*join.Result) error {
 	failed := 0
 	var names []string
@@ -233,15 +258,11 @@ func summary(env *cli.Env, output string, results []*join.Result) error {
 	if output == "json" {
 		_ = json.NewEncoder(env.Stdout).Encode(map[string]any{"summary": true, "nodes": len(results),
 			"joined": len(results) - failed, "failed": failed, "failed_nodes": names})
-	} else {
-		fmt.Fprintf(env.Stdout, "node-add: %d of %d nodes joined", len(results)-failed, len(results))
-		if failed > 0 {
-			fmt.Fprintf(env.Stdout, "; failed: %s", strings.Join(names, " "))
-		}
-		fmt.Fprintln(env.Stdout)
+	} else if failed == 0 {
+		fmt.Fprintf(env.Stdout, "node-add: %d of %d nodes joined\n", len(results), len(results))
 	}
 	if failed > 0 {
-		return failedError{failed, len(results)}
+		return failedError{failed, len(results), names}
 	}
 	return nil
 }

@@ -120,8 +120,9 @@ PermitRootLogin prohibit-password
 		"sshd_check_command":          []string{"/usr/sbin/sshd", "-t", "-f", sshdConfig},
 		"sshd_restart_command":        []string{"kill", "-HUP", fmt.Sprint(sshd.Process.Pid)},
 		"node_daemon_restart_command": []string{bin + "/noded", "--restart", "--root", node},
-		"node_daemon_port":            nodedPort,
 	})
+	// No node_daemon_port here: node-add's --node-daemon-port is carried to
+	// the node by node-daemon-setup, which records it in node.json.
 	os.MkdirAll(filepath.Join(node, "etc/nodejoin"), 0o755)
 	os.WriteFile(filepath.Join(node, "etc/nodejoin/node.json"), nodeConf, 0o644)
 	t.Cleanup(func() { exec.Command(bin+"/noded", "--stop", "--root", node).Run() })
@@ -184,15 +185,34 @@ PermitRootLogin prohibit-password
 	if strings.Contains(out+errs, secret) {
 		t.Error("the hmac key is in node-add's output")
 	}
-	var res struct {
-		Node        string             `json:"node"`
-		OK          bool               `json:"ok"`
-		Changed     bool               `json:"changed"`
-		Connections int                `json:"ssh_connections"`
-		StepSeconds map[string]float64 `json:"step_seconds"`
+	type result struct {
+		Node            string             `json:"node"`
+		OK              bool               `json:"ok"`
+		Step            string             `json:"step"`
+		Message         string             `json:"message"`
+		Changed         bool               `json:"changed"`
+		Recorded        bool               `json:"recorded"`
+		HostKey         string             `json:"host_key"`
+		VerifiedHostKey string             `json:"verified_host_key"`
+		Connections     int                `json:"ssh_connections"`
+		StepSeconds     map[string]float64 `json:"step_seconds"`
 	}
-	if err := json.Unmarshal([]byte(strings.SplitN(out, "\n", 2)[0]), &res); err != nil || !res.OK || !res.Changed {
+	var res result
+	if err := json.Unmarshal([]byte(strings.SplitN(out, "\n", 2)[0]), &res); err != nil || !res.OK || !res.Changed || !res.Recorded {
 		t.Fatalf("result %q: %v", out, err)
+	}
+	// The report names the key the node presents now (the cluster's) and
+	// the one the connection was verified with.
+	clusterFP := strings.Fields(mustRun(t, nil, "ssh-keygen", "-lf", filepath.Join(master, "etc/ssh/ssh_host_ed25519_key.pub")))[1]
+	if res.HostKey != clusterFP || res.VerifiedHostKey != nodeFP {
+		t.Errorf("host_key %s, verified_host_key %s; want %s, %s", res.HostKey, res.VerifiedHostKey, clusterFP, nodeFP)
+	}
+	// --node-daemon-port reached the node: node.json records it, other
+	// keys kept, and noded answered there.
+	var nc map[string]any
+	b, _ := os.ReadFile(filepath.Join(node, "etc/nodejoin/node.json"))
+	if err := json.Unmarshal(b, &nc); err != nil || nc["node_daemon_port"] != float64(nodedPort) || nc["sshd_check_command"] == nil {
+		t.Errorf("node.json after the join: %s (%v)", b, err)
 	}
 	if n := connections(); n != 1 {
 		b, _ := os.ReadFile(sshdLog)
@@ -216,25 +236,33 @@ PermitRootLogin prohibit-password
 		t.Errorf("ganeti_pub_keys lacks the node's key:\n%s", pk)
 	}
 
-	// A second run trusts the node through the cluster known_hosts (the
-	// node now presents the cluster key), changes nothing, one connection.
-	out, errs, err = runCmd(t, agentEnv, bin+"/node-add", append(append([]string{}, args...), "127.0.0.1")...)
-	if err != nil {
-		t.Fatalf("second node-add: %v\n%s%s", err, out, errs)
-	}
-	if err := json.Unmarshal([]byte(strings.SplitN(out, "\n", 2)[0]), &res); err != nil || !res.OK || res.Changed {
-		t.Errorf("second run: %s", out)
-	}
-	if n := connections(); n != 2 {
-		t.Errorf("sshd saw %d connections after two joins, want 2", n)
+	// The same command again, pin and all: the node is recorded and now
+	// presents the cluster key, which the master recognises. Nothing
+	// changes; one connection. Then without the pin, through the cluster
+	// known_hosts.
+	for i, extra := range [][]string{{"--host-key-fingerprint", nodeFP}, nil} {
+		out, errs, err = runCmd(t, agentEnv, bin+"/node-add", append(append(append([]string{}, args...), extra...), "127.0.0.1")...)
+		if err != nil {
+			t.Fatalf("node-add again %v: %v\n%s%s", extra, err, out, errs)
+		}
+		res = result{}
+		if err := json.Unmarshal([]byte(strings.SplitN(out, "\n", 2)[0]), &res); err != nil || !res.OK || res.Changed || res.Recorded || res.HostKey != clusterFP {
+			t.Errorf("node-add again %v: %s", extra, out)
+		}
+		if n := connections(); n != 2+i {
+			t.Errorf("sshd saw %d connections after %d joins, want %d", n, 2+i, 2+i)
+		}
 	}
 
-	// A node that presents a key nobody vouches for is refused before login.
-	out, _, err = runCmd(t, agentEnv, bin+"/node-add", append(append([]string{}, args...), "--host-key-fingerprint", "SHA256:"+strings.Repeat("A", 43), "127.0.0.1")...)
-	if err == nil || !strings.Contains(out, `"step":"host-key"`) {
-		t.Errorf("wrong pin: err %v, out %s", err, out)
+	// The cluster key under a name the master has not recorded proves
+	// nothing (every node holds it): refused before login, pin or not.
+	out, _, err = runCmd(t, agentEnv, bin+"/node-add", append(append([]string{}, args...), "--host-key-fingerprint", nodeFP, "localhost")...)
+	res = result{}
+	_ = json.Unmarshal([]byte(strings.SplitN(out, "\n", 2)[0]), &res)
+	if err == nil || res.Step != "host-key" || !strings.Contains(res.Message, "localhost offers the cluster's host key "+clusterFP+" but is not a recorded node") {
+		t.Errorf("unrecorded name: err %v, out %s", err, out)
 	}
-	if b, _ := os.ReadFile(sshdLog); strings.Count(string(b), "Accepted publickey") != 2 {
+	if b, _ := os.ReadFile(sshdLog); strings.Count(string(b), "Accepted publickey") != 3 {
 		t.Errorf("a refused host key led to a login:\n%s", b)
 	}
 }

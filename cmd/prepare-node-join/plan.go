@@ -281,8 +281,8 @@ func (p *plan) rootKey(sshDir string, kind sshkeys.Kind, bits int, given []joind
 		}
 	}
 	base := path.Join(sshDir, "id_"+string(kind))
-	priv, err1 := os.ReadFile(p.cfg.Path(base))
-	pub, err2 := os.ReadFile(p.cfg.Path(base + ".pub"))
+	priv, err1 := nodestate.ReadFile(p.cfg, base)
+	pub, err2 := nodestate.ReadFile(p.cfg, base+".pub")
 	if err1 == nil && err2 == nil {
 		if pair, err := sshkeys.ParsePair(kind, string(priv), string(pub)); err == nil && pair.Bits == bits {
 			return p.userKeyItems(sshDir, string(kind), priv, pub), string(pub), nil
@@ -305,14 +305,20 @@ func (p *plan) authorizedKeys(sshDir string, keys []string) (*txn.Item, error) {
 	np := path.Join(sshDir, "authorized_keys")
 	item := txn.Item{Path: p.cfg.Path(np), NodePath: np, Mode: 0o600,
 		UID: p.user.UID, GID: p.user.GID, KeepOwner: true}
-	old, err := os.ReadFile(item.Path)
+	old, err := nodestate.ReadFile(p.cfg, np)
 	switch {
 	case err == nil:
-		fi, err := os.Stat(item.Path)
+		real, err := txn.Resolve(p.cfg.Root, np)
+		if err != nil {
+			return nil, err
+		}
+		fi, err := os.Lstat(real)
 		if err != nil {
 			return nil, err
 		}
 		item.Mode = fi.Mode().Perm()
+	case errors.Is(err, txn.ErrOutsideRoot):
+		return nil, err
 	case !errors.Is(err, fs.ErrNotExist):
 		return nil, fmt.Errorf("reading %s: %w", np, err)
 	}
@@ -323,7 +329,7 @@ func (p *plan) authorizedKeys(sshDir string, keys []string) (*txn.Item, error) {
 
 func (p *plan) existingRootPublicKey(sshDir string) string {
 	for _, k := range []string{"ed25519", "ecdsa", "rsa", "dsa"} {
-		if data, err := os.ReadFile(p.cfg.Path(path.Join(sshDir, "id_"+k+".pub"))); err == nil {
+		if data, err := nodestate.ReadFile(p.cfg, path.Join(sshDir, "id_"+k+".pub")); err == nil {
 			return string(data)
 		}
 	}
@@ -337,7 +343,7 @@ func (p *plan) fingerprints() {
 		data, ok := p.newPub[np]
 		if !ok {
 			var err error
-			if data, err = os.ReadFile(p.cfg.Path(np)); err != nil {
+			if data, err = nodestate.ReadFile(p.cfg, np); err != nil {
 				continue
 			}
 		}

@@ -3,7 +3,7 @@
 // Main). It understands the options
 // sshrun passes and acts out one scenario, read from files in $FAKESSH_DIR:
 //
-//	mode         ok | unreachable | hang | authfail
+//	mode         ok | unreachable | noroute | timedout | hang | authfail
 //	hostkeys     the "server's" host keys, "type base64" lines, preferred first
 //	bin/         the "remote" programs (run locally with sh -c)
 //	connections  one line appended per master (TCP) connection
@@ -207,6 +207,12 @@ func fakeMaster(dir, mode, host, ctl string, opts map[string]string) int {
 	switch mode {
 	case "unreachable":
 		fmt.Fprintf(os.Stderr, "ssh: connect to host %s port 22: Connection refused\n", host)
+		return 255
+	case "noroute":
+		fmt.Fprintf(os.Stderr, "ssh: connect to host %s port 22: No route to host\n", host)
+		return 255
+	case "timedout":
+		fmt.Fprintf(os.Stderr, "ssh: connect to host %s port 22: Connection timed out\n", host)
 		return 255
 	case "hang":
 		time.Sleep(time.Hour)

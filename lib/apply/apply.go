@@ -41,8 +41,9 @@ type Plan struct {
 	Result joindoc.Result
 }
 
-// LockFile is nodejoin's own lock, in the node's lock directory.
-const LockFile = "nodejoin.lock"
+// LockFile is nodejoin's own lock, in a directory of the node's lock
+// directory that only root can write (see txn.Options).
+const LockFile = "nodejoin/nodejoin.lock"
 
 // Options returns the transaction options of a node.
 func Options(cfg *nodeconf.Config, log *slog.Logger) txn.Options {
@@ -59,8 +60,15 @@ func Options(cfg *nodeconf.Config, log *slog.Logger) txn.Options {
 func Recover(ctx context.Context, cfg *nodeconf.Config, log *slog.Logger, dryRun bool) error {
 	opts := Options(cfg, log)
 	if dryRun {
-		if _, err := os.Lstat(filepath.Join(opts.StateDir, "journal.json")); err == nil {
+		st, err := txn.Pending(opts)
+		if err != nil {
+			return err
+		}
+		if st != nil {
 			log.Warn("an interrupted run left a journal; the next real run rolls it back first, and this plan compares with the files as they are now")
+			for _, s := range st.Pending {
+				log.Warn("pending", "path", s.Path, "action", s.Action)
+			}
 		}
 		return nil
 	}
@@ -80,7 +88,7 @@ type Planner func() (*Plan, error)
 // on disk. The result describes the plan applied, so it is true of the
 // node when the run ends. The Locks of the first plan are taken.
 func Run(ctx context.Context, cfg *nodeconf.Config, log *slog.Logger, plan Planner, dryRun bool) (joindoc.Result, error) {
-	p, changes, err := diff(plan)
+	p, changes, err := diff(cfg.Root, plan)
 	if err != nil {
 		return joindoc.Result{}, err
 	}
@@ -88,7 +96,7 @@ func Run(ctx context.Context, cfg *nodeconf.Config, log *slog.Logger, plan Plann
 		return result(log, p, changes, dryRun), nil
 	}
 	for _, l := range p.Locks {
-		f, err := lockFile(cfg.Path(l))
+		f, err := lockFile(ctx, log, cfg.Path(l))
 		if err != nil {
 			return joindoc.Result{}, err
 		}
@@ -100,7 +108,7 @@ func Run(ctx context.Context, cfg *nodeconf.Config, log *slog.Logger, plan Plann
 	}
 	// Begin has finished any interrupted run and may have made the state
 	// directory's parents, which the plan may want too.
-	if p, changes, err = diff(plan); err != nil {
+	if p, changes, err = diff(cfg.Root, plan); err != nil {
 		if rerr := tx.Rollback(ctx); rerr != nil {
 			return joindoc.Result{}, fmt.Errorf("%w; ending the transaction: %w", err, rerr)
 		}
@@ -134,12 +142,12 @@ func Run(ctx context.Context, cfg *nodeconf.Config, log *slog.Logger, plan Plann
 }
 
 // diff plans and compares the plan with the node.
-func diff(plan Planner) (*Plan, []txn.Change, error) {
+func diff(root string, plan Planner) (*Plan, []txn.Change, error) {
 	p, err := plan()
 	if err != nil {
 		return nil, nil, err
 	}
-	changes, err := txn.Diff(p.Items)
+	changes, err := txn.Diff(root, p.Items)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -169,7 +177,7 @@ func result(log *slog.Logger, p *Plan, changes []txn.Change, dryRun bool) joindo
 func rollback(ctx context.Context, tx *txn.Tx, cause error) error {
 	if err := tx.Rollback(ctx); err != nil {
 		return cli.Hint(fmt.Errorf("%w; putting the previous files back failed too: %w", cause, err),
-			"the journal in the state directory records what is left; the next run of any nodejoin program on this node tries again")
+			"the journal in the state directory records what is left (--status shows it); the next run of any nodejoin program on this node tries again")
 	}
 	return cli.Hint(fmt.Errorf("%w; the previous files were put back", cause),
 		"nothing on the node changed; fix the cause and run again")
@@ -184,8 +192,8 @@ func report(changes []txn.Change) []joindoc.FileChange {
 	return out
 }
 
-func lockFile(path string) (*os.File, error) {
-	f, err := txn.Lock(path)
+func lockFile(ctx context.Context, log *slog.Logger, path string) (*os.File, error) {
+	f, err := txn.Lock(ctx, log, path)
 	if err != nil {
 		return nil, fmt.Errorf("taking %s: %w", strings.TrimPrefix(path, "/"), err)
 	}

@@ -4,9 +4,11 @@ import (
 	"context"
 	"encoding/json"
 	"io"
+	"path/filepath"
 
 	"github.com/nodejoin/nodejoin/lib/cli"
 	"github.com/nodejoin/nodejoin/lib/nodeconf"
+	"github.com/nodejoin/nodejoin/lib/txn"
 )
 
 // Program is a node-side program: it reads one document of type D on
@@ -28,6 +30,7 @@ func (p Program[D]) Run(env *cli.Env, args []string) error {
 	var f cli.Flags
 	fs := cli.NewFlagSet(p.Name, p.Usage, &f)
 	root := fs.String("root", "/", "apply changes under `DIR` (tests and recovery)")
+	status := fs.Bool("status", false, "print what an unfinished earlier run left to put back (JSON); read no document, change nothing")
 	if err := cli.Parse(env, fs, &f, args); err != nil {
 		return err
 	}
@@ -38,6 +41,9 @@ func (p Program[D]) Run(env *cli.Env, args []string) error {
 	cfg, err := nodeconf.Load(*root)
 	if err != nil {
 		return err
+	}
+	if *status {
+		return printStatus(env, p.Name, cfg)
 	}
 	doc, err := p.Decode(env.Stdin)
 	if err != nil {
@@ -57,4 +63,19 @@ func (p Program[D]) Run(env *cli.Env, args []string) error {
 	enc := json.NewEncoder(env.Stdout)
 	enc.SetIndent("", "  ")
 	return enc.Encode(res)
+}
+
+// printStatus prints the pending journal: paths and actions, no content.
+func printStatus(env *cli.Env, prog string, cfg *nodeconf.Config) error {
+	st, err := txn.Pending(Options(cfg, env.Log))
+	if err != nil {
+		return err
+	}
+	enc := json.NewEncoder(env.Stdout)
+	enc.SetIndent("", "  ")
+	return enc.Encode(struct {
+		Program string      `json:"program"`
+		Journal string      `json:"journal"`
+		Pending *txn.Status `json:"pending"`
+	}{prog, filepath.Join(cfg.StateDir, "journal.json"), st})
 }

@@ -170,8 +170,12 @@ func TestRecordNodeConcurrent(t *testing.T) {
 			// Each join opens the cluster itself, as separate node-add runs would.
 			c, err := Open(root)
 			if err == nil {
-				err = c.RecordNode(Node{Name: fmt.Sprintf("node%d.example.org", i), PrimaryIP: fmt.Sprintf("10.0.%d.%d", i/250, i%250+1),
+				var changed bool
+				changed, err = c.RecordNode(Node{Name: fmt.Sprintf("node%d.example.org", i), PrimaryIP: fmt.Sprintf("10.0.%d.%d", i/250, i%250+1),
 					RootPublicKey: fmt.Sprintf("ssh-ed25519 AAAAkey%d root@node%d", i, i)})
+				if err == nil && !changed {
+					err = fmt.Errorf("recording node%d reports no change", i)
+				}
 			}
 			errs <- err
 		}()
@@ -205,8 +209,14 @@ func TestRecordNodeConcurrent(t *testing.T) {
 	}
 	// Recording again changes nothing.
 	before, _ := os.ReadFile(c.Path(PubKeys))
-	if err := c.RecordNode(Node{Name: "node7.example.org", PrimaryIP: "10.0.0.8", RootPublicKey: "ssh-ed25519 AAAAkey7 root@node7"}); err != nil {
-		t.Fatal(err)
+	if changed, err := c.RecordNode(Node{Name: "node7.example.org", PrimaryIP: "10.0.0.8", RootPublicKey: "ssh-ed25519 AAAAkey7 root@node7"}); err != nil || changed {
+		t.Fatalf("recording again: changed %v, %v", changed, err)
+	}
+	if ok, err := c.Recorded("node7.example.org"); !ok || err != nil {
+		t.Errorf("Recorded(node7) = %v, %v", ok, err)
+	}
+	if ok, err := c.Recorded("node7"); ok || err != nil {
+		t.Errorf("Recorded(node7) = %v, %v", ok, err)
 	}
 	if after, _ := os.ReadFile(c.Path(PubKeys)); string(after) != string(before) {
 		t.Error("recording a node twice changed ganeti_pub_keys")
@@ -254,7 +264,7 @@ func TestMasterCandidateCerts(t *testing.T) {
 		if err != nil || d.Ssconf["master_candidates_certs"] != wantNow {
 			t.Errorf("master's file %q: node-daemon-setup gets %q, %v; want %q", old, d.Ssconf["master_candidates_certs"], err, wantNow)
 		}
-		if err := c.RecordNode(Node{Name: "node10.example.org", PrimaryIP: "192.0.2.10"}); err != nil {
+		if _, err := c.RecordNode(Node{Name: "node10.example.org", PrimaryIP: "192.0.2.10"}); err != nil {
 			t.Fatal(err)
 		}
 		if b, err := os.ReadFile(p); err != nil || string(b) != wantNow+"\n" {

@@ -1,6 +1,7 @@
 package cluster
 
 import (
+	"context"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -32,10 +33,20 @@ func (c *Cluster) PublicKeys() (map[string]string, error) {
 	return out, nil
 }
 
+// Recorded says whether the master has recorded name as a node (its
+// ssconf node_list names it).
+func (c *Cluster) Recorded(name string) (bool, error) {
+	values, err := c.ReadSsconf()
+	if err != nil {
+		return false, err
+	}
+	return contains(lines(values["node_list"]), name), nil
+}
+
 // lock serialises the master's read-modify-write updates across
 // processes (flock on a file in the lock directory).
 func (c *Cluster) lock() (func(), error) {
-	f, err := txn.Lock(c.Config.Path(filepath.Join(c.Config.LockDir, masterLock)))
+	f, err := txn.Lock(context.Background(), nil, c.Config.Path(filepath.Join(c.Config.LockDir, masterLock)))
 	if err != nil {
 		return nil, err
 	}
@@ -47,21 +58,28 @@ func (c *Cluster) lock() (func(), error) {
 // node_primary_ips, and its name beside the cluster alias in known_hosts
 // (the node now presents the cluster host key). Each file is replaced
 // atomically under the master's lock; recording a node twice changes
-// nothing.
-func (c *Cluster) RecordNode(n Node) error {
+// nothing. It reports whether it changed any file.
+func (c *Cluster) RecordNode(n Node) (changed bool, err error) {
 	if err := CheckName(n.Name); err != nil {
-		return err
+		return false, err
 	}
 	unlock, err := c.lock()
 	if err != nil {
-		return err
+		return false, err
 	}
 	defer unlock()
+	write := func(p string, old, data []byte, mode os.FileMode) error {
+		if string(old) == string(data) {
+			return nil
+		}
+		changed = true
+		return txn.WriteFile(p, data, mode)
+	}
 
 	// ganeti_pub_keys: "<name> <key>", one line per node.
 	b, err := os.ReadFile(c.Path(PubKeys))
 	if err != nil {
-		return fmt.Errorf("reading the public key list: %w", err)
+		return false, fmt.Errorf("reading the public key list: %w", err)
 	}
 	if n.RootPublicKey != "" {
 		entry := n.Name + " " + strings.TrimSpace(n.RootPublicKey)
@@ -79,14 +97,14 @@ func (c *Cluster) RecordNode(n Node) error {
 		if !found {
 			out = append(out, entry)
 		}
-		if err := c.writeIfChanged(c.Path(PubKeys), b, []byte(strings.Join(out, "\n")+"\n"), modeSecret); err != nil {
-			return err
+		if err := write(c.Path(PubKeys), b, []byte(strings.Join(out, "\n")+"\n"), modeSecret); err != nil {
+			return changed, err
 		}
 	}
 
 	values, err := c.ReadSsconf()
 	if err != nil {
-		return err
+		return changed, err
 	}
 	before := map[string]string{}
 	for _, k := range []string{"node_list", "online_nodes", "node_primary_ips", ssconf.CandidateCertsKey} {
@@ -94,22 +112,23 @@ func (c *Cluster) RecordNode(n Node) error {
 	}
 	withNode(values, n.Name, n.PrimaryIP)
 	if err := c.withMasterCert(values); err != nil {
-		return err
+		return changed, err
 	}
 	for k, old := range before {
 		if values[k] == old {
 			continue
 		}
 		p := c.Config.Path(ssconf.Path(c.Config.DataDir, k))
+		changed = true
 		if err := txn.WriteFile(p, ssconf.Format(values[k]), ssconf.FileMode); err != nil {
-			return err
+			return changed, err
 		}
 	}
 
 	// known_hosts: "<cluster>,<node>,... type key".
 	b, err = os.ReadFile(c.Path(KnownHosts))
 	if err != nil {
-		return fmt.Errorf("reading the cluster known_hosts: %w", err)
+		return changed, fmt.Errorf("reading the cluster known_hosts: %w", err)
 	}
 	var out []string
 	for _, l := range strings.Split(strings.TrimRight(string(b), "\n"), "\n") {
@@ -123,12 +142,6 @@ func (c *Cluster) RecordNode(n Node) error {
 		}
 		out = append(out, l)
 	}
-	return c.writeIfChanged(c.Path(KnownHosts), b, []byte(strings.Join(out, "\n")+"\n"), modePublic)
-}
-
-func (c *Cluster) writeIfChanged(p string, old, data []byte, mode os.FileMode) error {
-	if string(old) == string(data) {
-		return nil
-	}
-	return txn.WriteFile(p, data, mode)
+	err = write(c.Path(KnownHosts), b, []byte(strings.Join(out, "\n")+"\n"), modePublic)
+	return changed, err
 }

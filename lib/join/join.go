@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"slices"
 	"strings"
 	"time"
 
@@ -50,16 +51,24 @@ type Options struct {
 
 // Result is what happened to one node. It holds fingerprints, never keys.
 type Result struct {
-	Node         string             `json:"node"`
-	OK           bool               `json:"ok"`
-	Step         string             `json:"step"` // the step that failed, or "done"
-	ExitStatus   *int               `json:"exit_status,omitempty"`
-	Message      string             `json:"message,omitempty"`
-	Hints        []string           `json:"hints,omitempty"`
-	PrimaryIP    string             `json:"primary_ip,omitempty"`
-	HostKey      string             `json:"host_key,omitempty"` // fingerprint trusted for the connection
-	RootKey      string             `json:"root_key,omitempty"` // fingerprint of the node's root key
-	Changed      bool               `json:"changed"`
+	Node       string   `json:"node"`
+	OK         bool     `json:"ok"`
+	Step       string   `json:"step"` // the step that failed, or "done"
+	ExitStatus *int     `json:"exit_status,omitempty"`
+	Message    string   `json:"message,omitempty"`
+	Hints      []string `json:"hints,omitempty"`
+	PrimaryIP  string   `json:"primary_ip,omitempty"`
+	// HostKey is the fingerprint of the node's host key: the cluster's once
+	// prepare-node-join has run, else the key the connection trusted.
+	HostKey string `json:"host_key,omitempty"`
+	// VerifiedHostKey is the key the connection was verified with, when
+	// it is not HostKey (the node's own key before it joined).
+	VerifiedHostKey string `json:"verified_host_key,omitempty"`
+	RootKey         string `json:"root_key,omitempty"` // fingerprint of the node's root key
+	Changed         bool   `json:"changed"`            // the node-side programs changed the node
+	// Recorded says that this run recorded the node on the master (it
+	// was not, or not with this root key or address, recorded before).
+	Recorded     bool               `json:"recorded"`
 	Connections  int                `json:"ssh_connections"`
 	NodedVersion string             `json:"noded_version,omitempty"`
 	Seconds      float64            `json:"seconds"`
@@ -67,8 +76,10 @@ type Result struct {
 }
 
 // Documents builds both documents for node (secrets included: they go to
-// the node on stdin, or to --print-payload's pipe).
-func Documents(c *cluster.Cluster, node, ip string) (*joindoc.Prepare, *joindoc.DaemonSetup, error) {
+// the node on stdin, or to --print-payload's pipe). port is the node
+// daemon's port the master will use (0: the cluster's); node-daemon-setup
+// records it on the node.
+func Documents(c *cluster.Cluster, node, ip string, port int) (*joindoc.Prepare, *joindoc.DaemonSetup, error) {
 	p, err := c.PrepareDoc()
 	if err != nil {
 		return nil, nil, err
@@ -77,7 +88,23 @@ func Documents(c *cluster.Cluster, node, ip string) (*joindoc.Prepare, *joindoc.
 	if err != nil {
 		return nil, nil, err
 	}
+	d.NodeDaemonPort = c.Settings.NodeDaemonPort
+	if port != 0 {
+		d.NodeDaemonPort = port
+	}
 	return p, d, nil
+}
+
+// ClusterHostKeys are the cluster's SSH host keys in prep, which every
+// node presents once prepare-node-join has run on it.
+func ClusterHostKeys(prep *joindoc.Prepare) []sshrun.HostKey {
+	var out []sshrun.HostKey
+	for _, k := range prep.SSHHostKey {
+		if hk, err := parseKeyLine(k.Public); err == nil {
+			out = append(out, hk)
+		}
+	}
+	return out
 }
 
 // Resolve returns node's primary IP: node itself if it is an address,
@@ -158,7 +185,11 @@ func join(ctx context.Context, o Options, node string, res *Result) error {
 	}
 	res.PrimaryIP = ip
 
-	prep, setup, err := Documents(o.Cluster, node, ip)
+	prep, setup, err := Documents(o.Cluster, node, ip, o.NodeDaemonPort)
+	if err != nil {
+		return fail(StepDocument, "%v", err)
+	}
+	recorded, err := o.Cluster.Recorded(node)
 	if err != nil {
 		return fail(StepDocument, "%v", err)
 	}
@@ -177,6 +208,11 @@ func join(ctx context.Context, o Options, node string, res *Result) error {
 	cfg.Host = node
 	cfg.HostKeyFingerprints = append(append([]string(nil), o.Pins[""]...), o.Pins[node]...)
 	cfg.KnownHostsFiles = append(cfg.KnownHostsFiles, o.Cluster.Path(cluster.KnownHosts))
+	// A recorded node presents the cluster's host key: that is its
+	// expected state. For any other name the cluster key proves nothing
+	// (every node holds it), so sshrun refuses it unless pinned.
+	cfg.ClusterKeys = ClusterHostKeys(prep)
+	cfg.TrustClusterKeys = recorded
 	cfg.Log = log
 	conn, err := sshrun.Dial(ctx, cfg)
 	timed(StepConnect, t)
@@ -190,14 +226,7 @@ func join(ctx context.Context, o Options, node string, res *Result) error {
 		if errors.As(err, &hke) {
 			return &failure{step: StepHostKey, msg: err.Error() + "; no login was attempted", hints: hke.Hints()}
 		}
-		f := fail(StepConnect, "%v", err)
-		switch {
-		case errors.Is(err, sshrun.ErrAuth):
-			f.hints = []string{"node-add logs in with the keys the master's ssh uses (ssh-agent, ~/.ssh/id_*); put the master's root key in the node's authorized_keys first"}
-		case errors.Is(err, sshrun.ErrUnreachable):
-			f.hints = []string{"check that sshd runs on the node and that the port (--ssh-port) is right"}
-		}
-		return f
+		return connectFailure(err, ip, o)
 	}
 	defer func() { _ = conn.Close() }() // idempotent; closed below once both programs ran
 	res.HostKey = conn.HostKey().Fingerprint()
@@ -224,6 +253,11 @@ func join(ctx context.Context, o Options, node string, res *Result) error {
 			return fail(StepPrepare, "the node reports %s host key %q, not the cluster's %s", k.Kind, got, want.Fingerprint())
 		}
 	}
+	// Report the key the node presents from now on, and the one it was
+	// verified with if that was another (its own, before it joined).
+	if now := nowHostKey(prep, conn.HostKey()); now != res.HostKey {
+		res.HostKey, res.VerifiedHostKey = now, res.HostKey
+	}
 	res.Changed = pres.Changed
 
 	progress(StepSetup)
@@ -245,12 +279,25 @@ func join(ctx context.Context, o Options, node string, res *Result) error {
 		defer cancel()
 	}
 	client := noded.NewClient(o.Cluster.Server.Cert, o.Cluster.Client)
-	v, err := client.WaitVersion(wctx, ip, o.NodeDaemonPort, 250*time.Millisecond)
+	// The port the document gave the node (the cluster's unless
+	// --node-daemon-port): where its daemon now listens.
+	v, err := client.WaitVersion(wctx, ip, setup.NodeDaemonPort, 250*time.Millisecond)
 	timed(StepNoded, t)
 	if err != nil {
-		f := fail(StepNoded, "the node daemon on %s did not answer within %s: %v",
-			net.JoinHostPort(ip, fmt.Sprint(o.NodeDaemonPort)), o.NodeDaemonTimeout, err)
-		f.hints = []string{"the node is configured but not recorded; see the node daemon's log on the node (/var/log/nodejoin/noded.log), then run node-add again"}
+		addr := net.JoinHostPort(ip, fmt.Sprint(setup.NodeDaemonPort))
+		within := "within --node-daemon-timeout " + o.NodeDaemonTimeout.String()
+		if ctx.Err() != nil {
+			within = "before --timeout " + o.Timeout.String() + " (the bound on the whole join) ran out"
+		}
+		f := fail(StepNoded, "the node daemon on %s did not answer %s: %v", addr, within, err)
+		state := "the node is configured but not recorded on the master"
+		if recorded {
+			state = "the node was recorded on the master by an earlier run and stays so; its node daemon does not answer now"
+		}
+		f.hints = []string{
+			state,
+			fmt.Sprintf("the master expects the node daemon on port %d (node-daemon-setup records it as node_daemon_port in the node's /etc/nodejoin/node.json); see the node daemon's log on the node (/var/log/nodejoin/noded.log), then run node-add again", setup.NodeDaemonPort),
+		}
 		return f
 	}
 	if v.ClusterName != o.Cluster.Settings.ClusterName {
@@ -259,10 +306,50 @@ func join(ctx context.Context, o Options, node string, res *Result) error {
 	res.NodedVersion = v.Version
 
 	progress(StepRecord)
-	if err := o.Cluster.RecordNode(cluster.Node{Name: node, PrimaryIP: ip, RootPublicKey: pres.RootPublicKey}); err != nil {
+	res.Recorded, err = o.Cluster.RecordNode(cluster.Node{Name: node, PrimaryIP: ip, RootPublicKey: pres.RootPublicKey})
+	if err != nil {
 		return fail(StepRecord, "%v", err)
 	}
 	return nil
+}
+
+// nowHostKey is the cluster host key of the connection's key type, which
+// the node presents once prepare-node-join has run; else the connection's.
+func nowHostKey(prep *joindoc.Prepare, verified sshrun.HostKey) string {
+	keys := ClusterHostKeys(prep)
+	for _, k := range keys {
+		if k.Type == verified.Type {
+			return k.Fingerprint()
+		}
+	}
+	if len(keys) > 0 {
+		return keys[0].Fingerprint()
+	}
+	return verified.Fingerprint()
+}
+
+// connectFailure names what an operator can check for a failed connect:
+// what ssh said decides which hint helps.
+func connectFailure(err error, ip string, o Options) *failure {
+	f := fail(StepConnect, "%v", err)
+	msg := err.Error()
+	switch {
+	case errors.Is(err, sshrun.ErrAuth):
+		f.hints = []string{"node-add logs in with the keys the master's ssh uses (ssh-agent, ~/.ssh/id_*); put the master's root key in the node's authorized_keys first"}
+	case errors.Is(err, sshrun.ErrTimeout):
+		f.hints = []string{fmt.Sprintf("the connection was not set up within --timeout %s (the bound on the whole join of a node); check the network path to %s, or raise --timeout", o.Timeout, ip)}
+	case errors.Is(err, sshrun.ErrUnreachable) && strings.Contains(msg, "Connection refused"):
+		f.hints = []string{fmt.Sprintf("%s answers but nothing listens on the SSH port: check that sshd runs on the node and that the port (--ssh-port) is right", ip)}
+	case errors.Is(err, sshrun.ErrUnreachable) && (strings.Contains(msg, "Could not resolve") || strings.Contains(msg, "Name or service not known")):
+		f.hints = []string{"ssh cannot resolve the name: check the master's resolver and ssh_config (a HostName for the node)"}
+	case errors.Is(err, sshrun.ErrUnreachable) && strings.Contains(msg, "timed out"):
+		f.hints = []string{fmt.Sprintf("no answer from %s within --connect-timeout %s: check that the node is up, its address, and that no firewall drops the SSH port; raise --connect-timeout on a slow network", ip, o.SSH.ConnectTimeout)}
+	case errors.Is(err, sshrun.ErrUnreachable) && (strings.Contains(msg, "No route") || strings.Contains(msg, "unreachable")):
+		f.hints = []string{fmt.Sprintf("the master has no route to %s: check the node's address and the master's network", ip)}
+	case errors.Is(err, sshrun.ErrUnreachable):
+		f.hints = []string{"the node closed the connection before the SSH handshake: check its sshd (MaxStartups, tcp wrappers, a firewall) and that the port (--ssh-port) is an SSH server's"}
+	}
+	return f
 }
 
 // runProgram runs one node-side program and reads its result.
@@ -277,15 +364,20 @@ func runProgram(ctx context.Context, conn *sshrun.Conn, step string, argv []stri
 	}
 	if r.Status != 0 {
 		status := r.Status
-		f := &failure{step: step, status: &status, msg: fmt.Sprintf("%s exited %d (%s)%s", argv[0], status, meaning(status), remoteErrors(r.Stderr))}
+		errs, hints := remoteLines(r.Stderr)
+		f := &failure{step: step, status: &status, hints: hints,
+			msg: fmt.Sprintf("%s exited %d (%s)%s", argv[0], status, meaning(status), errs)}
 		switch status {
 		case 3:
 			f.msg += "; no changes were made on the node"
 		case 1:
-			f.msg += "; the node was put back as it was"
+			// The node-side programs say themselves what they put back.
+			if !strings.Contains(errs, "put back") {
+				f.msg += "; the node was put back as it was"
+			}
 		case 127:
 			flag := map[string]string{StepPrepare: "--prepare-program", StepSetup: "--setup-program"}[step]
-			f.hints = []string{fmt.Sprintf("%s is not on the login user's PATH on the node; install nodejoin there or name its path with %s", argv[0], flag)}
+			f.hints = append(f.hints, fmt.Sprintf("%s is not on the login user's PATH on the node; install nodejoin there or name its path with %s", argv[0], flag))
 		}
 		return nil, f
 	}
@@ -313,23 +405,31 @@ func meaning(status int) string {
 	return "unknown status"
 }
 
-// remoteErrors keeps the remote program's "error:" and "hint:" lines
-// (the lib/cli contract), else its last line; each line bounded.
-func remoteErrors(stderr []byte) string {
+// remoteLines splits the remote program's standard error by the lib/cli
+// contract: its "error:" lines (else its last line) for the message, and
+// its "hint:" lines, each once, as "prog: ..." to be relayed as node-add's
+// own hints (not inside the message, which repeated them); each bounded.
+func remoteLines(stderr []byte) (errs string, hints []string) {
 	var keep []string
 	all := strings.Split(strings.TrimSpace(string(stderr)), "\n")
 	for _, l := range all {
-		if strings.Contains(l, ": error: ") || strings.Contains(l, ": hint: ") {
+		switch {
+		case strings.Contains(l, ": error: "):
 			keep = append(keep, clip(l))
+		case strings.Contains(l, ": hint: "):
+			prog, h, _ := strings.Cut(l, ": hint: ")
+			if h = clip(strings.TrimSpace(prog) + ": " + h); !slices.Contains(hints, h) {
+				hints = append(hints, h)
+			}
 		}
 	}
-	if len(keep) == 0 && len(all) > 0 && all[len(all)-1] != "" {
+	if len(keep) == 0 && len(hints) == 0 && len(all) > 0 && all[len(all)-1] != "" {
 		keep = append(keep, clip(all[len(all)-1]))
 	}
 	if len(keep) == 0 {
-		return ""
+		return "", hints
 	}
-	return ": " + strings.Join(keep, "; ")
+	return ": " + strings.Join(keep, "; "), hints
 }
 
 func clip(s string) string {

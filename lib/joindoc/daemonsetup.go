@@ -15,6 +15,9 @@ type DaemonSetup struct {
 	Ssconf                map[string]string `json:"ssconf"`
 	StartNodeDaemon       bool              `json:"start_node_daemon"`
 	NodeName              string            `json:"node_name"`
+	// NodeDaemonPort is nodejoin's own key (0: absent, as from a Ganeti
+	// master): the port the master reaches the node daemon on.
+	NodeDaemonPort int `json:"node_daemon_port,omitempty"`
 }
 
 // DecodeDaemonSetup reads and checks a node-daemon-setup document.

@@ -89,6 +89,34 @@ func ganetiRestart(daemonUtil string) Commands {
 	}
 }
 
+// GanetiMasterd is the owner Ganeti gives hmac.key and server.pem
+// (runtime.GetEnts: the user gnt-masterd and the group gnt-masterd, as
+// Debian builds Ganeti), looked up in the root's /etc/passwd and /etc/group.
+// ok is false where Ganeti is not installed or either entry is missing:
+// the files then stay the running user's.
+func (c *Config) GanetiMasterd() (uid, gid int, ok bool, err error) {
+	if c.ganeti == "" {
+		return 0, 0, false, nil
+	}
+	u, err := lookupPasswd(c.Path("/etc/passwd"), ganetiMasterd)
+	if errors.Is(err, fs.ErrNotExist) {
+		return 0, 0, false, nil
+	}
+	if err != nil {
+		return 0, 0, false, err
+	}
+	gid, err = lookupGroup(c.Path("/etc/group"), ganetiMasterd)
+	if errors.Is(err, fs.ErrNotExist) {
+		return 0, 0, false, nil
+	}
+	if err != nil {
+		return 0, 0, false, err
+	}
+	return u.UID, gid, true, nil
+}
+
+const ganetiMasterd = "gnt-masterd"
+
 // detectGaneti returns the first of daemonUtils that exists under the root
 // (a link counts: Debian's points into /etc/ganeti/lib, which the master
 // sets up), or "".
@@ -232,4 +260,56 @@ func lookupPasswd(path, name string) (*User, error) {
 		return nil, fmt.Errorf("reading %s: %w", path, err)
 	}
 	return nil, fmt.Errorf("%s: no user %q: %w", path, name, fs.ErrNotExist)
+}
+
+func lookupGroup(path, name string) (int, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return 0, err
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		fields := strings.Split(sc.Text(), ":")
+		if len(fields) < 3 || fields[0] != name {
+			continue
+		}
+		gid, err := strconv.Atoi(fields[2])
+		if err != nil {
+			return 0, fmt.Errorf("%s: the entry of group %q is malformed", path, name)
+		}
+		return gid, nil
+	}
+	if err := sc.Err(); err != nil {
+		return 0, fmt.Errorf("reading %s: %w", path, err)
+	}
+	return 0, fmt.Errorf("%s: no group %q: %w", path, name, fs.ErrNotExist)
+}
+
+// FileWith returns root's node.json with key set to value and every other
+// key kept as it is (a missing file is an empty object): for a program that
+// records a setting the master decides, such as the node daemon's port.
+func (c *Config) FileWith(key string, value any) ([]byte, error) {
+	keys := map[string]json.RawMessage{}
+	b, err := os.ReadFile(c.Path(File))
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+	case err != nil:
+		return nil, fmt.Errorf("reading node configuration: %w", err)
+	default:
+		// Load has checked the file against its schema already.
+		if err := json.Unmarshal(b, &keys); err != nil {
+			return nil, fmt.Errorf("%s: %w", File, err)
+		}
+	}
+	v, err := json.Marshal(value)
+	if err != nil {
+		return nil, err
+	}
+	keys[key] = v
+	out, err := json.MarshalIndent(keys, "", "  ")
+	if err != nil {
+		return nil, err
+	}
+	return append(out, '\n'), nil
 }

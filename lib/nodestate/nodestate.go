@@ -7,14 +7,17 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"path"
+	"syscall"
 
 	"github.com/nodejoin/nodejoin/lib/certs"
 	"github.com/nodejoin/nodejoin/lib/cli"
 	"github.com/nodejoin/nodejoin/lib/nodeconf"
 	"github.com/nodejoin/nodejoin/lib/ssconf"
+	"github.com/nodejoin/nodejoin/lib/txn"
 )
 
 // ServerPEM is the node daemon certificate's file name in the data dir.
@@ -27,7 +30,11 @@ const hintOtherCluster = "if this node is moving to another cluster, run node-cl
 // the same one (Ganeti's ssconf.VerifyClusterName).
 func CheckClusterName(cfg *nodeconf.Config, name string) error {
 	p := ssconf.Path(cfg.DataDir, "cluster_name")
-	local, err := ssconf.Read(cfg.Path(p))
+	real, err := txn.Resolve(cfg.Root, p)
+	if err != nil {
+		return err
+	}
+	local, err := ssconf.Read(real)
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil // a fresh node
 	}
@@ -41,10 +48,37 @@ func CheckClusterName(cfg *nodeconf.Config, name string) error {
 	return nil
 }
 
+// ReadFile reads the node file np as the plan sees the node: its
+// directories resolved inside the root like the transaction's targets
+// (txn.Resolve), a path that leads out of it refused, and the file itself
+// not followed if it is a symbolic link.
+func ReadFile(cfg *nodeconf.Config, np string) ([]byte, error) {
+	real, err := txn.Resolve(cfg.Root, np)
+	if err != nil {
+		return nil, err
+	}
+	f, err := os.OpenFile(real, os.O_RDONLY|syscall.O_NOFOLLOW|syscall.O_NONBLOCK, 0)
+	if errors.Is(err, syscall.ELOOP) {
+		return nil, fmt.Errorf("%s: %w", np, txn.ErrNotRegular)
+	}
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return nil, err
+	}
+	if !fi.Mode().IsRegular() {
+		return nil, fmt.Errorf("%s: %w", np, txn.ErrNotRegular)
+	}
+	return io.ReadAll(f)
+}
+
 // LocalKeyPair returns the node's server.pem, or nil if it has none.
 func LocalKeyPair(cfg *nodeconf.Config) (*certs.KeyPair, error) {
 	p := path.Join(cfg.DataDir, ServerPEM)
-	data, err := os.ReadFile(cfg.Path(p))
+	data, err := ReadFile(cfg, p)
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, nil
 	}

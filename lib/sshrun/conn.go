@@ -35,6 +35,14 @@ type Config struct {
 	// KnownHostsFiles are searched for the host in addition to the files
 	// the operator's ssh_config names (e.g. the cluster's known_hosts).
 	KnownHostsFiles []string
+	// ClusterKeys are the cluster's host keys, which every node presents
+	// once prepare-node-join has run on it. They show that the host is one
+	// of the cluster's machines, not which one: they are trusted only with
+	// TrustClusterKeys, and otherwise named in the refusal.
+	ClusterKeys []HostKey
+	// TrustClusterKeys trusts ClusterKeys for this host (with or without
+	// pins), as the master does for a node it has recorded.
+	TrustClusterKeys bool
 
 	ConnectTimeout time.Duration // TCP connect and SSH handshake; default 10s
 	SSH            string        // ssh binary; default "ssh" on PATH
@@ -163,6 +171,16 @@ func (c *Conn) dial(ctx context.Context) error {
 			}
 		}
 	}
+	pins := slices.Clone(c.cfg.HostKeyFingerprints)
+	if c.cfg.TrustClusterKeys {
+		for _, k := range c.cfg.ClusterKeys {
+			if len(pins) > 0 {
+				pins = append(pins, k.Fingerprint())
+			} else {
+				known = append(known, knownEntry{key: k, file: "cluster"})
+			}
+		}
+	}
 	alias := c.cfg.Host
 	var kh strings.Builder
 	for _, e := range revoked {
@@ -174,7 +192,7 @@ func (c *Conn) dial(ctx context.Context) error {
 	files := map[string]string{
 		"known_hosts": kh.String(),
 		"alias":       alias + "\n",
-		"pins":        strings.Join(c.cfg.HostKeyFingerprints, "\n"),
+		"pins":        strings.Join(pins, "\n"),
 	}
 	if c.cfg.AcceptNew && len(known) == 0 && len(c.cfg.HostKeyFingerprints) == 0 {
 		files["accept-new"] = ""
@@ -188,7 +206,7 @@ func (c *Conn) dial(ctx context.Context) error {
 		return fmt.Errorf("writing the ssh control directory: %w", err)
 	}
 	c.cfg.Log.Debug("host key trust", "host", c.cfg.Host, "known", len(known), "revoked", len(revoked),
-		"pins", len(c.cfg.HostKeyFingerprints), "accept_new", c.cfg.AcceptNew)
+		"pins", len(c.cfg.HostKeyFingerprints), "accept_new", c.cfg.AcceptNew, "cluster_keys", c.cfg.TrustClusterKeys)
 
 	// Without a pin, one attempt. With a pin, the server presents the key
 	// type the client prefers; if that key is not pinned, ask in turn for
@@ -260,14 +278,22 @@ func (c *Conn) classify(e *HostKeyError, offered []HostKey, known, revoked []kno
 			e.Offered = append(e.Offered, fp)
 		}
 	}
+	cluster := map[string]bool{}
+	for _, k := range c.cfg.ClusterKeys {
+		cluster[k.Fingerprint()] = true
+	}
 	switch {
 	case len(offered) == 0:
 		e.Problem = HostKeyNoOffer
+	case slices.ContainsFunc(revoked, func(r knownEntry) bool { return seen[r.key.Fingerprint()] }):
+		e.Problem = HostKeyRevoked
+	case !c.cfg.TrustClusterKeys && slices.ContainsFunc(e.Offered, func(fp string) bool { return cluster[fp] }):
+		e.Problem = HostKeyCluster
+		e.Offered = slices.DeleteFunc(e.Offered, func(fp string) bool { return !cluster[fp] })
+		e.Known = c.cfg.HostKeyFingerprints
 	case len(c.cfg.HostKeyFingerprints) > 0:
 		e.Problem = HostKeyNotPinned
 		e.Known = c.cfg.HostKeyFingerprints
-	case slices.ContainsFunc(revoked, func(r knownEntry) bool { return seen[r.key.Fingerprint()] }):
-		e.Problem = HostKeyRevoked
 	case len(known) > 0:
 		e.Problem = HostKeyChanged
 		for _, k := range known {

@@ -121,6 +121,23 @@ func TestDialHostKey(t *testing.T) {
 		{name: "pin matches nothing", server: []HostKey{ed, rsa}, cfg: Config{HostKeyFingerprints: []string{ed2.Fingerprint()}},
 			wantErr:   "host key of node1 does not match --host-key-fingerprint " + ed2.Fingerprint() + ": offered " + ed.Fingerprint() + ", " + rsa.Fingerprint(),
 			wantConns: 3, wantProblem: HostKeyNotPinned},
+		// The cluster's host key: every node has it, so it is trusted only
+		// for a host the caller vouches for (a recorded node), pin or not.
+		{name: "cluster key, not trusted", server: []HostKey{ed}, known: ed2.Line("node1"), cfg: Config{ClusterKeys: []HostKey{ed, rsa}},
+			wantErr:   "node1 offers the cluster's host key " + ed.Fingerprint() + " but is not a recorded node; every node holds that key, so it does not show which machine this is",
+			wantConns: 1, wantProblem: HostKeyCluster},
+		{name: "cluster key, not trusted, pinned other", server: []HostKey{ed}, cfg: Config{ClusterKeys: []HostKey{ed}, HostKeyFingerprints: []string{ed2.Fingerprint()}},
+			wantErr:   "node1 offers the cluster's host key " + ed.Fingerprint() + " but is not a recorded node; every node holds that key, so it does not show which machine this is",
+			wantConns: 3, wantProblem: HostKeyCluster},
+		{name: "cluster key, trusted, pinned other", server: []HostKey{ed, rsa}, cfg: Config{ClusterKeys: []HostKey{ed, rsa}, TrustClusterKeys: true, HostKeyFingerprints: []string{ed2.Fingerprint()}},
+			wantKey: ed, wantConns: 1},
+		{name: "cluster key, trusted, no pin", server: []HostKey{ed}, cfg: Config{ClusterKeys: []HostKey{ed}, TrustClusterKeys: true},
+			wantKey: ed, wantConns: 1},
+		{name: "cluster key trusted, another key offered", server: []HostKey{ed2}, cfg: Config{ClusterKeys: []HostKey{ed}, TrustClusterKeys: true},
+			wantErr:   "host key of node1 has changed: known " + ed.Fingerprint() + ", offered " + ed2.Fingerprint(),
+			wantConns: 1, wantProblem: HostKeyChanged},
+		{name: "cluster key revoked", server: []HostKey{ed}, known: "@revoked " + ed.Line("node1"), cfg: Config{ClusterKeys: []HostKey{ed}, TrustClusterKeys: true},
+			wantErr: "host key of node1 is marked @revoked in known_hosts: " + ed.Fingerprint(), wantConns: 1, wantProblem: HostKeyRevoked},
 		{name: "known under [host]:port", server: []HostKey{ed}, known: "[node1]:2222 " + ed.Type + " " + ed.Base64,
 			cfg: Config{Port: 2222}, wantKey: ed, wantConns: 1},
 	} {

@@ -13,7 +13,9 @@
 //     if its fingerprint is one of the pinned fingerprints
 //     (--host-key-fingerprint), or, with no pin, if the master's known_hosts
 //     files list it; with AcceptNew it accepts a key for a host that no file
-//     lists. ssh runs with StrictHostKeyChecking=yes and a private
+//     lists. The cluster's host keys, which every joined node presents, are
+//     trusted only for a host the caller vouches for (Config.TrustClusterKeys:
+//     a node the master has recorded). ssh runs with StrictHostKeyChecking=yes and a private
 //     UserKnownHostsFile, so anything else ends the connection before a
 //     login, and the command's record of the offered key says why: unknown
 //     (its fingerprint), changed (both fingerprints) or not pinned.

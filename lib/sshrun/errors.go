@@ -29,6 +29,9 @@ const (
 	HostKeyNotPinned HostKeyProblem = "not pinned"  // no offered key has a pinned fingerprint
 	HostKeyRevoked   HostKeyProblem = "revoked"     // known_hosts marks the key @revoked
 	HostKeyNoOffer   HostKeyProblem = "not offered" // the server offered no key we could see
+	// HostKeyCluster: the host offers the cluster's host key, which every
+	// node holds, and Config.TrustClusterKeys is not set.
+	HostKeyCluster HostKeyProblem = "cluster key"
 )
 
 // HostKeyError is a refused host key. It carries fingerprints only.
@@ -51,6 +54,9 @@ func (e *HostKeyError) Error() string {
 			e.Host, strings.Join(e.Known, ", "), strings.Join(e.Offered, ", "))
 	case HostKeyRevoked:
 		return fmt.Sprintf("host key of %s is marked @revoked in known_hosts: %s", e.Host, strings.Join(e.Offered, ", "))
+	case HostKeyCluster:
+		return fmt.Sprintf("%s offers the cluster's host key %s but is not a recorded node; every node holds that key, so it does not show which machine this is",
+			e.Host, strings.Join(e.Offered, ", "))
 	}
 	return fmt.Sprintf("host key of %s could not be verified", e.Host)
 }
@@ -77,6 +83,11 @@ func (e *HostKeyError) Hints() []string {
 		return []string{"if the node was reinstalled, remove its old key (ssh-keygen -R) or pass the new one with --host-key-fingerprint after checking it on the node's console"}
 	case HostKeyNotPinned:
 		return []string{"check the fingerprint on the node's console: ssh-keygen -lf /etc/ssh/ssh_host_ed25519_key.pub"}
+	case HostKeyCluster:
+		return []string{
+			"prepare-node-join has already run on " + e.Host + " (by hand, or in a node-add that failed at a later step)",
+			"if you know the machine is " + e.Host + ", pin the cluster's key for it: --host-key-fingerprint " + e.Host + "=" + first(e.Offered),
+		}
 	}
 	return nil
 }

@@ -9,7 +9,6 @@ import (
 	"io/fs"
 	"os"
 	"path"
-	"path/filepath"
 	"syscall"
 )
 
@@ -67,11 +66,20 @@ func (c Change) SHA256() string {
 // file (or not a directory, for a directory item): it is never replaced.
 var ErrNotRegular = errors.New("exists and is not a regular file")
 
-// Diff compares items with what is on disk. It reads and changes nothing
-// else.
-func Diff(items []Item) ([]Change, error) {
+// Diff compares items with what is on disk under root. Each item's
+// directories are resolved inside root first (Resolve): a path that leads
+// out of it is refused, and the change names the real path found. It reads
+// and changes nothing else.
+func Diff(root string, items []Item) ([]Change, error) {
 	out := make([]Change, 0, len(items))
 	for _, it := range items {
+		if it.NodePath != "" {
+			real, err := Resolve(root, it.NodePath)
+			if err != nil {
+				return nil, err
+			}
+			it.Path = real
+		}
 		c, err := diffOne(it)
 		if err != nil {
 			return nil, err
@@ -142,14 +150,18 @@ func Changed(cs []Change) bool {
 func MissingDirs(root, dir string, mode fs.FileMode, uid, gid int) ([]Item, error) {
 	var items []Item
 	for d := dir; d != "/" && d != "."; d = path.Dir(d) {
-		_, err := os.Lstat(filepath.Join(root, d))
+		real, err := Resolve(root, d)
+		if err != nil {
+			return nil, err
+		}
+		_, err = os.Lstat(real)
 		if err == nil {
 			break
 		}
 		if !errors.Is(err, fs.ErrNotExist) {
 			return nil, fmt.Errorf("checking %s: %w", d, err)
 		}
-		items = append([]Item{{Path: filepath.Join(root, d), NodePath: d, Dir: true, Mode: mode,
+		items = append([]Item{{Path: real, NodePath: d, Dir: true, Mode: mode,
 			UID: uid, GID: gid}}, items...)
 	}
 	return items, nil

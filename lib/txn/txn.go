@@ -4,14 +4,18 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"log/slog"
 	"os"
 	"path/filepath"
 	"slices"
 	"strings"
-	"syscall"
 	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/nodejoin/nodejoin/lib/cli"
 )
 
 // Options say where a transaction keeps its journal and lock.
@@ -35,7 +39,7 @@ type Tx struct {
 // Begin takes the lock, finishes what an interrupted earlier run left in
 // the journal, and opens a new transaction.
 func Begin(ctx context.Context, opts Options) (*Tx, error) {
-	lock, err := takeLock(opts.LockFile)
+	lock, err := takeLock(ctx, opts)
 	if err != nil {
 		return nil, err
 	}
@@ -79,10 +83,10 @@ func Begin(ctx context.Context, opts Options) (*Tx, error) {
 func Recover(ctx context.Context, opts Options) error {
 	path := filepath.Join(opts.StateDir, journalName)
 	_, err := os.Lstat(path)
-	if errors.Is(err, fs.ErrNotExist) && len(readIntentFile(opts.LockFile)) == 0 {
+	if errors.Is(err, fs.ErrNotExist) && len(readIntentFile(opts)) == 0 {
 		return nil
 	}
-	lock, err := takeLock(opts.LockFile)
+	lock, err := takeLock(ctx, opts)
 	if err != nil {
 		return err
 	}
@@ -96,7 +100,7 @@ func recoverLocked(ctx context.Context, opts Options, lock *os.File, path string
 		// Killed before the journal was written: only state directory
 		// levels, and the journal's temporary file, may have been made.
 		removeTemps(path)
-		removeDirs(readIntentFile(opts.LockFile))
+		removeDirs(opts.StateDir, readIntent(lock))
 		return writeIntent(lock, nil)
 	}
 	if err != nil {
@@ -131,7 +135,7 @@ func (tx *Tx) Apply(changes []Change) error {
 }
 
 func (tx *Tx) apply(c Change) error {
-	e := entry{Kind: "file", Path: c.Path, Existed: c.Action != Create,
+	e := entry{Kind: "file", Path: c.Path, NodePath: c.NodePath, Existed: c.Action != Create,
 		Mode: c.oldMode, UID: c.oldUID, GID: c.oldGID}
 	if c.Dir {
 		e.Kind = "dir"
@@ -152,26 +156,34 @@ func (tx *Tx) apply(c Change) error {
 			return fmt.Errorf("backing up %s: %w", c.NodePath, err)
 		}
 	}
-	if err := writeAtomic(c.Path, c.Data, c.Mode, c.UID, c.GID, c.Secret); err != nil {
+	if err := writeItem(c.Path, c.Data, c.Mode, c.UID, c.GID, c.Secret); err != nil {
 		return fmt.Errorf("writing %s: %w", c.NodePath, err)
 	}
 	return nil
 }
 
 func applyDir(c Change) error {
+	parent, err := pinDir(filepath.Dir(c.Path))
+	if err != nil {
+		return fmt.Errorf("creating %s: %w", c.NodePath, err)
+	}
+	defer func() { _ = parent.Close() }()
+	name := filepath.Base(c.Path)
 	if c.Action == Create {
-		if err := os.Mkdir(c.Path, c.Mode); err != nil {
+		if err := parent.Mkdir(name, c.Mode); err != nil {
 			return fmt.Errorf("creating %s: %w", c.NodePath, err)
 		}
 	}
-	// Mkdir applies the umask: set the mode explicitly.
-	if err := os.Chmod(c.Path, c.Mode); err != nil {
-		return fmt.Errorf("setting the mode of %s: %w", c.NodePath, err)
-	}
-	if err := os.Lchown(c.Path, c.UID, c.GID); err != nil {
+	// Relative to the pinned parent, a link put in the directory's place
+	// is not followed out of it (os.Root); Lchown never follows one.
+	if err := parent.Lchown(name, c.UID, c.GID); err != nil {
 		return fmt.Errorf("setting the owner of %s: %w", c.NodePath, err)
 	}
-	return syncDir(filepath.Dir(c.Path))
+	// Mkdir applies the umask: set the mode explicitly.
+	if err := parent.Chmod(name, c.Mode); err != nil {
+		return fmt.Errorf("setting the mode of %s: %w", c.NodePath, err)
+	}
+	return syncRoot(parent)
 }
 
 // RecordRestart journals a restart command before it runs, so that a
@@ -256,6 +268,7 @@ func finishCommit(j *journal) {
 
 // endJournal removes the journal and the state directories its run made.
 func endJournal(path string, j *journal) error {
+	stateDir := filepath.Dir(path)
 	if err := os.Remove(path); err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return fmt.Errorf("removing the journal: %w", err)
 	}
@@ -263,16 +276,30 @@ func endJournal(path string, j *journal) error {
 	if err := syncDir(filepath.Dir(path)); err != nil {
 		return err
 	}
-	removeDirs(j.CreatedDirs)
+	removeDirs(stateDir, j.CreatedDirs)
 	return nil
 }
 
-func (tx *Tx) removeCreatedDirs() { removeDirs(tx.j.CreatedDirs) }
+func (tx *Tx) removeCreatedDirs() { removeDirs(tx.opts.StateDir, tx.j.CreatedDirs) }
 
-// removeDirs removes dirs, innermost first, where they are empty.
-func removeDirs(dirs []string) {
-	for i := len(dirs) - 1; i >= 0; i-- {
-		_ = os.Remove(dirs[i])
+// removeDirs removes those of dirs that are the state directory or one of
+// its parents, innermost first, and only where they are empty directories
+// (rmdir, never unlink): the list comes from a file, and nothing else may
+// ever be removed on its word.
+func removeDirs(stateDir string, dirs []string) {
+	levels := map[string]bool{}
+	for d := filepath.Clean(stateDir); d != filepath.Dir(d); d = filepath.Dir(d) {
+		levels[d] = true
+	}
+	var ok []string
+	for _, d := range dirs {
+		if levels[d] {
+			ok = append(ok, d)
+		}
+	}
+	slices.SortFunc(ok, func(a, b string) int { return len(b) - len(a) })
+	for _, d := range ok {
+		_ = unix.Rmdir(d)
 	}
 }
 
@@ -320,7 +347,9 @@ func mkdirAll(missing []string, dir string) ([]string, error) {
 }
 
 // writeIntent replaces the lock file's content with dirs, one per line,
-// and syncs it; nil empties it.
+// and syncs it; nil empties it. The lock file lives in a directory only
+// root can write (see openOwnLock), and what is read back is checked again
+// (removeDirs).
 func writeIntent(lock *os.File, dirs []string) error {
 	if err := lock.Truncate(0); err != nil {
 		return fmt.Errorf("writing the lock file: %w", err)
@@ -335,47 +364,60 @@ func writeIntent(lock *os.File, dirs []string) error {
 	return lock.Sync()
 }
 
-// readIntentFile reads the directories a killed run may have made; a
-// line cut short by the kill is ignored.
-func readIntentFile(path string) []string {
-	data, err := os.ReadFile(path)
+// readIntent reads the directories a killed run may have made; a line cut
+// short by the kill is ignored.
+func readIntent(lock *os.File) []string {
+	data, err := io.ReadAll(io.NewSectionReader(lock, 0, 1<<20))
 	if err != nil {
 		return nil
 	}
-	lines := strings.SplitAfter(string(data), "\n")
 	var dirs []string
-	for _, l := range lines {
+	for _, l := range strings.SplitAfter(string(data), "\n") {
 		if strings.HasSuffix(l, "\n") && filepath.IsAbs(strings.TrimSpace(l)) {
-			dirs = append(dirs, strings.TrimSuffix(l, "\n"))
+			dirs = append(dirs, filepath.Clean(strings.TrimSuffix(l, "\n")))
 		}
 	}
 	return dirs
 }
 
-// takeLock takes an exclusive flock on path, creating it (and its
-// directory) if needed. The lock lives in the node's lock directory, the one
-// place a run that changes files leaves a file it did not mean to change.
-func takeLock(path string) (*os.File, error) {
-	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
-		return nil, fmt.Errorf("creating the lock directory: %w", err)
+// readIntentFile reads the intent without the lock, to decide whether
+// recovery is needed at all; a lock that is not safe to open counts as
+// "something to do", so that the locked path reports it.
+func readIntentFile(opts Options) []string {
+	if _, err := os.Lstat(opts.LockFile); errors.Is(err, fs.ErrNotExist) {
+		return nil
 	}
-	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
+	f, err := openOwnLock(opts.LockFile)
 	if err != nil {
-		return nil, fmt.Errorf("opening the lock %s: %w", path, err)
+		return []string{opts.LockFile}
 	}
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB)
-		if err == nil {
-			return f, nil
-		}
-		if !errors.Is(err, syscall.EWOULDBLOCK) || time.Now().After(deadline) {
-			f.Close()
-			return nil, fmt.Errorf("locking %s: another nodejoin program holds it: %w", path, err)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	defer f.Close()
+	return readIntent(f)
 }
 
-// Lock takes another lock file the same way (e.g. Ganeti's ssconf lock).
-func Lock(path string) (*os.File, error) { return takeLock(path) }
+// takeLock opens nodejoin's own lock (see openOwnLock) and waits for it.
+func takeLock(ctx context.Context, opts Options) (*os.File, error) {
+	f, err := openOwnLock(opts.LockFile)
+	if err != nil {
+		return nil, err
+	}
+	if err := waitLock(ctx, opts.Log, f); err != nil {
+		f.Close()
+		return nil, cli.Hint(err, "another nodejoin program is changing this node; run again when it has finished")
+	}
+	return f, nil
+}
+
+// Lock takes another lock file (e.g. Ganeti's ssconf lock), waiting up to
+// LockWait or until ctx ends. The file is only locked, never written.
+func Lock(ctx context.Context, log *slog.Logger, path string) (*os.File, error) {
+	f, err := openForeignLock(path)
+	if err != nil {
+		return nil, err
+	}
+	if err := waitLock(ctx, log, f); err != nil {
+		f.Close()
+		return nil, err
+	}
+	return f, nil
+}

@@ -2,13 +2,17 @@ package txn
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"io/fs"
 	"log/slog"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"syscall"
 	"testing"
+	"time"
 )
 
 // testOptions makes root look like a node's root: its lock directory exists.
@@ -18,7 +22,7 @@ func testOptions(t *testing.T, root string, restarts *[]string) Options {
 	}
 	return Options{
 		StateDir: filepath.Join(root, "var/lib/nodejoin"),
-		LockFile: filepath.Join(root, "var/lock/nodejoin.lock"),
+		LockFile: filepath.Join(root, "var/lock/nodejoin/nodejoin.lock"),
 		Log:      slog.New(slog.NewTextHandler(&strings.Builder{}, nil)),
 		Restart: func(_ context.Context, argv []string) error {
 			*restarts = append(*restarts, strings.Join(argv, " "))
@@ -119,7 +123,7 @@ func TestCommitAndBackups(t *testing.T) {
 	key := item(root, "etc/key", "new key", 0o600)
 	key.KeepBackup = true
 	items := []Item{key, item(root, "etc/conf", "new conf", 0o644), item(root, "etc/new", "x", 0o444)}
-	changes, err := Diff(items)
+	changes, err := Diff(root, items)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -158,7 +162,7 @@ func TestCommitAndBackups(t *testing.T) {
 		t.Errorf("the state directory remains after commit: %v", err)
 	}
 	// The same items again: nothing to do.
-	changes, _ = Diff(items)
+	changes, _ = Diff(root, items)
 	if Changed(changes) {
 		t.Errorf("second diff has changes: %+v", changes)
 	}
@@ -187,7 +191,7 @@ func TestRollbackRestoresTree(t *testing.T) {
 		UID: os.Geteuid(), GID: os.Getegid()}
 	key := item(root, "etc/ssh/key", "new", 0o600)
 	key.KeepBackup = true
-	changes, err := Diff([]Item{dir, key, item(root, "home/.ssh/id", "id", 0o600)})
+	changes, err := Diff(root, []Item{dir, key, item(root, "home/.ssh/id", "id", 0o600)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -219,14 +223,14 @@ func TestRecover(t *testing.T) {
 	if err := Recover(context.Background(), opts); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := os.Stat(filepath.Join(root, "var/lock/nodejoin.lock")); !os.IsNotExist(err) {
+	if _, err := os.Stat(filepath.Join(root, "var/lock/nodejoin")); !os.IsNotExist(err) {
 		t.Fatalf("Recover without a journal wrote something: %v", err)
 	}
 	if err := os.WriteFile(filepath.Join(root, "f"), []byte("old"), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	before := snapshot(t, root)
-	changes, _ := Diff([]Item{item(root, "f", "new", 0o600), item(root, "g", "new", 0o600)})
+	changes, _ := Diff(root, []Item{item(root, "f", "new", 0o600), item(root, "g", "new", 0o600)})
 	tx, err := Begin(context.Background(), opts)
 	if err != nil {
 		t.Fatal(err)
@@ -252,8 +256,89 @@ func TestNotRegular(t *testing.T) {
 	if err := os.Symlink("/etc/passwd", filepath.Join(root, "link")); err != nil {
 		t.Fatal(err)
 	}
-	_, err := Diff([]Item{item(root, "link", "x", 0o600)})
+	_, err := Diff(root, []Item{item(root, "link", "x", 0o600)})
 	if err == nil || err.Error() != "/link: exists and is not a regular file" {
 		t.Errorf("got %v", err)
+	}
+}
+
+// A lock held by another process: Begin says which process, and returns
+// as soon as its context ends.
+func TestLockWaitHonoursContext(t *testing.T) {
+	if _, err := exec.LookPath("flock"); err != nil {
+		t.Skip("needs flock(1)")
+	}
+	root := t.TempDir()
+	var restarts []string
+	opts := testOptions(t, root, &restarts)
+	if err := os.MkdirAll(filepath.Dir(opts.LockFile), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(opts.LockFile, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	holder := exec.Command("flock", "--exclusive", "--no-fork", opts.LockFile, "sleep", "60")
+	if err := holder.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = holder.Process.Kill(); _ = holder.Wait() }()
+	for i := 0; !strings.Contains(readLocks(), fmt.Sprintf(" %d ", holder.Process.Pid)); i++ {
+		if i > 1000 {
+			t.Fatal("flock did not take the lock")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	time.AfterFunc(100*time.Millisecond, cancel)
+	_, err := Begin(ctx, opts)
+	want := fmt.Sprintf("locking %s: held by process %d (sleep): context canceled", opts.LockFile, holder.Process.Pid)
+	if err == nil || err.Error() != want || !errors.Is(err, context.Canceled) {
+		t.Errorf("got %v, want %s", err, want)
+	}
+}
+
+func readLocks() string {
+	b, _ := os.ReadFile("/proc/locks")
+	return string(b)
+}
+
+// The lock file's intent lines remove only empty directories that are
+// levels of the state directory: never a file, never anything else.
+func TestIntentRemovesOnlyStateDirLevels(t *testing.T) {
+	root := t.TempDir()
+	var restarts []string
+	opts := testOptions(t, root, &restarts)
+	precious := filepath.Join(root, "precious")
+	other := filepath.Join(root, "other")
+	parent := filepath.Dir(opts.StateDir) // var/lib, made by the "killed" run
+	for _, d := range []string{other, opts.StateDir} {
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.WriteFile(precious, []byte("x"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(parent, "file"), []byte("x"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	lock, err := openOwnLock(opts.LockFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := writeIntent(lock, []string{precious, other, parent, opts.StateDir, filepath.Join(parent, "file")}); err != nil {
+		t.Fatal(err)
+	}
+	lock.Close()
+	if err := Recover(context.Background(), opts); err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range []string{precious, other, parent, filepath.Join(parent, "file")} {
+		if _, err := os.Lstat(p); err != nil {
+			t.Errorf("%s was removed: %v", p, err)
+		}
+	}
+	if _, err := os.Lstat(opts.StateDir); !os.IsNotExist(err) {
+		t.Errorf("the empty state directory remains: %v", err)
 	}
 }

@@ -2,34 +2,50 @@ package txn
 
 import (
 	"crypto/rand"
+	"errors"
 	"fmt"
 	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
+	"strings"
+	"syscall"
 	"time"
+
+	"golang.org/x/sys/unix"
 
 	"github.com/google/renameio/v2"
 )
 
 // writeAtomic writes data to path with the given mode and owner (uid -1:
-// keep the writer's). The temporary file is created 0600 and given its final
-// mode and owner before the first byte, so a secret is never readable by
-// others, not even for an instant. renameio.WriteFile is not used: it keeps
-// an existing target's mode, even a looser one.
+// keep the writer's), in path's directory as the system resolves it: for
+// the journal and the master's records. A node file goes through
+// writeItem, which pins its directory first.
+func writeAtomic(path string, data []byte, mode fs.FileMode, uid, gid int, secret bool) error {
+	dir, err := os.OpenRoot(filepath.Dir(path))
+	if err != nil {
+		return err
+	}
+	defer func() { _ = dir.Close() }()
+	return writeIn(dir, filepath.Base(path), path, data, mode, uid, gid, secret)
+}
+
+// writeIn writes data to name in dir. The temporary file is created 0600
+// and given its final mode and owner before the first byte, so a secret is
+// never readable by others, not even for an instant. renameio.WriteFile is
+// not used: it keeps an existing target's mode, even a looser one.
 //
 // A secret whose final mode lets its group read it (Ganeti's 0440 for
 // server.pem, client.pem and hmac.key) is the one exception: its temporary
 // file stays 0600 and the mode is set once it is in place, so that no
 // temporary copy of a key is ever readable by anyone but its owner.
-func writeAtomic(path string, data []byte, mode fs.FileMode, uid, gid int, secret bool) error {
+func writeIn(dir *os.Root, name, path string, data []byte, mode fs.FileMode, uid, gid int, secret bool) error {
 	tempMode := mode
 	if secret {
 		tempMode = mode & 0o700
 	}
 	crashpoint("create temporary file for " + path)
-	t, err := renameio.NewPendingFile(path, renameio.WithTempDir(filepath.Dir(path)),
-		renameio.WithStaticPermissions(tempMode))
+	t, err := renameio.NewPendingFile(name, renameio.WithRoot(dir), renameio.WithStaticPermissions(tempMode))
 	if err != nil {
 		return err
 	}
@@ -48,27 +64,113 @@ func writeAtomic(path string, data []byte, mode fs.FileMode, uid, gid int, secre
 	}
 	if tempMode != mode {
 		crashpoint("set the mode of " + path)
-		if err := os.Chmod(path, mode); err != nil {
+		if err := dir.Chmod(name, mode); err != nil {
 			return err
 		}
 	}
 	// renameio gives atomicity, not durability: the rename itself lives in
 	// the directory, which must be synced too.
-	return syncDir(filepath.Dir(path))
+	return syncRoot(dir)
 }
 
-// copyToBackup copies the regular file src to a new 0600 file dst.
+// pinDir opens dir, a real path with no symbolic link in it (Resolve made
+// it so), one component at a time without following links: if a directory
+// on the way was replaced by a link since the plan was made (by someone
+// who can write its parent, such as a login user in their home), the write
+// fails instead of following it. Everything is then done relative to the
+// pinned directory.
+func pinDir(dir string) (*os.Root, error) {
+	fd, err := unix.Open("/", unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return nil, &fs.PathError{Op: "open", Path: "/", Err: err}
+	}
+	for _, c := range strings.Split(strings.Trim(filepath.Clean(dir), "/"), "/") {
+		if c == "" {
+			continue
+		}
+		next, err := unix.Openat(fd, c, unix.O_PATH|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+		_ = unix.Close(fd)
+		if errors.Is(err, unix.ELOOP) || errors.Is(err, unix.ENOTDIR) {
+			return nil, fmt.Errorf("%s: %w", dir, ErrChanged)
+		}
+		if err != nil {
+			return nil, &fs.PathError{Op: "open", Path: dir, Err: err}
+		}
+		fd = next
+	}
+	defer func() { _ = unix.Close(fd) }()
+	// os.Root opens by name; it is the pinned directory only if it is the
+	// same inode, which it then holds open.
+	r, err := os.OpenRoot(dir)
+	if err != nil {
+		return nil, err
+	}
+	var pinned unix.Stat_t
+	fi, err := r.Stat(".")
+	if err == nil {
+		err = unix.Fstat(fd, &pinned)
+	}
+	if err != nil {
+		_ = r.Close()
+		return nil, err
+	}
+	if st := fi.Sys().(*syscall.Stat_t); st.Dev != pinned.Dev || st.Ino != pinned.Ino {
+		_ = r.Close()
+		return nil, fmt.Errorf("%s: %w", dir, ErrChanged)
+	}
+	return r, nil
+}
+
+// ErrChanged is a directory that became a symbolic link between the plan
+// and the write.
+var ErrChanged = errors.New("a directory on the way was replaced by a symbolic link since it was checked")
+
+// writeItem writes a node file in its pinned directory; a target that is
+// there must still be a regular file (it is replaced, never followed).
+func writeItem(path string, data []byte, mode fs.FileMode, uid, gid int, secret bool) error {
+	dir, err := pinDir(filepath.Dir(path))
+	if err != nil {
+		return err
+	}
+	defer func() { _ = dir.Close() }()
+	return writeIn(dir, filepath.Base(path), path, data, mode, uid, gid, secret)
+}
+
+// copyToBackup copies the regular file src to a new 0600 file dst in the
+// same directory, without following a link put in src's place.
 func copyToBackup(src, dst string) error {
-	f, err := os.Open(src)
+	dir, err := pinDir(filepath.Dir(src))
+	if err != nil {
+		return err
+	}
+	defer func() { _ = dir.Close() }()
+	f, err := dir.OpenFile(filepath.Base(src), os.O_RDONLY|syscall.O_NOFOLLOW|syscall.O_NONBLOCK, 0)
 	if err != nil {
 		return err
 	}
 	defer f.Close()
+	if fi, err := f.Stat(); err != nil {
+		return err
+	} else if !fi.Mode().IsRegular() {
+		return ErrNotRegular
+	}
 	data, err := io.ReadAll(f)
 	if err != nil {
 		return err
 	}
-	return writeAtomic(dst, data, 0o600, -1, -1, true)
+	return writeIn(dir, filepath.Base(dst), dst, data, 0o600, -1, -1, true)
+}
+
+func syncRoot(dir *os.Root) error {
+	d, err := dir.Open(".")
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	if err := d.Sync(); err != nil {
+		return fmt.Errorf("syncing directory %s: %w", dir.Name(), err)
+	}
+	return nil
 }
 
 func syncDir(dir string) error {
