@@ -2,7 +2,8 @@
 # install-deps.sh installs the Debian packages that the tests and the demo
 # need, when they are missing: a real OpenSSH sshd for the QA hosts, ip(8) and
 # unshare(1) for the namespaces, openssl(1) for the certificate interop tests, curl(1) for the QA checks
-# of the node daemon over TLS.
+# of the node daemon over TLS, etcd(1) for the slot store's tests against
+# three real members (internal/master/slotstore).
 # It needs root only when something is missing.
 set -eu
 need=""
@@ -13,6 +14,7 @@ command -v unshare >/dev/null 2>&1 || need="$need util-linux"
 command -v git >/dev/null 2>&1 || need="$need git"
 command -v openssl >/dev/null 2>&1 || need="$need openssl"
 command -v curl >/dev/null 2>&1 || need="$need curl"
+command -v etcd >/dev/null 2>&1 || need="$need etcd-server"
 [ -z "$need" ] && exit 0
 if [ "$(id -u)" -ne 0 ]; then
 	echo "install-deps.sh: missing Debian packages:$need (run as root to install them)" >&2
