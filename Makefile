@@ -21,14 +21,16 @@ lint:
 	$(GO) tool -modfile=tools/go.mod staticcheck ./...
 	$(GO) tool -modfile=tools/go.mod golangci-lint run ./...
 
+# tools/leftovers.sh gives the run a private TMPDIR and fails if anything is
+# left there, in the host's nodejoin paths or under nodejoin's names in /tmp.
 unit:
-	$(GO) test -count=1 ./...
+	./tools/leftovers.sh $(GO) test -count=1 ./...
 
 qa:
 	$(GO) test -count=1 -v ./qa/...
 
 fuzz:
-	./tools/fuzz.sh 5s
+	./tools/leftovers.sh ./tools/fuzz.sh 5s
 
 # The README's "run the main job": a master and three nodes on namespace
 # hosts, joined with node-add, then torn down (root; qa/demo).

@@ -10,6 +10,8 @@ import (
 	"sync"
 
 	"github.com/santhosh-tekuri/jsonschema/v5"
+
+	"github.com/nodejoin/nodejoin/lib/jsondoc"
 )
 
 //go:embed *.json
@@ -57,6 +59,7 @@ func compile(name string) (*jsonschema.Schema, error) {
 	}
 	c := jsonschema.NewCompiler()
 	c.Draft = jsonschema.Draft2020
+	jsondoc.AddFormats(c)
 	for _, e := range entries {
 		data, err := files.ReadFile(e.Name())
 		if err != nil {

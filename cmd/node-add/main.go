@@ -6,6 +6,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"net"
 	"os"
 	"os/signal"
 	"strings"
@@ -97,6 +98,9 @@ func run(env *cli.Env, args []string) error {
 			return cli.Usagef("node %s is given twice", n)
 		}
 		seen[n] = true
+		if err := cluster.CheckName(n); err != nil && net.ParseIP(n) == nil {
+			return cli.Reject("", "%v", err) // before any connection or lookup
+		}
 	}
 	c, err := cluster.Open(f.root)
 	if err != nil {

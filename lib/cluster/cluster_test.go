@@ -116,7 +116,7 @@ func TestInitRejects(t *testing.T) {
 		o       InitOptions
 		wantErr string
 	}{
-		{InitOptions{ClusterName: "bad_name"}, `invalid input: --cluster-name: "bad_name" is not a valid host name`},
+		{InitOptions{ClusterName: "bad_name"}, `invalid input: --cluster-name: "bad_name" is not a valid host name: byte 3 ('_') is not a letter, digit, '-' or '.'`},
 		{InitOptions{ClusterName: "c1", MasterNode: "m", MasterIP: "300.1.1.1"}, `invalid input: --master-ip: "300.1.1.1" is not an IP address`},
 		{InitOptions{ClusterName: "c1", MasterNode: "m", SSHKeyType: "dsa"}, `invalid input: --ssh-key-type: "dsa" is not one of rsa, ecdsa, ed25519`},
 		{InitOptions{ClusterName: "c1", MasterNode: "m", SSHKeyType: "rsa", SSHKeyBits: 1024}, `invalid input: --ssh-key-bits: rsa keys must have 2048 to 16384 bits, not 1024`},

@@ -12,6 +12,7 @@ import (
 	"strings"
 
 	"github.com/nodejoin/nodejoin/lib/certs"
+	"github.com/nodejoin/nodejoin/lib/hostname"
 	"github.com/nodejoin/nodejoin/lib/nodeconf"
 	"github.com/nodejoin/nodejoin/lib/ssconf"
 )
@@ -57,12 +58,11 @@ type Cluster struct {
 // ErrNoCluster is returned by Open when the master has no cluster.
 var ErrNoCluster = errors.New("no cluster on this master")
 
-var nameRE = regexp.MustCompile(`^[A-Za-z0-9]([A-Za-z0-9-]{0,62})(\.[A-Za-z0-9]([A-Za-z0-9-]{0,62}))*\.?$`)
-
-// CheckName refuses what is not a host or cluster name.
+// CheckName refuses what is not a host or cluster name, by the rule the
+// node-side documents' schemas assert (lib/hostname).
 func CheckName(name string) error {
-	if len(name) > 253 || !nameRE.MatchString(name) {
-		return fmt.Errorf("%q is not a valid host name", name)
+	if err := hostname.Check(name); err != nil {
+		return fmt.Errorf("%q is not a valid host name: %w", name, err)
 	}
 	return nil
 }

@@ -81,6 +81,51 @@ func TestDecodeErrors(t *testing.T) {
 	}
 }
 
+// Cluster and node names are host names in every document that has them:
+// they go into ssconf files, certificate subjects and known_hosts lines.
+func TestDecodeNames(t *testing.T) {
+	setup := func(cluster, node string) string {
+		return `{"cluster_name": "` + cluster + `", "node_daemon_certificate": "x", "hmac_key": "k",
+		  "ssconf": {"cluster_name": "c1.example.org"}, "node_name": "` + node + `"}`
+	}
+	decoders := map[string]func(string) error{
+		"prepare": func(in string) error { _, err := DecodePrepare(strings.NewReader(in)); return err },
+		"setup":   func(in string) error { _, err := DecodeDaemonSetup(strings.NewReader(in)); return err },
+		"ssconf":  func(in string) error { _, err := DecodeSsconfUpdate(strings.NewReader(in)); return err },
+	}
+	for _, tc := range []struct{ name, decoder, in, want string }{
+		{"prepare ok", "prepare", `{"cluster_name": "c1.example.org"}`, ""},
+		{"prepare NUL", "prepare", `{"cluster_name": "c1\u0000.example.org"}`,
+			"invalid input: /cluster_name: not a host name: byte 2 (0x00) is not a letter, digit, '-' or '.'"},
+		{"prepare newline", "prepare", `{"cluster_name": "c1.example.org\nmaster_node"}`,
+			"invalid input: /cluster_name: not a host name: byte 14 (0x0a) is not a letter, digit, '-' or '.'"},
+		{"prepare empty", "prepare", `{"cluster_name": ""}`, "invalid input: /cluster_name: not a host name: empty"},
+		{"prepare trailing dot", "prepare", `{"cluster_name": "c1.example.org."}`,
+			"invalid input: /cluster_name: not a host name: must not end with '.'"},
+		{"setup ok", "setup", setup("c1.example.org", "node1.c1.example.org"), ""},
+		{"setup CN", "setup", setup("c1.example.org", "node1/CN=master.c1.example.org"),
+			"invalid input: /node_name: not a host name: byte 5 ('/') is not a letter, digit, '-' or '.'"},
+		{"setup slash", "setup", setup("c1/example.org", "node1"),
+			"invalid input: /cluster_name: not a host name: byte 2 ('/') is not a letter, digit, '-' or '.'"},
+		{"setup long", "setup", setup("c1.example.org", strings.Repeat("a.", 127)),
+			"invalid input: /node_name: not a host name: longer than 253 bytes"},
+		{"setup hyphen", "setup", setup("c1.example.org", "node1-"),
+			"invalid input: /node_name: not a host name: label 1 ends with '-'"},
+		{"ssconf", "ssconf", `{"cluster_name": "c1..org", "ssconf": {"cluster_name": "c1..org"}}`,
+			"invalid input: /cluster_name: not a host name: label 2 is empty"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			got := ""
+			if err := decoders[tc.decoder](tc.in); err != nil {
+				got = err.Error()
+			}
+			if got != tc.want {
+				t.Errorf("got %q\nwant %q", got, tc.want)
+			}
+		})
+	}
+}
+
 func FuzzDecodePrepare(f *testing.F) {
 	f.Add([]byte(ganetiPrepare))
 	f.Add([]byte(`{"cluster_name": "c", "ssh_key_type": "ed25519"}`))

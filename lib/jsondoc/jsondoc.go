@@ -13,6 +13,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"path"
 	"sort"
 	"strconv"
 	"strings"
@@ -21,10 +22,19 @@ import (
 	"github.com/santhosh-tekuri/jsonschema/v5"
 
 	"github.com/nodejoin/nodejoin/lib/cli"
+	"github.com/nodejoin/nodejoin/lib/hostname"
 )
 
-// MaxSize is the largest document accepted (1 MiB).
-const MaxSize = 1 << 20
+// Limits of a document, far above any real one (the deepest is three
+// levels deep; the largest, the authorized_keys of a cluster of a few
+// hundred nodes, holds about a thousand values), so that a hostile document
+// cannot make a program or noded spend more than a bounded multiple of its
+// size: the schema validator allocates about a kilobyte per bad value.
+const (
+	MaxSize   = 1 << 20 // bytes
+	MaxDepth  = 64      // levels of arrays and objects
+	MaxValues = 1 << 14 // values of every kind, containers included
+)
 
 // Decode reads r to its end and decodes the document into v after checking
 // it against schema. v must be a pointer to a struct whose fields cover the
@@ -56,7 +66,7 @@ func DecodeBytes(data []byte, schema *jsonschema.Schema, v any) error {
 	if err := schema.Validate(doc); err != nil {
 		var ve *jsonschema.ValidationError
 		if errors.As(err, &ve) {
-			return &cli.RejectedError{Problems: leafProblems(ve)}
+			return &cli.RejectedError{Problems: leafProblems(ve, doc)}
 		}
 		return fmt.Errorf("checking the schema: %w", err)
 	}
@@ -68,6 +78,85 @@ func DecodeBytes(data []byte, schema *jsonschema.Schema, v any) error {
 		return cli.Reject("", "%v", err)
 	}
 	return nil
+}
+
+// formats are the string formats the schemas use, each with the check that
+// says why a value is not of it. The validator's own message quotes the
+// value, so it is never shown.
+var formats = map[string]struct {
+	noun  string
+	check func(string) error
+}{
+	"hostname": {"a host name", hostname.Check},
+}
+
+// AddFormats makes c assert the formats the schemas use, with the same
+// checks that explain a refusal.
+func AddFormats(c *jsonschema.Compiler) {
+	c.AssertFormat = true
+	for name, f := range formats {
+		c.Formats[name] = func(v any) bool {
+			s, ok := v.(string)
+			return !ok || f.check(s) == nil
+		}
+	}
+}
+
+// formatProblem explains a value that is not of its format, from the value
+// at the error's location in doc. The validator's message ends in the
+// format's name: "<value> is not valid 'hostname'".
+func formatProblem(e *jsonschema.ValidationError, doc any) cli.Problem {
+	name := e.Message[strings.LastIndex(e.Message, " ")+1:]
+	name = strings.Trim(name, "'")
+	if f, ok := formats[name]; ok {
+		if s, ok := lookup(doc, e.InstanceLocation).(string); ok {
+			if err := f.check(s); err != nil {
+				return cli.Problem{Where: e.InstanceLocation, What: fmt.Sprintf("not %s: %v", f.noun, err)}
+			}
+		}
+	}
+	return cli.Problem{Where: e.InstanceLocation, What: "not of the format " + strconv.Quote(name)}
+}
+
+// lookup is the value at the JSON pointer ptr in doc, or nil.
+func lookup(doc any, ptr string) any {
+	if ptr == "" {
+		return doc
+	}
+	v := doc
+	for _, seg := range strings.Split(ptr[1:], "/") {
+		seg = pointerUnescaper.Replace(seg)
+		switch t := v.(type) {
+		case map[string]any:
+			v = t[seg]
+		case []any:
+			i, err := strconv.Atoi(seg)
+			if err != nil || i < 0 || i >= len(t) {
+				return nil
+			}
+			v = t[i]
+		default:
+			return nil
+		}
+	}
+	return v
+}
+
+// InFile names the file a rejected document came from: each problem's
+// location becomes "file:/pointer", or the file alone for a problem of the
+// whole document. Other errors are returned as they are.
+func InFile(err error, file string) error {
+	var rej *cli.RejectedError
+	if errors.As(err, &rej) {
+		for i, p := range rej.Problems {
+			if p.Where == "" {
+				rej.Problems[i].Where = file
+			} else {
+				rej.Problems[i].Where = file + ":" + p.Where
+			}
+		}
+	}
+	return err
 }
 
 func invalidUTF8At(data []byte) int {
@@ -83,12 +172,14 @@ func invalidUTF8At(data []byte) int {
 
 // parse decodes data into the generic form the schema validator takes
 // (json.Number for numbers), rejecting duplicate keys and trailing data,
-// which encoding/json would accept (last key wins).
+// which encoding/json would accept (last key wins), and documents nested
+// deeper than MaxDepth or holding more than MaxValues values, before the
+// validator (which walks every value) sees them.
 func parse(data []byte) (any, error) {
 	dec := json.NewDecoder(bytes.NewReader(data))
 	dec.UseNumber()
 	p := &parser{dec: dec, data: data}
-	v, err := p.value("")
+	v, err := p.value()
 	if err != nil {
 		return nil, err
 	}
@@ -99,12 +190,39 @@ func parse(data []byte) (any, error) {
 	return v, nil
 }
 
+// parser walks the tokens of one document. It keeps where it is as a stack
+// of path segments and joins them into a JSON pointer only to report an
+// error: a pointer string per value would cost memory in the square of the
+// depth.
 type parser struct {
-	dec  *json.Decoder
-	data []byte
+	dec    *json.Decoder
+	data   []byte
+	path   []segment
+	values int
+}
+
+// segment is one step of a JSON pointer: an object key, or an array index
+// when key is nil.
+type segment struct {
+	key   *string
+	index int
 }
 
 func (p *parser) offset() int64 { return p.dec.InputOffset() }
+
+// pointer is the JSON pointer of the value the parser is in, plus next.
+func (p *parser) pointer(next ...segment) string {
+	var b strings.Builder
+	for _, s := range append(p.path, next...) {
+		b.WriteByte('/')
+		if s.key != nil {
+			b.WriteString(escapePointer(*s.key))
+		} else {
+			b.WriteString(strconv.Itoa(s.index))
+		}
+	}
+	return b.String()
+}
 
 func (p *parser) syntaxError(err error) error {
 	if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
@@ -112,7 +230,8 @@ func (p *parser) syntaxError(err error) error {
 	}
 	// The token reader's offsets lag behind; a plain decode of the same
 	// bytes points at the offending character. Its text quotes input
-	// characters, so only the position is kept.
+	// characters, so only the position is kept. (Unmarshal checks the
+	// whole input before it builds anything.)
 	off := p.offset()
 	var v any
 	var se *json.SyntaxError
@@ -125,7 +244,11 @@ func (p *parser) syntaxError(err error) error {
 
 // skipSpace moves off past JSON whitespace, to the token it points at.
 func skipSpace(data []byte, off int64) int64 {
-	for off < int64(len(data)) && strings.IndexByte(" \t\r\n", data[off]) >= 0 {
+	return skip(data, off, " \t\r\n")
+}
+
+func skip(data []byte, off int64, chars string) int64 {
+	for off < int64(len(data)) && strings.IndexByte(chars, data[off]) >= 0 {
 		off++
 	}
 	return off
@@ -141,64 +264,79 @@ func lineCol(data []byte, off int64) (int, int) {
 	return line, col
 }
 
-func (p *parser) value(ptr string) (any, error) {
+func (p *parser) value() (any, error) {
+	// The token starts after the separators that precede it.
+	start := skip(p.data, p.offset(), " \t\r\n,:")
 	tok, err := p.dec.Token()
 	if err != nil {
 		return nil, p.syntaxError(err)
 	}
-	switch t := tok.(type) {
-	case json.Delim:
-		switch t {
-		case '{':
-			obj := map[string]any{}
-			for p.dec.More() {
-				kt, err := p.dec.Token()
-				if err != nil {
-					return nil, p.syntaxError(err)
-				}
-				k := kt.(string)
-				kp := ptr + "/" + escapePointer(k)
-				if _, dup := obj[k]; dup {
-					return nil, cli.Reject(kp, "duplicate key")
-				}
-				v, err := p.value(kp)
-				if err != nil {
-					return nil, err
-				}
-				obj[k] = v
-			}
-			if _, err := p.dec.Token(); err != nil {
-				return nil, p.syntaxError(err)
-			}
-			return obj, nil
-		case '[':
-			arr := []any{}
-			for i := 0; p.dec.More(); i++ {
-				v, err := p.value(ptr + "/" + strconv.Itoa(i))
-				if err != nil {
-					return nil, err
-				}
-				arr = append(arr, v)
-			}
-			if _, err := p.dec.Token(); err != nil {
-				return nil, p.syntaxError(err)
-			}
-			return arr, nil
-		}
-		return nil, p.syntaxError(errors.New("unexpected delimiter"))
-	default:
-		return t, nil
+	if p.values++; p.values > MaxValues {
+		return nil, cli.Reject("", "byte %d: more than %d values in the document", start, MaxValues)
 	}
+	t, ok := tok.(json.Delim)
+	if !ok {
+		return tok, nil
+	}
+	if len(p.path) >= MaxDepth {
+		return nil, cli.Reject("", "byte %d: arrays and objects nest deeper than %d levels", start, MaxDepth)
+	}
+	switch t {
+	case '{':
+		obj := map[string]any{}
+		for p.dec.More() {
+			kt, err := p.dec.Token()
+			if err != nil {
+				return nil, p.syntaxError(err)
+			}
+			k := kt.(string)
+			if _, dup := obj[k]; dup {
+				return nil, cli.Reject(p.pointer(segment{key: &k}), "duplicate key")
+			}
+			p.path = append(p.path, segment{key: &k})
+			v, err := p.value()
+			if err != nil {
+				return nil, err
+			}
+			p.path = p.path[:len(p.path)-1]
+			obj[k] = v
+		}
+		if _, err := p.dec.Token(); err != nil {
+			return nil, p.syntaxError(err)
+		}
+		return obj, nil
+	case '[':
+		arr := []any{}
+		for i := 0; p.dec.More(); i++ {
+			p.path = append(p.path, segment{index: i})
+			v, err := p.value()
+			if err != nil {
+				return nil, err
+			}
+			p.path = p.path[:len(p.path)-1]
+			arr = append(arr, v)
+		}
+		if _, err := p.dec.Token(); err != nil {
+			return nil, p.syntaxError(err)
+		}
+		return arr, nil
+	}
+	return nil, p.syntaxError(errors.New("unexpected delimiter"))
 }
 
-func escapePointer(s string) string {
-	return strings.NewReplacer("~", "~0", "/", "~1").Replace(s)
-}
+// pointerEscaper escapes a key for a JSON pointer (RFC 6901); built once,
+// as a Replacer costs kilobytes.
+var (
+	pointerEscaper   = strings.NewReplacer("~", "~0", "/", "~1")
+	pointerUnescaper = strings.NewReplacer("~1", "/", "~0", "~")
+)
+
+func escapePointer(s string) string { return pointerEscaper.Replace(s) }
 
 // leafProblems flattens a validation error to its leaves, one problem each,
 // in a stable order. Messages of missing and unknown properties are turned
 // around to name the property's own pointer.
-func leafProblems(ve *jsonschema.ValidationError) []cli.Problem {
+func leafProblems(ve *jsonschema.ValidationError, doc any) []cli.Problem {
 	var out []cli.Problem
 	var walk func(e *jsonschema.ValidationError)
 	walk = func(e *jsonschema.ValidationError) {
@@ -206,6 +344,10 @@ func leafProblems(ve *jsonschema.ValidationError) []cli.Problem {
 			for _, c := range e.Causes {
 				walk(c)
 			}
+			return
+		}
+		if path.Base(e.KeywordLocation) == "format" {
+			out = append(out, formatProblem(e, doc))
 			return
 		}
 		out = append(out, rephrase(e.InstanceLocation, e.Message)...)
@@ -218,8 +360,16 @@ func leafProblems(ve *jsonschema.ValidationError) []cli.Problem {
 			uniq = append(uniq, p)
 		}
 	}
+	if len(uniq) > maxProblems {
+		more := len(uniq) - maxProblems
+		uniq = append(uniq[:maxProblems], cli.Problem{What: fmt.Sprintf("and %d more problems", more)})
+	}
 	return uniq
 }
+
+// maxProblems is how many schema problems are reported: a document with
+// thousands of bad values gets a short answer.
+const maxProblems = 20
 
 func rephrase(loc, msg string) []cli.Problem {
 	where := loc

@@ -3,6 +3,7 @@ package jsondoc
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 
@@ -20,12 +21,14 @@ const testSchema = `{
     "name": {"type": "string", "minLength": 1},
     "secret": {"type": "string"},
     "n": {"type": "integer", "minimum": 1},
+    "host": {"type": "string", "format": "hostname"},
     "list": {"type": "array", "items": {"enum": ["a", "b"]}}
   }
 }`
 
 type testDoc struct {
 	Name   string   `json:"name"`
+	Host   string   `json:"host"`
 	Secret string   `json:"secret"`
 	N      int      `json:"n"`
 	List   []string `json:"list"`
@@ -33,6 +36,7 @@ type testDoc struct {
 
 func compileTest(t testing.TB) *jsonschema.Schema {
 	c := jsonschema.NewCompiler()
+	AddFormats(c)
 	if err := c.AddResource("https://example.org/test.json", strings.NewReader(testSchema)); err != nil {
 		t.Fatal(err)
 	}
@@ -63,6 +67,26 @@ func TestDecode(t *testing.T) {
 		{"min", `{"name": "x", "n": 0}`, "invalid input: /n: must be >= 1 but found 0"},
 		{"float", `{"name": "x", "n": 1.5}`, "invalid input: /n: expected integer, but got number"},
 		{"several", `{"n": "x"}`, "invalid input: /n: expected integer, but got string\ninvalid input: /name: required key is missing"},
+		// A format's problem says why, without the value.
+		{"host", `{"name": "x", "host": "n1.example.org"}`, ""},
+		{"bad host", `{"name": "x", "host": "n1\u0000/CN=master"}`,
+			"invalid input: /host: not a host name: byte 2 (0x00) is not a letter, digit, '-' or '.'"},
+		{"host type", `{"name": "x", "host": 1}`, "invalid input: /host: expected string, but got number"},
+		// 64 levels are read (and refused by the schema); the 65th is refused
+		// where it opens, before the schema validator walks anything.
+		{"depth 64", `{"name": "x", "list": ` + nest("[", 63) + nest("]", 63) + `}`,
+			"invalid input: /list/0: value must be one of \"a\", \"b\""},
+		{"depth 65", `{"name": "x", "list": ` + nest("[", 64) + nest("]", 64) + `}`,
+			"invalid input: byte 85: arrays and objects nest deeper than 64 levels"},
+		{"deep objects", nest(`{"a":`, 65) + "1" + nest("}", 65),
+			"invalid input: byte 320: arrays and objects nest deeper than 64 levels"},
+		{"deep unclosed", nest("[", 100), "invalid input: byte 64: arrays and objects nest deeper than 64 levels"},
+		// The object, the name, the list and its items are values.
+		{"values", `{"name": "x", "list": [` + strings.Repeat(`"a", `, MaxValues-4) + `"a"]}`, ""},
+		{"too many values", `{"name": "x", "list": [` + strings.Repeat(`"a", `, MaxValues-3) + `"a"]}`,
+			"invalid input: byte 81928: more than 16384 values in the document"},
+		{"many problems", `{"name": "x", "list": [` + strings.Repeat(`"c", `, 30) + `"c"]}`,
+			manyProblems()},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			var d testDoc
@@ -80,6 +104,18 @@ func TestDecode(t *testing.T) {
 			}
 		})
 	}
+}
+
+func nest(s string, n int) string { return strings.Repeat(s, n) }
+
+// manyProblems is the answer to a list of 31 bad values: the first 20 (in
+// the validator's order, sorted by pointer), then a count of the rest.
+func manyProblems() string {
+	var lines []string
+	for _, i := range []int{0, 1, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 2, 20, 21, 22, 23, 24, 25, 26} {
+		lines = append(lines, fmt.Sprintf(`invalid input: /list/%d: value must be one of "a", "b"`, i))
+	}
+	return strings.Join(append(lines, "invalid input: and 11 more problems"), "\n")
 }
 
 func TestDecodeTooLarge(t *testing.T) {
@@ -102,6 +138,7 @@ func TestDecodeNeverEchoes(t *testing.T) {
 		`{"name": "x", "secret": ` + secret + `}`,
 		`{"name": "x", "secret": "` + secret + `"} "` + secret + `"`,
 		`{"name": ["` + secret + `"]}`,
+		`{"name": "x", "host": "` + secret + `_"}`,
 	} {
 		var d testDoc
 		err := DecodeBytes([]byte(in), s, &d)
@@ -114,7 +151,8 @@ func TestDecodeNeverEchoes(t *testing.T) {
 }
 
 func FuzzDecode(f *testing.F) {
-	for _, seed := range []string{`{"name": "x"}`, `{"name": "x", "list": ["a", "b"], "n": 3}`, `{"a":1,"a":2}`, `[]`, `{"name":"\u00e9"}`} {
+	for _, seed := range []string{`{"name": "x"}`, `{"name": "x", "list": ["a", "b"], "n": 3}`, `{"a":1,"a":2}`, `[]`, `{"name":"\u00e9"}`,
+		`{"name": "x", "list": ` + nest("[", 64) + nest("]", 64) + `}`, `{"name": "x", "host": "a..b"}`} {
 		f.Add([]byte(seed))
 	}
 	s := compileTest(f)

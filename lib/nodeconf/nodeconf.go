@@ -150,13 +150,7 @@ func Load(root string) (*Config, error) {
 	}
 	defer f.Close()
 	if err := jsondoc.Decode(f, schemas.Get(schemas.NodeConfig), c); err != nil {
-		var rej *cli.RejectedError
-		if errors.As(err, &rej) {
-			for i := range rej.Problems {
-				rej.Problems[i].Where = File + ":" + rej.Problems[i].Where
-			}
-		}
-		return nil, err
+		return nil, jsondoc.InFile(err, File)
 	}
 	return c, c.fill()
 }

@@ -57,6 +57,10 @@ func TestLoad(t *testing.T) {
 		}},
 		{"weak client key", `{"client_key_bits": 1024}`, "invalid input: /etc/nodejoin/node.json:/client_key_bits: rsa keys must have 2048 to 16384 bits, not 1024", nil},
 		{"ed25519 client key", `{"client_key_type": "ed25519"}`, `invalid input: /etc/nodejoin/node.json:/client_key_type: value must be one of "rsa", "ecdsa"`, nil},
+		// A problem of the whole file is named by the file alone.
+		{"blank", " \n", "invalid input: /etc/nodejoin/node.json: the document is empty; expected one JSON object", nil},
+		{"syntax", `{"data_dir": }`, "invalid input: /etc/nodejoin/node.json: line 1, column 14: not valid JSON", nil},
+		{"not an object", `[]`, "invalid input: /etc/nodejoin/node.json:/: expected object, but got array", nil},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			root := t.TempDir()

@@ -3,6 +3,7 @@ package sshrun
 import (
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -18,7 +19,15 @@ func TestMain(m *testing.M) {
 	if fakessh.IsFake() {
 		os.Exit(fakessh.Main())
 	}
-	os.Exit(m.Run())
+	code := m.Run()
+	// The keys are unencrypted private keys: they go with the test binary.
+	if keysDir != "" {
+		if err := os.RemoveAll(keysDir); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			code = 1
+		}
+	}
+	os.Exit(code)
 }
 
 var (

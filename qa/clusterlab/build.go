@@ -33,10 +33,19 @@ func ModuleRoot() (string, error) {
 	}
 }
 
+// BinEnv names a directory of binaries that Build returns instead of
+// building: a test that runs a lab in a child process builds first and
+// passes it on, so that the child writes no build cache.
+const BinEnv = "NJQA_BIN"
+
 // Build runs ./build.sh once per process and returns the bin directory it
 // filled: the same binaries an operator installs.
 func Build() (string, error) {
 	buildOnce.Do(func() {
+		if dir := os.Getenv(BinEnv); dir != "" {
+			buildDir = dir
+			return
+		}
 		root, err := ModuleRoot()
 		if err != nil {
 			buildErr = err

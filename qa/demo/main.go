@@ -19,13 +19,24 @@ import (
 
 func main() {
 	r := harness.NewProgram("demo")
+	// The machine's directories a program would write (/var/log,
+	// /var/lib/ganeti, /run, ...): each lab host has its own, so the demo
+	// must leave these as they are.
+	before, err := harness.TakeSnapshot()
+	if err != nil {
+		r.Fatalf("recording the machine's directories: %v", err)
+	}
 	demo(r)
 	step("tearing the lab down")
 	r.Teardown()
+	if err := harness.CheckNothingOutside(before); err != nil {
+		r.Errorf("%v", err)
+	}
 	if r.Failed() {
 		os.Exit(1)
 	}
-	fmt.Println("demo: done; nothing is left behind (namespaces, processes, mounts)")
+	fmt.Printf("demo: done; nothing is left behind (namespaces, processes, mounts), and %s are as they were\n",
+		strings.Join(harness.OutsideDirs, " "))
 }
 
 func step(format string, args ...any) {

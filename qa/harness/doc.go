@@ -3,6 +3,13 @@
 // Debian's real OpenSSH sshd with its own /etc/ssh, /root and data
 // directories, and all hosts of a lab share a bridge in a switch namespace.
 //
+// Each host has its own /etc/ssh, /root, /var/lib/ganeti, /etc/ganeti,
+// /var/lib/nodejoin, /etc/nodejoin, /var/log and /usr/local/sbin (bind
+// mounts of its tree in the lab dir, see Host.Path), tmpfs /run, /tmp,
+// /var/tmp and /dev/shm, and sees the rest of the machine read-only: a
+// program that writes elsewhere fails in the host instead of leaving a file
+// on the machine. RunOverlaid and TakeSnapshot check that from outside.
+//
 // Nothing is placed in the root namespace: no interface, address, route or
 // mount. Every name carries a random lab prefix ("nj" + 4 hex digits), so two
 // labs, or the leftovers of a killed run, never collide; Sweep removes such

@@ -307,3 +307,45 @@ func TestLabShareRSAHostKey(t *testing.T) {
 		t.Errorf("ssh to node1 with the shared RSA key printed %q", out)
 	}
 }
+
+// A lab host can write only its own directories: a write elsewhere on the
+// machine fails in the host, and one from outside the hosts shows in a
+// snapshot of OutsideDirs.
+func TestWriteOutsideIsCaught(t *testing.T) {
+	harness.Require(t)
+	t.Parallel()
+	lab := harness.New(t, harness.Options{Nodes: 0})
+	h := lab.Master
+	for _, p := range []string{"/var/cache/njqa-probe", "/usr/share/njqa-probe", "/etc/njqa-probe", "/var/lib/njqa-probe"} {
+		_, stderr, code, err := h.Run(ctx(t), nil, "sh", "-c", "echo x > "+p)
+		if err != nil || code == 0 || !strings.Contains(string(stderr), "Read-only file system") {
+			t.Errorf("writing %s in a host: exit %d, %v, stderr %q; want a read-only file system", p, code, err, stderr)
+		}
+		if _, err := os.Stat(p); err == nil {
+			os.Remove(p)
+			t.Errorf("%s written in a host appeared on the machine", p)
+		}
+	}
+	for _, p := range append(harness.WritableDirs(), "/tmp", "/var/tmp", "/run", "/var/run", "/dev/shm") {
+		probe := p + "/njqa-probe"
+		run(t, h, nil, "sh", "-c", "echo x > "+probe)
+		if _, err := os.Stat(probe); err == nil {
+			os.Remove(probe)
+			t.Errorf("%s written in a host appeared on the machine", probe)
+		}
+	}
+
+	before, err := harness.TakeSnapshot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	probe := "/var/log/njqa-probe-" + lab.Prefix
+	if err := os.WriteFile(probe, []byte("x"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	defer os.Remove(probe)
+	err = harness.CheckNothingOutside(before)
+	if err == nil || !strings.Contains(err.Error(), "\n+ "+probe+" ") {
+		t.Errorf("CheckNothingOutside after writing %s = %v, want it named", probe, err)
+	}
+}

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"net/netip"
 	"os"
 	"os/exec"
@@ -49,9 +50,27 @@ var binds = [][2]string{
 	{"/etc/nodejoin", "etc/nodejoin"},
 	{"/var/lib/nodejoin", "var/lib/nodejoin"},
 	{"/var/lock", "var/lock"},
-	{"/run/lock", "var/lock"}, // Debian: /var/lock -> /run/lock; not mounted twice
+	{"/run/lock", "var/lock"},     // Debian: /var/lock -> /run/lock; not mounted twice
+	{"/etc/ganeti", "etc/ganeti"}, // Ganeti's version links (lib, share) and hooks
+	{"/var/log", "var/log"},       // every log of the host: sshd, noded, Ganeti's daemons
 	{"/usr/local/sbin", "bin"},
 	{"/etc/hosts", "etc/hosts"}, // a file: every lab host by name
+}
+
+// WritableDirs are the host's paths that are its own, bind-mounted from the
+// lab dir (Path maps them there), besides the tmpfs mounts that die with the
+// host: /run (and so /var/run and /var/lock), /tmp, /var/tmp and /dev/shm.
+// Everything else of the real root filesystem is mounted read-only in the
+// host, so that a program that writes anywhere else fails there (EROFS)
+// instead of leaving a file on the machine.
+func WritableDirs() []string {
+	var dirs []string
+	for _, b := range binds {
+		if b[0] != "/run/lock" && b[0] != "/etc/hosts" {
+			dirs = append(dirs, b[0])
+		}
+	}
+	return dirs
 }
 
 // IP returns the host's address on the lab's bridge.
@@ -65,8 +84,8 @@ func (h *Host) InitPID() int { return h.initPID }
 
 // Path returns where the host's path p is on the real filesystem: in the lab
 // dir for the bind-mounted trees (/etc/ssh, /root, /var/lib/ganeti,
-// /etc/nodejoin, /var/lib/nodejoin, /var/lock, /usr/local/sbin) and for
-// /etc/hosts, else through
+// /etc/nodejoin, /var/lib/nodejoin, /var/lock, /etc/ganeti, /var/log,
+// /usr/local/sbin) and for /etc/hosts, else through
 // /proc/<pid 1>/root, which resolves in the host's mount namespace (e.g.
 // /run/sshd.pid) while the host runs.
 func (h *Host) Path(p string) string {
@@ -79,15 +98,17 @@ func (h *Host) Path(p string) string {
 	return fmt.Sprintf("/proc/%d/root%s", h.initPID, p)
 }
 
-func (h *Host) binDir() string  { return filepath.Join(h.dir, "bin") }
-func (h *Host) logPath() string { return filepath.Join(h.dir, "var/log/sshd.log") }
+func (h *Host) binDir() string { return filepath.Join(h.dir, "bin") }
+
+// sshdLog is where the host's sshd logs, in the host.
+const sshdLog = "/var/log/sshd.log"
 
 // prepare builds the host's tree: directories, host keys, sshd config, the
 // helper scripts and, on master, root's SSH key. It runs in the root
 // namespaces on lab-dir paths, before the host exists.
 func (h *Host) prepare() error {
 	for _, d := range []string{"etc/ssh/sshd_config.d", "etc/ssh/ssh_config.d", "root/.ssh", "var/lib/ganeti",
-		"etc/nodejoin", "var/lib/nodejoin", "var/lock", "var/log", "bin"} {
+		"etc/nodejoin", "var/lib/nodejoin", "var/lock", "var/log", "etc/ganeti", "bin"} {
 		if err := os.MkdirAll(filepath.Join(h.dir, d), 0o755); err != nil {
 			return err
 		}
@@ -96,6 +117,18 @@ func (h *Host) prepare() error {
 	for d, mode := range map[string]os.FileMode{"root": 0o700, "root/.ssh": 0o700, "var/lock": os.ModeSticky | 0o777} {
 		if err := os.Chmod(filepath.Join(h.dir, d), mode); err != nil {
 			return err
+		}
+	}
+	// The machine's /var/log directories, empty: packages make theirs at
+	// install time (Ganeti's daemons do not start without /var/log/ganeti).
+	if err := mirrorDirs("/var/log", h.Path("/var/log")); err != nil {
+		return fmt.Errorf("making /var/log: %w", err)
+	}
+	// Ganeti's package puts its version links and hook scripts in
+	// /etc/ganeti; each host gets its own copy, which Ganeti may rewrite.
+	if _, err := os.Stat("/etc/ganeti"); err == nil {
+		if out, err := exec.Command("cp", "-a", "/etc/ganeti/.", h.Path("/etc/ganeti")).CombinedOutput(); err != nil {
+			return fmt.Errorf("copying /etc/ganeti: %s", firstLine(out, err))
 		}
 	}
 	for _, f := range []string{"/etc/ssh/ssh_config", "/etc/ssh/moduli"} {
@@ -130,7 +163,7 @@ func (h *Host) prepare() error {
 		{"/etc/ssh/sshd_config", sshdConfig(h.Name, h.ip.String()), 0o644},
 		{"/etc/hosts", h.lab.hostsFile(), 0o644},
 		{"/root/.ssh/authorized_keys", "", 0o600},
-		{"/usr/local/sbin/nj-restart-sshd", restartScript(h.logPath()), 0o755},
+		{"/usr/local/sbin/nj-restart-sshd", restartScript(sshdLog), 0o755},
 		{"/usr/local/sbin/nj-check-sshd", checkScript, 0o755},
 	}
 	for _, f := range files {
@@ -326,7 +359,7 @@ rm -f /run/sshd.pid`)
 
 // SSHDLog returns what the host's sshd has logged so far.
 func (h *Host) SSHDLog() string {
-	b, _ := os.ReadFile(h.logPath())
+	b, _ := os.ReadFile(h.Path(sshdLog))
 	return string(b)
 }
 
@@ -391,6 +424,31 @@ func (h *Host) InstallBinaries(dir string) error {
 		}
 	}
 	return nil
+}
+
+// mirrorDirs makes under dst every directory under src, with its mode and
+// owner, and no file.
+func mirrorDirs(src, dst string) error {
+	return filepath.WalkDir(src, func(p string, d fs.DirEntry, err error) error {
+		if err != nil || !d.IsDir() {
+			return err
+		}
+		fi, err := d.Info()
+		if err != nil {
+			return err
+		}
+		rel, _ := filepath.Rel(src, p)
+		target := filepath.Join(dst, rel)
+		if err := os.MkdirAll(target, 0o755); err != nil {
+			return err
+		}
+		if st, ok := fi.Sys().(*syscall.Stat_t); ok {
+			if err := os.Lchown(target, int(st.Uid), int(st.Gid)); err != nil {
+				return err
+			}
+		}
+		return os.Chmod(target, fi.Mode().Perm()|fi.Mode()&os.ModeSticky)
+	})
 }
 
 func copyFile(src, dst string, mode os.FileMode) error {

@@ -53,6 +53,20 @@ func (p mountPlan) script() string {
 	for _, bd := range p.binds {
 		w("mount --bind %s %s", shq(bd[0]), shq(bd[1]))
 	}
+	// Scratch space of the host's own, gone with it.
+	for _, d := range []string{"/tmp", "/var/tmp", "/dev/shm"} {
+		w("mount -t tmpfs -o mode=1777 tmpfs %s", d)
+	}
+	// The rest of the machine is read-only here: a write outside the host's
+	// own directories fails where it happens (see WritableDirs), also in the
+	// tmpfs and overlays that only made mount points.
+	w("mount -o remount,bind,ro /")
+	if p.tmpfsVarLib {
+		w("mount -o remount,ro /var/lib")
+	}
+	for _, o := range p.overlays {
+		w("mount -o remount,ro %s", shq(o.dir))
+	}
 	w("echo ready")
 	w("exec sh -c %s </dev/null >/dev/null 2>&1", shq(holderInit))
 	return b.String()
