@@ -492,3 +492,23 @@ func (c *etcdCluster) leader(t *testing.T) *etcdMember {
 	t.Fatal("no leader")
 	return nil
 }
+
+// Without etcd(1) the etcd tests skip, but not in CI, where they fail.
+func TestEtcdMissing(t *testing.T) {
+	exe, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, ci := range []string{"", "true"} {
+		cmd := exec.Command(exe, "-test.run=^TestEtcd$", "-test.v")
+		cmd.Env = append(os.Environ(), "PATH="+t.TempDir(), "CI="+ci)
+		out, err := cmd.CombinedOutput()
+		switch {
+		case ci == "" && (err != nil || !strings.Contains(string(out), "--- SKIP: TestEtcd") ||
+			!strings.Contains(string(out), "etcd: not found (Debian's etcd-server; tools/install-deps.sh installs it)")):
+			t.Fatalf("without CI: %v\n%s", err, out)
+		case ci == "true" && (err == nil || !strings.Contains(string(out), "etcd: not found, and CI=true: tools/install-deps.sh installs etcd-server")):
+			t.Fatalf("with CI=true: %v\n%s", err, out)
+		}
+	}
+}
