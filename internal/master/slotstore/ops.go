@@ -51,7 +51,7 @@ func (s *Store) usable(r *record, secretHash string) error {
 	switch {
 	case !hashMatches(r.SecretHash, secretHash):
 		return ErrWrongSecret
-	case !s.now0().Before(r.Expires):
+	case !s.utcNow().Before(r.Expires):
 		return ErrExpired
 	case r.state() == Spent:
 		return ErrSpent
@@ -65,7 +65,7 @@ func (s *Store) usable(r *record, secretHash string) error {
 // it is removed or remove-stale takes it.
 func (s *Store) consume(r *record, it, cit Item, op string) []Op {
 	if r.Used == 0 {
-		r.Assigned = s.now0()
+		r.Assigned = s.utcNow()
 	}
 	r.Used++
 	r.addOp(op)
@@ -230,7 +230,7 @@ func (s *Store) Report(ctx context.Context, uuid, secret string, rep Report) (Sl
 		if r.PinnedKey != "" && r.PinnedKey != key {
 			return nil, ErrKeyMismatch
 		}
-		now := s.now0()
+		now := s.utcNow()
 		r.PinnedKey = key
 		r.LastSeen = now
 		r.Report = &storedReport{Status: rep.Status, Params: rep.Params, Peer: rep.Peer, ClaimedAddr: rep.ClaimedAddr, RootKey: key, Time: now}

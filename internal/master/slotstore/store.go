@@ -92,7 +92,7 @@ func decodeConfig(v []byte) (configHeader, []byte, error) {
 	return h, v[i+1:], nil
 }
 
-func (s *Store) now0() time.Time { return s.now().UTC() }
+func (s *Store) utcNow() time.Time { return s.now().UTC() }
 
 func (s *Store) loadRecord(ctx context.Context, uuid string) (*record, Item, error) {
 	it, err := s.b.Get(ctx, slotKey(uuid))
@@ -227,7 +227,7 @@ func (s *Store) Add(ctx context.Context, n NewSlot) (Added, error) {
 	} else if n.TTL < time.Second {
 		return Added{}, fmt.Errorf("%w: ttl: %s, want at least 1s", ErrInvalid, n.TTL)
 	}
-	now := s.now0()
+	now := s.utcNow()
 	op := newOpID()
 	r := &record{
 		UUID: n.UUID, NodeName: n.NodeName, Params: n.Params, Dynamic: n.Dynamic,
@@ -360,7 +360,7 @@ func (s *Store) removeWhere(ctx context.Context, stale func(*record, time.Time) 
 	}
 	n := 0
 	for i, r := range rs {
-		if !stale(r, s.now0()) {
+		if !stale(r, s.utcNow()) {
 			continue
 		}
 		uuid, rev := r.UUID, items[i].Rev
@@ -377,7 +377,7 @@ func (s *Store) removeWhere(ctx context.Context, stale func(*record, time.Time) 
 				if err != nil {
 					return nil, err
 				}
-				if !stale(cur, s.now0()) {
+				if !stale(cur, s.utcNow()) {
 					return nil, nil // reported on meanwhile
 				}
 				rev = it.Rev
