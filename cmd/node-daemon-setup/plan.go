@@ -56,9 +56,19 @@ func newPlan(cfg *nodeconf.Config, doc *joindoc.DaemonSetup, made *[]byte) (*app
 
 	p := &apply.Plan{}
 	// Each of these files holds a key: they are secrets.
-	secret := func(np string, data []byte, backup bool) {
+	secret := func(np string, data []byte, uid, gid int, backup bool) {
 		p.Items = append(p.Items, txn.Item{Path: cfg.Path(np), NodePath: np, Data: data, Mode: certMode,
-			UID: os.Geteuid(), GID: os.Getegid(), KeepOwner: true, KeepBackup: backup, Secret: true})
+			UID: uid, GID: gid, KeepOwner: true, KeepBackup: backup, Secret: true})
+	}
+	// Ganeti's tool gives hmac.key and server.pem to its masterd user and
+	// group; client.pem keeps its owner (root), as there.
+	uid, gid := os.Geteuid(), os.Getegid()
+	masterdUID, masterdGID, ganeti, err := cfg.GanetiMasterd()
+	if err != nil {
+		return nil, err
+	}
+	if !ganeti {
+		masterdUID, masterdGID = uid, gid
 	}
 	// Ganeti's ensure-dirs makes the data directory 0755.
 	dirs, err := txn.MissingDirs(cfg.Root, cfg.DataDir, 0o755, os.Geteuid(), os.Getegid())
@@ -67,13 +77,13 @@ func newPlan(cfg *nodeconf.Config, doc *joindoc.DaemonSetup, made *[]byte) (*app
 	}
 	p.Items = append(p.Items, dirs...)
 	p.Items = append(p.Items, ssconf.Items(cfg, doc.Ssconf)...)
-	secret(path.Join(cfg.DataDir, hmacKey), []byte(doc.HMACKey), false)
-	secret(path.Join(cfg.DataDir, nodestate.ServerPEM), []byte(doc.NodeDaemonCertificate), false)
+	secret(path.Join(cfg.DataDir, hmacKey), []byte(doc.HMACKey), masterdUID, masterdGID, false)
+	secret(path.Join(cfg.DataDir, nodestate.ServerPEM), []byte(doc.NodeDaemonCertificate), masterdUID, masterdGID, false)
 	client, err := clientCertificate(cfg, server, doc.NodeName, made)
 	if err != nil {
 		return nil, err
 	}
-	secret(path.Join(cfg.DataDir, clientPEM), client, true)
+	secret(path.Join(cfg.DataDir, clientPEM), client, uid, gid, true)
 	kp, err := certs.ParseKeyPair(client)
 	if err != nil {
 		return nil, fmt.Errorf("the new client certificate: %w", err)

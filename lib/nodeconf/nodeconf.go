@@ -89,6 +89,34 @@ func ganetiRestart(daemonUtil string) Commands {
 	}
 }
 
+// GanetiMasterd is the owner Ganeti gives hmac.key and server.pem
+// (runtime.GetEnts: the user gnt-masterd and the group gnt-masterd, as
+// Debian builds Ganeti), looked up in the root's /etc/passwd and /etc/group.
+// ok is false where Ganeti is not installed or either entry is missing:
+// the files then stay the running user's.
+func (c *Config) GanetiMasterd() (uid, gid int, ok bool, err error) {
+	if c.ganeti == "" {
+		return 0, 0, false, nil
+	}
+	u, err := lookupPasswd(c.Path("/etc/passwd"), ganetiMasterd)
+	if errors.Is(err, fs.ErrNotExist) {
+		return 0, 0, false, nil
+	}
+	if err != nil {
+		return 0, 0, false, err
+	}
+	gid, err = lookupGroup(c.Path("/etc/group"), ganetiMasterd)
+	if errors.Is(err, fs.ErrNotExist) {
+		return 0, 0, false, nil
+	}
+	if err != nil {
+		return 0, 0, false, err
+	}
+	return u.UID, gid, true, nil
+}
+
+const ganetiMasterd = "gnt-masterd"
+
 // detectGaneti returns the first of daemonUtils that exists under the root
 // (a link counts: Debian's points into /etc/ganeti/lib, which the master
 // sets up), or "".
@@ -232,4 +260,28 @@ func lookupPasswd(path, name string) (*User, error) {
 		return nil, fmt.Errorf("reading %s: %w", path, err)
 	}
 	return nil, fmt.Errorf("%s: no user %q: %w", path, name, fs.ErrNotExist)
+}
+
+func lookupGroup(path, name string) (int, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return 0, err
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		fields := strings.Split(sc.Text(), ":")
+		if len(fields) < 3 || fields[0] != name {
+			continue
+		}
+		gid, err := strconv.Atoi(fields[2])
+		if err != nil {
+			return 0, fmt.Errorf("%s: the entry of group %q is malformed", path, name)
+		}
+		return gid, nil
+	}
+	if err := sc.Err(); err != nil {
+		return 0, fmt.Errorf("reading %s: %w", path, err)
+	}
+	return 0, fmt.Errorf("%s: no group %q: %w", path, name, fs.ErrNotExist)
 }

@@ -90,6 +90,14 @@ func TestLabSSHFromMasterToNode(t *testing.T) {
 		t.Errorf("ssh with node2's keys for node1: exit %d, %v, stderr %q; want 255 and a host key failure", code, err, stderr)
 	}
 
+	// Ganeti is hidden without Options.Ganeti: the node-side programs see
+	// a node without it, whatever the machine has installed.
+	if _, err := os.Stat("/usr/lib/ganeti/daemon-util"); err == nil {
+		if out := run(t, node1, nil, "sh", "-c", "ls -A /usr/lib/ganeti; echo end"); out != "end\n" {
+			t.Errorf("/usr/lib/ganeti on node1 holds %q, want it empty", out)
+		}
+	}
+
 	// The bind mounts: a file written on the host lands in the lab dir.
 	run(t, node1, []byte("x"), "sh", "-c", "cat > /var/lib/ganeti/probe && cat > /etc/nodejoin/probe </dev/null")
 	for _, p := range []string{"/var/lib/ganeti/probe", "/etc/nodejoin/probe"} {

@@ -33,8 +33,12 @@ type Host struct {
 	initPID int        // the host's pid 1, as the root pid namespace sees it
 	exited  chan struct{}
 
-	shareRSA bool // copy the process's shared RSA host key (Options.ShareRSAHostKey)
+	shareRSA   bool // copy the process's shared RSA host key (Options.ShareRSAHostKey)
+	hideGaneti bool // cover ganetiDirs (not Options.Ganeti)
 }
+
+// ganetiDirs are where Ganeti's package puts its programs and daemon-util.
+var ganetiDirs = []string{"/usr/lib/ganeti", "/usr/share/ganeti"}
 
 // rootPath is PATH for commands in a host: root's PATH as Debian's sshd sets
 // it, so Run and SSH sessions find the same programs. /usr/local/sbin is the
@@ -213,6 +217,13 @@ func (h *Host) mountPlan() (mountPlan, error) {
 	}
 	if p.tmpfsVarLib { // the tmpfs hides both, whichever was missing
 		p.mkdirs = append(p.mkdirs, "/var/lib/ganeti", "/var/lib/nodejoin")
+	}
+	if h.hideGaneti {
+		for _, d := range ganetiDirs {
+			if fi, err := os.Stat(d); err == nil && fi.IsDir() {
+				p.hide = append(p.hide, d)
+			}
+		}
 	}
 	return p, nil
 }

@@ -25,6 +25,11 @@ type Options struct {
 	// prefers, so host key checks still tell the hosts apart; scenarios that
 	// pin or change RSA keys must leave this off.
 	ShareRSAHostKey bool
+	// Ganeti lets the hosts see the machine's Ganeti install. Without it
+	// ganetiDirs are hidden in every host, which is then a node without
+	// Ganeti, as the node-side programs tell it (they look for Ganeti's
+	// daemon-util): the machine has Ganeti only for the Ganeti scenario.
+	Ganeti bool
 }
 
 // TB is what New and Require need of a test: testing.TB has it, and so can
@@ -126,7 +131,7 @@ func (l *Lab) start(opts Options) error {
 		a := l.Subnet.Addr().As4()
 		a[3] = byte(i + 1)
 		hosts[i] = &Host{Name: name, lab: l, ns: l.Prefix + "-" + name, ip: netip.AddrFrom4(a), dir: filepath.Join(l.Dir, name),
-			shareRSA: opts.ShareRSAHostKey}
+			shareRSA: opts.ShareRSAHostKey, hideGaneti: !opts.Ganeti}
 	}
 	l.Master, l.Nodes = hosts[0], hosts[1:]
 

@@ -26,6 +26,7 @@ type mountPlan struct {
 	tmpfsVarLib bool
 	mkdirs      []string // mount points to create after the tmpfs and overlays
 	binds       [][2]string
+	hide        []string // directories covered by an empty read-only tmpfs
 }
 
 type overlay struct{ dir, upper, work string }
@@ -60,6 +61,9 @@ func (p mountPlan) script() string {
 	// The rest of the machine is read-only here: a write outside the host's
 	// own directories fails where it happens (see WritableDirs), also in the
 	// tmpfs and overlays that only made mount points.
+	for _, d := range p.hide {
+		w("mount -t tmpfs -o ro,mode=0755 tmpfs %s", shq(d))
+	}
 	w("mount -o remount,bind,ro /")
 	if p.tmpfsVarLib {
 		w("mount -o remount,ro /var/lib")

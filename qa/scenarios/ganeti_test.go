@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"os"
-	"os/user"
 	"regexp"
 	"strings"
 	"testing"
@@ -44,7 +43,7 @@ func TestGanetiMaster(t *testing.T) {
 	}
 	ctx, cancel := context.WithTimeout(t.Context(), 4*time.Minute)
 	defer cancel()
-	l := clusterlab.New(t, harness.Options{Nodes: 2})
+	l := clusterlab.New(t, harness.Options{Nodes: 2, Ganeti: true})
 	master, node, spare := l.Master, l.Nodes[0], l.Nodes[1]
 	if err := l.SetUpGanetiHosts(); err != nil {
 		t.Fatal(err)
@@ -230,23 +229,6 @@ func checkGanetiVerify(t *testing.T, ctx context.Context, master *harness.Host) 
 	}
 }
 
-// ganetiOwners are the files Ganeti's node-daemon-setup gives to the
-// masterd user and group (tools/node_daemon_setup.py), where ours leave
-// them root's: on a Ganeti node, `daemon-util start` runs ensure-dirs,
-// which sets the owner of each (checkGanetiOwners shows it on the joined
-// node). A difference that remains, in doc/ganeti.md.
-var ganetiOwners = map[string]bool{"/var/lib/ganeti/hmac.key": true, "/var/lib/ganeti/server.pem": true}
-
-// ownerOnly reports a difference in owner alone, for a file ganetiOwners
-// names: Ganeti's gnt-masterd, ours root.
-func ownerOnly(masterd string) func(p string, ga, nj clusterlab.Entry) bool {
-	return func(p string, ga, nj clusterlab.Entry) bool {
-		same := ga
-		same.Owner = nj.Owner
-		return ganetiOwners[p] && same == nj && ga.Owner == masterd && nj.Owner == "0:0"
-	}
-}
-
 // compareWithGanetiTools runs Ganeti's prepare-node-join and
 // node-daemon-setup, and ours, on the documents docs, each pair on its own
 // copy of spare's trees in a private mount namespace, and compares what
@@ -287,31 +269,10 @@ func compareWithGanetiTools(t *testing.T, ctx context.Context, spare *harness.Ho
 	if err != nil {
 		t.Fatal(err)
 	}
-	masterd, err := userGroup("gnt-masterd")
-	if err != nil {
-		t.Fatal(err)
-	}
-	for p := range ganetiOwners {
-		t.Logf("on purpose (doc/ganeti.md): %s: Ganeti's tool gives it to gnt-masterd (%s), ours to root; "+
-			"ensure-dirs sets it when the daemons start", p, masterd)
-	}
-	if d := clusterlab.DiffTrees("Ganeti", ga, "nodejoin", nj, ownerOnly(masterd)); len(d) > 0 {
+	if d := clusterlab.DiffTrees("Ganeti", ga, "nodejoin", nj, nil); len(d) > 0 {
 		t.Errorf("Ganeti's tools and ours leave different files from the same documents:\n%s", strings.Join(d, "\n"))
 	}
 	t.Logf("files compared: %d left by Ganeti's tools, %d by ours", len(ga), len(nj))
-}
-
-// userGroup returns "uid:gid" of a user and the group of the same name.
-func userGroup(name string) (string, error) {
-	u, err := user.Lookup(name)
-	if err != nil {
-		return "", err
-	}
-	g, err := user.LookupGroup(name)
-	if err != nil {
-		return "", err
-	}
-	return u.Uid + ":" + g.Gid, nil
 }
 
 // treeLines is the node's tree (clusterlab.Tree) without the lines skip
