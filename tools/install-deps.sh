@@ -2,8 +2,10 @@
 # install-deps.sh installs the Debian packages that the tests and the demo
 # need, when they are missing: a real OpenSSH sshd for the QA hosts, ip(8) and
 # unshare(1) for the namespaces, openssl(1) for the certificate interop tests,
-# curl(1) for the QA checks of the node daemon over TLS, and Debian's ganeti
-# (3.0 on bookworm) for the QA scenario against a real Ganeti master.
+# curl(1) for the QA checks of the node daemon over TLS, Debian's ganeti
+# (3.0 on bookworm) for the QA scenario against a real Ganeti master, and
+# etcd(1) (etcd-server) for the slot store's tests, which start three members
+# of their own on loopback.
 # It needs root only when something is missing.
 #
 # Installing a package must not start its daemons on this machine: the QA
@@ -20,6 +22,7 @@ command -v unshare >/dev/null 2>&1 || need="$need util-linux"
 command -v git >/dev/null 2>&1 || need="$need git"
 command -v openssl >/dev/null 2>&1 || need="$need openssl"
 command -v curl >/dev/null 2>&1 || need="$need curl"
+command -v etcd >/dev/null 2>&1 || need="$need etcd-server"
 [ -x /usr/sbin/gnt-cluster ] && [ -x /usr/lib/ganeti/daemon-util ] || need="$need ganeti"
 [ -z "$need" ] && exit 0
 if [ "$(id -u)" -ne 0 ]; then
