@@ -1,10 +1,8 @@
 package cluster_test
 
 import (
-	"context"
 	"encoding/json"
 	"fmt"
-	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
@@ -14,25 +12,14 @@ import (
 	"github.com/nodejoin/nodejoin/internal/certs"
 	"github.com/nodejoin/nodejoin/internal/master/cluster"
 	"github.com/nodejoin/nodejoin/internal/master/clusterinit"
+	"github.com/nodejoin/nodejoin/internal/master/clustertest"
 	"github.com/nodejoin/nodejoin/internal/nodeconf"
 	"github.com/nodejoin/nodejoin/internal/ssconf"
 )
 
 func initCluster(t *testing.T) (string, *cluster.Cluster) {
-	t.Helper()
 	root := t.TempDir()
-	p, err := clusterinit.PlanInit(clusterinit.InitOptions{Root: root, ClusterName: "c1.example.org", MasterNode: "master.example.org", MasterIP: "192.0.2.1"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := p.Apply(context.Background(), slog.New(slog.DiscardHandler)); err != nil {
-		t.Fatal(err)
-	}
-	c, err := cluster.Open(root)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return root, c
+	return root, clustertest.New(t, clusterinit.InitOptions{Root: root, ClusterName: "c1.example.org", MasterNode: "master.example.org", MasterIP: "192.0.2.1"})
 }
 
 func TestDocuments(t *testing.T) {

@@ -1,4 +1,4 @@
-package clusterinit
+package clusterinit_test
 
 import (
 	"context"
@@ -10,24 +10,14 @@ import (
 	"testing"
 
 	"github.com/nodejoin/nodejoin/internal/master/cluster"
+	"github.com/nodejoin/nodejoin/internal/master/clusterinit"
+	"github.com/nodejoin/nodejoin/internal/master/clustertest"
 	"github.com/nodejoin/nodejoin/internal/problem"
 )
 
 func initCluster(t *testing.T) (string, *cluster.Cluster) {
-	t.Helper()
 	root := t.TempDir()
-	p, err := PlanInit(InitOptions{Root: root, ClusterName: "c1.example.org", MasterNode: "master.example.org", MasterIP: "192.0.2.1"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := p.Apply(context.Background(), slog.New(slog.DiscardHandler)); err != nil {
-		t.Fatal(err)
-	}
-	c, err := cluster.Open(root)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return root, c
+	return root, clustertest.New(t, clusterinit.InitOptions{Root: root, ClusterName: "c1.example.org", MasterNode: "master.example.org", MasterIP: "192.0.2.1"})
 }
 
 func TestInit(t *testing.T) {
@@ -77,14 +67,14 @@ func TestInit(t *testing.T) {
 	}
 
 	// A second init is refused, and changes nothing.
-	_, err := PlanInit(InitOptions{Root: root, ClusterName: "c2.example.org"})
+	_, err := clusterinit.PlanInit(clusterinit.InitOptions{Root: root, ClusterName: "c2.example.org"})
 	var rej *problem.RejectedError
 	if !asRejected(err, &rej) || !strings.Contains(err.Error(), "a cluster already exists on this master") {
 		t.Fatalf("second init: err = %v", err)
 	}
 	// --force replaces the cluster but keeps the host and root keys.
 	hostKey, _ := os.ReadFile(filepath.Join(root, "etc/ssh/ssh_host_ed25519_key"))
-	p, err := PlanInit(InitOptions{Root: root, ClusterName: "c2.example.org", MasterNode: "master.example.org", Force: true})
+	p, err := clusterinit.PlanInit(clusterinit.InitOptions{Root: root, ClusterName: "c2.example.org", MasterNode: "master.example.org", Force: true})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -110,16 +100,16 @@ func asRejected(err error, rej **problem.RejectedError) bool {
 
 func TestInitRejects(t *testing.T) {
 	for _, tc := range []struct {
-		o       InitOptions
+		o       clusterinit.InitOptions
 		wantErr string
 	}{
-		{InitOptions{ClusterName: "bad_name"}, `invalid input: --cluster-name: "bad_name" is not a valid host name: byte 3 ('_') is not a letter, digit, '-' or '.'`},
-		{InitOptions{ClusterName: "c1", MasterNode: "m", MasterIP: "300.1.1.1"}, `invalid input: --master-ip: "300.1.1.1" is not an IP address`},
-		{InitOptions{ClusterName: "c1", MasterNode: "m", SSHKeyType: "dsa"}, `invalid input: --ssh-key-type: "dsa" is not one of rsa, ecdsa, ed25519`},
-		{InitOptions{ClusterName: "c1", MasterNode: "m", SSHKeyType: "rsa", SSHKeyBits: 1024}, `invalid input: --ssh-key-bits: rsa keys must have 2048 to 16384 bits, not 1024`},
+		{clusterinit.InitOptions{ClusterName: "bad_name"}, `invalid input: --cluster-name: "bad_name" is not a valid host name: byte 3 ('_') is not a letter, digit, '-' or '.'`},
+		{clusterinit.InitOptions{ClusterName: "c1", MasterNode: "m", MasterIP: "300.1.1.1"}, `invalid input: --master-ip: "300.1.1.1" is not an IP address`},
+		{clusterinit.InitOptions{ClusterName: "c1", MasterNode: "m", SSHKeyType: "dsa"}, `invalid input: --ssh-key-type: "dsa" is not one of rsa, ecdsa, ed25519`},
+		{clusterinit.InitOptions{ClusterName: "c1", MasterNode: "m", SSHKeyType: "rsa", SSHKeyBits: 1024}, `invalid input: --ssh-key-bits: rsa keys must have 2048 to 16384 bits, not 1024`},
 	} {
 		tc.o.Root = t.TempDir()
-		_, err := PlanInit(tc.o)
+		_, err := clusterinit.PlanInit(tc.o)
 		if err == nil || err.Error() != tc.wantErr {
 			t.Errorf("%+v: err = %v, want %q", tc.o, err, tc.wantErr)
 		}
@@ -138,7 +128,7 @@ func TestPlanActionsAreTheTransactions(t *testing.T) {
 	if err := os.Chmod(p, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	plan, err := PlanInit(InitOptions{Root: root, ClusterName: "c1.example.org", MasterNode: "master.example.org", MasterIP: "192.0.2.1", Force: true})
+	plan, err := clusterinit.PlanInit(clusterinit.InitOptions{Root: root, ClusterName: "c1.example.org", MasterNode: "master.example.org", MasterIP: "192.0.2.1", Force: true})
 	if err != nil {
 		t.Fatal(err)
 	}

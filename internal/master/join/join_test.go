@@ -17,6 +17,7 @@ import (
 	"github.com/nodejoin/nodejoin/internal/joindoc"
 	"github.com/nodejoin/nodejoin/internal/master/cluster"
 	"github.com/nodejoin/nodejoin/internal/master/clusterinit"
+	"github.com/nodejoin/nodejoin/internal/master/clustertest"
 	"github.com/nodejoin/nodejoin/internal/master/sshrun"
 	"github.com/nodejoin/nodejoin/internal/node/nodedserver"
 	"github.com/nodejoin/nodejoin/internal/nodeconf"
@@ -34,18 +35,7 @@ func TestMain(m *testing.M) {
 // known to the master; the node's programs are scripts the test writes.
 func setup(t *testing.T) (*cluster.Cluster, *fakessh.Fake, Options) {
 	t.Helper()
-	root := t.TempDir()
-	p, err := clusterinit.PlanInit(clusterinit.InitOptions{Root: root, ClusterName: "c1.example.org", MasterNode: "master.example.org", MasterIP: "127.0.0.1"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := p.Apply(context.Background(), slog.New(slog.DiscardHandler)); err != nil {
-		t.Fatal(err)
-	}
-	c, err := cluster.Open(root)
-	if err != nil {
-		t.Fatal(err)
-	}
+	c := clustertest.New(t, clusterinit.InitOptions{Root: t.TempDir(), ClusterName: "c1.example.org", MasterNode: "master.example.org", MasterIP: "127.0.0.1"})
 	f := fakessh.Install(t, "ok", nodeKey)
 	f.Write(t, "user_known_hosts", "127.0.0.1 "+nodeKey.Type+" "+nodeKey.Base64+"\n")
 	port := freePort(t)
