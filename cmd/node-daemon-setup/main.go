@@ -10,6 +10,7 @@ import (
 	"github.com/nodejoin/nodejoin/cmd/internal/cli"
 	"github.com/nodejoin/nodejoin/cmd/internal/nodeprog"
 	"github.com/nodejoin/nodejoin/internal/joindoc"
+	"github.com/nodejoin/nodejoin/internal/node/daemonsetup"
 )
 
 const prog = "node-daemon-setup"
@@ -22,6 +23,6 @@ node daemon when the document asks for it. Prints a JSON result on standard
 output. Exit status: 0 done, 1 failed and rolled back, 2 usage, 3 input
 rejected.`
 
-var program = nodeprog.Program[joindoc.DaemonSetup]{Name: prog, Usage: usage, Decode: joindoc.DecodeDaemonSetup, Planner: planner}
+var program = nodeprog.Program[joindoc.DaemonSetup]{Name: prog, Usage: usage, Decode: joindoc.DecodeDaemonSetup, Planner: daemonsetup.Planner}
 
 func main() { os.Exit(cli.Main(prog, os.Args[1:], program.Run)) }

@@ -9,6 +9,7 @@ import (
 	"github.com/nodejoin/nodejoin/cmd/internal/cli"
 	"github.com/nodejoin/nodejoin/cmd/internal/nodeprog"
 	"github.com/nodejoin/nodejoin/internal/joindoc"
+	"github.com/nodejoin/nodejoin/internal/node/prepare"
 )
 
 const prog = "prepare-node-join"
@@ -20,6 +21,6 @@ authorized_keys from the JSON document on standard input, checks sshd's
 configuration and restarts sshd. Prints a JSON result on standard output.
 Exit status: 0 done, 1 failed and rolled back, 2 usage, 3 input rejected.`
 
-var program = nodeprog.Program[joindoc.Prepare]{Name: prog, Usage: usage, Decode: joindoc.DecodePrepare, Planner: planner}
+var program = nodeprog.Program[joindoc.Prepare]{Name: prog, Usage: usage, Decode: joindoc.DecodePrepare, Planner: prepare.Planner}
 
 func main() { os.Exit(cli.Main(prog, os.Args[1:], program.Run)) }

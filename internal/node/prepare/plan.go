@@ -1,4 +1,4 @@
-package main
+package prepare
 
 import (
 	"context"
@@ -55,8 +55,8 @@ type generated struct {
 	private, pub []byte
 }
 
-// planner plans the node from doc each time it is called (apply.Run).
-func planner(cfg *nodeconf.Config, doc *joindoc.Prepare) apply.Planner {
+// Planner plans the node from doc each time it is called (apply.Run).
+func Planner(cfg *nodeconf.Config, doc *joindoc.Prepare) apply.Planner {
 	made := &generated{}
 	return func() (*apply.Plan, error) { return newPlan(cfg, doc, made) }
 }

@@ -1,4 +1,4 @@
-package main
+package daemonsetup
 
 import (
 	"errors"
@@ -24,10 +24,10 @@ const certMode = 0o440
 // clientValidity is Ganeti's X509_CERT_DEFAULT_VALIDITY, 1825 days.
 const clientValidity = 1825 * 24 * time.Hour
 
-// planner plans the node from doc each time it is called (apply.Run). A
+// Planner plans the node from doc each time it is called (apply.Run). A
 // client certificate its first plan made is kept for the plan made again
 // under the lock, so it is made once per run and never under the lock.
-func planner(cfg *nodeconf.Config, doc *joindoc.DaemonSetup) apply.Planner {
+func Planner(cfg *nodeconf.Config, doc *joindoc.DaemonSetup) apply.Planner {
 	var made []byte
 	return func() (*apply.Plan, error) { return newPlan(cfg, doc, &made) }
 }

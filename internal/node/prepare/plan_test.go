@@ -1,4 +1,4 @@
-package main
+package prepare
 
 import (
 	"os"
@@ -22,7 +22,7 @@ func TestPlannerGeneratesOnce(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	plan := planner(cfg, c.Prepare())
+	plan := Planner(cfg, c.Prepare())
 	first, err := plan()
 	if err != nil {
 		t.Fatal(err)

@@ -1,4 +1,4 @@
-package main
+package daemonsetup
 
 import (
 	"bytes"
@@ -19,7 +19,7 @@ func TestPlannerMakesTheClientCertificateOnce(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	plan := planner(cfg, c.DaemonSetup("node1.c1.example.org"))
+	plan := Planner(cfg, c.DaemonSetup("node1.c1.example.org"))
 	client := func() []byte {
 		p, err := plan()
 		if err != nil {
