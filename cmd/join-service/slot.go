@@ -90,7 +90,7 @@ func slot(env *cli.Env, cmd string, args []string) error {
 		err = cl.Do(ctx, http.MethodPost, joinservice.AdminSlots, nil, body, &a)
 		out = a
 		if err != nil {
-			return adminErr("/", err)
+			return adminErr("", err)
 		}
 	case "list":
 		var l []joinservice.SlotView
@@ -171,9 +171,6 @@ func readAdd(r io.Reader) ([]byte, error) {
 func adminErr(where string, err error) error {
 	var ae *joinservice.AdminError
 	if errors.As(err, &ae) && ae.Rejected() {
-		if where == "" {
-			where = "request"
-		}
 		return cli.Reject(where, "%s", ae.Body.Message)
 	}
 	if errors.Is(err, joinservice.ErrNotRunning) {

@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/http"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/nodejoin/nodejoin/internal/joinapi"
@@ -199,6 +200,10 @@ func (s *Service) adminAdd(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Service) adminFail(w http.ResponseWriter, ev Event, err error) {
+	if errors.Is(err, slotstore.ErrInvalid) {
+		// The store names the field: say it as the document's pointer.
+		err = invalid("/%s", strings.TrimPrefix(err.Error(), slotstore.ErrInvalid.Error()+": "))
+	}
 	ae := storeError(err)
 	ev.Outcome, ev.Reason = OutcomeRefused, ae.reason
 	if ae.status >= 500 {

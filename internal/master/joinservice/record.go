@@ -155,6 +155,9 @@ func (p *pusher) push() {
 		p.s.log.Error("pushing ssconf", "err", err)
 		return
 	}
+	if p.s.pushCtx.Err() != nil {
+		return // shutting down: the nodes get the next push, or node-add's
+	}
 	failed := 0
 	for _, r := range res {
 		if r.Error != "" {
