@@ -28,8 +28,14 @@ type Token struct {
 	Pins   []string // "sha256:<hex>", at least one: no pin, no join
 }
 
-// String is the token's text. It holds the secret: never log it.
-func (t Token) String() string {
+// Text is the token's text. It holds the secret: never log it.
+func (t Token) Text() string { return t.text(t.Secret) }
+
+// String is the token with its secret replaced by "REDACTED", so that a
+// token printed by mistake (%v, a log line) does not leak it.
+func (t Token) String() string { return t.text("REDACTED") }
+
+func (t Token) text(secret string) string {
 	var b strings.Builder
 	b.WriteString(t.UUID)
 	b.WriteByte(':')
@@ -41,7 +47,7 @@ func (t Token) String() string {
 	if t.Port != 0 {
 		b.WriteString(":" + strconv.Itoa(t.Port))
 	}
-	b.WriteString(":" + t.Secret)
+	b.WriteString(":" + secret)
 	for _, p := range t.Pins {
 		b.WriteString(":sha256=" + strings.TrimPrefix(p, pinPrefix))
 	}
@@ -49,7 +55,7 @@ func (t Token) String() string {
 }
 
 // BootParam is the kernel command line parameter for t.
-func (t Token) BootParam() string { return BootParamKey + "=" + t.String() }
+func (t Token) BootParam() string { return BootParamKey + "=" + t.Text() }
 
 // Address is host:port to dial.
 func (t Token) Address() string {
@@ -108,7 +114,7 @@ func ParseToken(s string) (Token, error) {
 		if err != nil {
 			return bad("%v", err)
 		}
-		t.Pins = append([]string{p}, t.Pins...)
+		t.Pins = append(t.Pins, p)
 	}
 	if len(t.Pins) == 0 {
 		return bad("no sha256=<pin> of the master's certificate: a token without a pin is refused")
