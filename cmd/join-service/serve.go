@@ -131,7 +131,7 @@ func serve(env *cli.Env, args []string) error {
 	if err != nil {
 		return fmt.Errorf("opening the slot store: %w", err)
 	}
-	defer store.Close()
+	defer func() { _ = store.Close() }() // bbolt fsyncs every commit: nothing is left to flush
 	svc, err := joinservice.New(joinservice.Options{Store: store, Root: f.root, Host: advHost, Port: advPort,
 		ExtraPins: f.extraPins, Audit: joinservice.NewAudit(audits...), Log: env.Log,
 		Limits: connlimit.Limits{ConnsPerClient: f.connsPerClient, Conns: f.conns}})
