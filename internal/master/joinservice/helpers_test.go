@@ -70,8 +70,21 @@ func freePort(t testing.TB) int {
 
 func newFixture(t testing.TB, opts ...func(*Options)) *fixture {
 	t.Helper()
-	f := &fixture{root: t.TempDir(), now: time.Now(), audit: &syncBuffer{}}
-	p, err := cluster.PlanInit(cluster.InitOptions{Root: f.root, ClusterName: "c1.example.org",
+	root := t.TempDir()
+	initCluster(t, root)
+	f := &fixture{root: root, now: time.Now()}
+	b, err := slotstore.OpenBolt(filepath.Join(root, "var/lib/nodejoin/join-service"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.store = slotstore.New(b, slotstore.Options{Now: f.clock})
+	t.Cleanup(func() { f.store.Close() })
+	return f.serve(t, filepath.Join(root, "run/nodejoin/join-service.sock"), opts...)
+}
+
+func initCluster(t testing.TB, root string) {
+	t.Helper()
+	p, err := cluster.PlanInit(cluster.InitOptions{Root: root, ClusterName: "c1.example.org",
 		MasterNode: "master.example.org", MasterIP: "192.0.2.1", NodeDaemonPort: freePort(t)})
 	if err != nil {
 		t.Fatal(err)
@@ -79,19 +92,20 @@ func newFixture(t testing.TB, opts ...func(*Options)) *fixture {
 	if err := p.Apply(context.Background(), slog.New(slog.DiscardHandler)); err != nil {
 		t.Fatal(err)
 	}
-	b, err := slotstore.OpenBolt(filepath.Join(f.root, "var/lib/nodejoin/join-service"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	f.store = slotstore.New(b, slotstore.Options{Now: f.clock})
-	t.Cleanup(func() { f.store.Close() })
+}
+
+// serve starts a join-service on f.store and f.root, its admin socket at
+// socket.
+func (f *fixture) serve(t testing.TB, socket string, opts ...func(*Options)) *fixture {
+	t.Helper()
+	f.audit = &syncBuffer{}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
 	f.addr = ln.Addr().String()
 	_, port, _ := net.SplitHostPort(f.addr)
-	f.socket = filepath.Join(f.root, "run/nodejoin/join-service.sock")
+	f.socket = socket
 	adm, err := ListenAdmin(f.socket)
 	if err != nil {
 		t.Fatal(err)
