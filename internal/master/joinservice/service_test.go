@@ -6,7 +6,9 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"net/http/httptest"
 	"net/url"
+	"os"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -435,4 +437,24 @@ func asAdmin(err error, ae **AdminError) bool {
 	e, ok := err.(*AdminError) //nolint:errorlint // Do returns it unwrapped
 	*ae = e
 	return ok
+}
+
+// The admin API answers only root and the daemon's own user, by the
+// kernel's word for the socket's peer.
+func TestAdminPeerIsRoot(t *testing.T) {
+	h := peerIsRoot(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { w.WriteHeader(http.StatusOK) }))
+	for _, tc := range []struct {
+		uid  any
+		want int
+	}{{0, http.StatusOK}, {os.Geteuid(), http.StatusOK}, {os.Geteuid() + 1000, http.StatusForbidden}, {-1, http.StatusForbidden}, {nil, http.StatusForbidden}} {
+		r := httptest.NewRequest(http.MethodGet, AdminSlots, nil)
+		if tc.uid != nil {
+			r = r.WithContext(context.WithValue(r.Context(), peerKey{}, tc.uid))
+		}
+		w := httptest.NewRecorder()
+		h.ServeHTTP(w, r)
+		if w.Code != tc.want {
+			t.Errorf("peer uid %v: %d, want %d", tc.uid, w.Code, tc.want)
+		}
+	}
 }
