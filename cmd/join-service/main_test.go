@@ -39,7 +39,7 @@ func TestMain(m *testing.M) {
 //	freeport VAR              a free loopback port in $VAR
 //	waitsock PATH             wait until the daemon answers on its admin socket
 //	status N PROG ARGS...     run PROG as exec does; want exit status N exactly
-//	node IP ADD.json fetch|report|report-otherkey|poll CODE [STATUS]
+//	node IP ADD.json fetch|fetch-wrongsecret|report|report-otherkey|poll CODE [STATUS]
 //	                          act as the machine at IP with the token that
 //	                          slot add printed in ADD.json; want HTTP CODE
 func TestScripts(t *testing.T) {
@@ -98,7 +98,7 @@ func TestScripts(t *testing.T) {
 			},
 			"node": func(ts *testscript.TestScript, neg bool, args []string) {
 				if neg || len(args) < 4 {
-					ts.Fatalf("usage: node IP ADD.json fetch|report|report-otherkey|poll CODE [STATUS]")
+					ts.Fatalf("usage: node IP ADD.json fetch|fetch-wrongsecret|report|report-otherkey|poll CODE [STATUS]")
 				}
 				nodeCall(ts, keys, args)
 			},
@@ -144,8 +144,11 @@ func nodeCall(ts *testscript.TestScript, keys map[string]string, args []string) 
 		keys[ip] = newRootKey(ts)
 	}
 	method, path, body := http.MethodGet, "/v1/slots/"+add.UUID, []byte(nil)
+	secret := tok.Secret
 	switch what {
 	case "fetch":
+	case "fetch-wrongsecret":
+		secret = strings.Repeat("A", len(tok.Secret))
 	case "report", "report-otherkey":
 		status := joinapi.StatusJoined
 		if len(args) > 4 {
@@ -160,11 +163,11 @@ func nodeCall(ts *testscript.TestScript, keys map[string]string, args []string) 
 	case "poll":
 		path += "/config?after=1&wait=200ms"
 	default:
-		ts.Fatalf("node: %q is not fetch, report, report-otherkey or poll", what)
+		ts.Fatalf("node: %q is not fetch, fetch-wrongsecret, report, report-otherkey or poll", what)
 	}
 	req, err := http.NewRequest(method, "https://"+tok.Address()+path, bytes.NewReader(body))
 	ts.Check(err)
-	req.Header.Set("Authorization", "Bearer "+tok.Secret)
+	req.Header.Set("Authorization", "Bearer "+secret)
 	resp, err := cl.Do(req)
 	ts.Check(err)
 	defer resp.Body.Close()
