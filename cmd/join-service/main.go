@@ -9,8 +9,9 @@ import (
 	"path/filepath"
 	"strings"
 
-	"github.com/nodejoin/nodejoin/lib/cli"
-	"github.com/nodejoin/nodejoin/lib/nodeconf"
+	"github.com/nodejoin/nodejoin/cmd/internal/cli"
+	"github.com/nodejoin/nodejoin/internal/nodeconf"
+	"github.com/nodejoin/nodejoin/internal/problem"
 )
 
 func main() { os.Exit(cli.Main("join-service", os.Args[1:], run)) }
@@ -70,18 +71,18 @@ func run(env *cli.Env, args []string) error {
 	}
 	rest := fs.Args()
 	if len(rest) == 0 {
-		return cli.Usagef("no command: want serve or slot")
+		return problem.Usagef("no command: want serve or slot")
 	}
 	switch rest[0] {
 	case "serve":
 		return serve(env, rest[1:])
 	case "slot":
 		if len(rest) < 2 {
-			return cli.Usagef("slot: want one of add, list, show, remove, remove-stale, set-config")
+			return problem.Usagef("slot: want one of add, list, show, remove, remove-stale, set-config")
 		}
 		return slot(env, rest[1], rest[2:])
 	}
-	return cli.Usagef("unknown command %q: want serve or slot", rest[0])
+	return problem.Usagef("unknown command %q: want serve or slot", rest[0])
 }
 
 // refuseSecretFlag turns a secret on the command line into a usage error:
@@ -93,7 +94,7 @@ func refuseSecretFlag(args []string) error {
 			break
 		}
 		if a == "--secret" || strings.HasPrefix(a, "--secret=") {
-			return cli.Hint(cli.Usagef("--secret: a secret is never taken on the command line"),
+			return problem.Hint(problem.Usagef("--secret: a secret is never taken on the command line"),
 				`give a dynamic pool's secret in the document on standard input: {"dynamic": true, "secret": "..."}`)
 		}
 	}

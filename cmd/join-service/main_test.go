@@ -22,9 +22,9 @@ import (
 	"github.com/rogpeppe/go-internal/testscript"
 	"golang.org/x/crypto/ssh"
 
+	"github.com/nodejoin/nodejoin/cmd/internal/cli"
 	"github.com/nodejoin/nodejoin/internal/joinapi"
-	"github.com/nodejoin/nodejoin/lib/cli"
-	"github.com/nodejoin/nodejoin/lib/cluster"
+	"github.com/nodejoin/nodejoin/internal/master/clusterinit"
 )
 
 func TestMain(m *testing.M) {
@@ -51,7 +51,7 @@ func TestScripts(t *testing.T) {
 				if neg || len(args) != 2 {
 					ts.Fatalf("usage: clusterinit DIR NAME")
 				}
-				p, err := cluster.PlanInit(cluster.InitOptions{Root: ts.MkAbs(args[0]), ClusterName: args[1],
+				p, err := clusterinit.PlanInit(clusterinit.InitOptions{Root: ts.MkAbs(args[0]), ClusterName: args[1],
 					MasterNode: "master." + args[1], MasterIP: "192.0.2.1", NodeDaemonPort: freePort(ts)})
 				ts.Check(err)
 				ts.Check(p.Apply(context.Background(), slog.New(slog.DiscardHandler)))

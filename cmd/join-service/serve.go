@@ -12,13 +12,14 @@ import (
 	"strconv"
 	"syscall"
 
+	"github.com/nodejoin/nodejoin/cmd/internal/cli"
 	"github.com/nodejoin/nodejoin/internal/connlimit"
 	"github.com/nodejoin/nodejoin/internal/joinapi"
+	"github.com/nodejoin/nodejoin/internal/master/cluster"
 	"github.com/nodejoin/nodejoin/internal/master/joinservice"
 	"github.com/nodejoin/nodejoin/internal/master/slotstore"
-	"github.com/nodejoin/nodejoin/lib/cli"
-	"github.com/nodejoin/nodejoin/lib/cluster"
-	"github.com/nodejoin/nodejoin/lib/nodeconf"
+	"github.com/nodejoin/nodejoin/internal/nodeconf"
+	"github.com/nodejoin/nodejoin/internal/problem"
 )
 
 const serveUsage = `Usage: join-service serve [flags]
@@ -65,15 +66,15 @@ func serve(env *cli.Env, args []string) error {
 		return err
 	}
 	if fs.NArg() > 0 {
-		return cli.Usagef("serve: no arguments are expected, got %q", fs.Arg(0))
+		return problem.Usagef("serve: no arguments are expected, got %q", fs.Arg(0))
 	}
 	host, portText, err := net.SplitHostPort(f.listen)
 	port, perr := strconv.Atoi(portText)
 	if err != nil || perr != nil || port < 1 || port > 65535 || (host != "" && net.ParseIP(host) == nil) {
-		return cli.Usagef("--listen: %q is not ADDRESS:PORT (an IP address or nothing, and a port)", f.listen)
+		return problem.Usagef("--listen: %q is not ADDRESS:PORT (an IP address or nothing, and a port)", f.listen)
 	}
 	if f.connsPerClient < 1 || f.conns < 1 {
-		return cli.Usagef("--conns-per-client and --conns: at least 1")
+		return problem.Usagef("--conns-per-client and --conns: at least 1")
 	}
 	cfg, err := nodeconf.Load(f.root)
 	if err != nil {
@@ -81,17 +82,17 @@ func serve(env *cli.Env, args []string) error {
 	}
 	c, err := cluster.Open(f.root)
 	if err != nil {
-		return cli.Hint(err, "join-service runs on the master: run cluster-init first")
+		return problem.Hint(err, "join-service runs on the master: run cluster-init first")
 	}
 	advHost, advPort := c.Settings.MasterNode, port
 	if f.advertise != "" {
 		if advHost, advPort, err = splitAdvertise(f.advertise, port); err != nil {
-			return cli.UsageError(err)
+			return problem.UsageError(err)
 		}
 	}
 	for _, p := range f.extraPins {
 		if _, err := joinapi.ParsePin(p); err != nil {
-			return cli.Usagef("--extra-pin: %v", err)
+			return problem.Usagef("--extra-pin: %v", err)
 		}
 	}
 	sock, err := f.socketPath()
@@ -100,7 +101,7 @@ func serve(env *cli.Env, args []string) error {
 	}
 	if f.DryRun {
 		fmt.Fprintf(env.Stdout, "would serve on %s (tokens name %s) with %s, admin socket %s, pin %s\n",
-			f.listen, net.JoinHostPort(advHost, strconv.Itoa(advPort)), c.Path(cluster.ServerPEM), sock, joinapi.Pin(c.Server.Cert))
+			f.listen, net.JoinHostPort(advHost, strconv.Itoa(advPort)), c.Path(nodeconf.ServerPEM), sock, joinapi.Pin(c.Server.Cert))
 		return nil
 	}
 
@@ -126,7 +127,7 @@ func serve(env *cli.Env, args []string) error {
 	store, err := slotstore.Open(ctx, slotstore.Config{Store: f.store, Dir: cfg.Path(filepath.Join(cfg.StateDir, "join-service")),
 		CAFile: f.etcdCA, CertFile: f.etcdCert, KeyFile: f.etcdKey}, slotstore.Options{})
 	if errors.Is(err, slotstore.ErrLocked) {
-		return cli.Hint(err, "another join-service serves this master's embedded store: stop it first, or use --store etcd://... for several replicas")
+		return problem.Hint(err, "another join-service serves this master's embedded store: stop it first, or use --store etcd://... for several replicas")
 	}
 	if err != nil {
 		return fmt.Errorf("opening the slot store: %w", err)
@@ -140,7 +141,7 @@ func serve(env *cli.Env, args []string) error {
 	}
 	admin, err := joinservice.ListenAdmin(sock)
 	if errors.Is(err, joinservice.ErrRunning) {
-		return cli.Hint(err, "stop the running join-service first")
+		return problem.Hint(err, "stop the running join-service first")
 	}
 	if err != nil {
 		return err

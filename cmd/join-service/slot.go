@@ -10,10 +10,11 @@ import (
 	"net/url"
 	"time"
 
+	"github.com/nodejoin/nodejoin/cmd/internal/cli"
+	"github.com/nodejoin/nodejoin/internal/jsondoc"
 	"github.com/nodejoin/nodejoin/internal/master/joinservice"
 	"github.com/nodejoin/nodejoin/internal/master/slotstore"
-	"github.com/nodejoin/nodejoin/lib/cli"
-	"github.com/nodejoin/nodejoin/lib/jsondoc"
+	"github.com/nodejoin/nodejoin/internal/problem"
 	"github.com/nodejoin/nodejoin/schemas"
 )
 
@@ -51,23 +52,23 @@ func slot(env *cli.Env, cmd string, args []string) error {
 	wantArgs := map[string]int{"add": 0, "list": 0, "show": 1, "remove": 1, "remove-stale": 0, "set-config": 1}
 	n, ok := wantArgs[cmd]
 	if !ok {
-		return cli.Usagef("slot: unknown command %q: want add, list, show, remove, remove-stale or set-config", cmd)
+		return problem.Usagef("slot: unknown command %q: want add, list, show, remove, remove-stale or set-config", cmd)
 	}
 	if fs.NArg() != n {
 		if n == 1 {
-			return cli.Usagef("slot %s: want one UUID, got %d arguments", cmd, fs.NArg())
+			return problem.Usagef("slot %s: want one UUID, got %d arguments", cmd, fs.NArg())
 		}
-		return cli.Usagef("slot %s: no arguments are expected, got %q", cmd, fs.Arg(0))
+		return problem.Usagef("slot %s: no arguments are expected, got %q", cmd, fs.Arg(0))
 	}
 	var uuid string
 	if n == 1 {
 		var err error
 		if uuid, err = slotstore.CheckUUID(fs.Arg(0)); err != nil {
-			return cli.Usagef("slot %s: %q is not a UUID (8-4-4-4-12 hex digits)", cmd, fs.Arg(0))
+			return problem.Usagef("slot %s: %q is not a UUID (8-4-4-4-12 hex digits)", cmd, fs.Arg(0))
 		}
 	}
 	if cmd == "remove-stale" && olderThan <= 0 {
-		return cli.Usagef("slot remove-stale: --older-than D is required, and positive")
+		return problem.Usagef("slot remove-stale: --older-than D is required, and positive")
 	}
 	sock, err := f.socketPath()
 	if err != nil {
@@ -133,7 +134,7 @@ func slot(env *cli.Env, cmd string, args []string) error {
 			return fmt.Errorf("reading standard input: %w", err)
 		}
 		if len(text) > slotstore.MaxConfig {
-			return cli.Reject("standard input", "the config is more than %d bytes (1 MiB)", slotstore.MaxConfig)
+			return problem.Reject("standard input", "the config is more than %d bytes (1 MiB)", slotstore.MaxConfig)
 		}
 		if f.DryRun {
 			fmt.Fprintf(env.Stdout, "{\"would_set\": %q, \"bytes\": %d}\n", uuid, len(text))
@@ -171,10 +172,10 @@ func readAdd(r io.Reader) ([]byte, error) {
 func adminErr(where string, err error) error {
 	var ae *joinservice.AdminError
 	if errors.As(err, &ae) && ae.Rejected() {
-		return cli.Reject(where, "%s", ae.Body.Message)
+		return problem.Reject(where, "%s", ae.Body.Message)
 	}
 	if errors.Is(err, joinservice.ErrNotRunning) {
-		return cli.Hint(err, "start it: systemctl start join-service, or join-service serve")
+		return problem.Hint(err, "start it: systemctl start join-service, or join-service serve")
 	}
 	return err
 }

@@ -27,7 +27,7 @@ type Limits struct {
 var Default = Limits{
 	ReadHeaderTimeout: 10 * time.Second,
 	ReadTimeout:       30 * time.Second, // a body is at most 1 MiB
-	WriteTimeout:      time.Minute,
+	WriteTimeout:      time.Minute,      // longer than noded's wait for the ssconf lock (30 s), so the answer says why
 	IdleTimeout:       time.Minute,
 	ConnsPerClient:    16,
 	Conns:             256,

@@ -11,8 +11,8 @@ import (
 	"time"
 
 	"github.com/nodejoin/nodejoin/internal/joinapi"
+	"github.com/nodejoin/nodejoin/internal/master/cluster"
 	"github.com/nodejoin/nodejoin/internal/master/slotstore"
-	"github.com/nodejoin/nodejoin/lib/cluster"
 )
 
 // maxAddBody bounds slot add's document: a config of 1 MiB, which JSON

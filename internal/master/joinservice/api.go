@@ -15,9 +15,9 @@ import (
 	"time"
 
 	"github.com/nodejoin/nodejoin/internal/joinapi"
+	"github.com/nodejoin/nodejoin/internal/master/cluster"
+	"github.com/nodejoin/nodejoin/internal/master/join"
 	"github.com/nodejoin/nodejoin/internal/master/slotstore"
-	"github.com/nodejoin/nodejoin/lib/cluster"
-	"github.com/nodejoin/nodejoin/lib/join"
 )
 
 // APIHandler serves the nodes' API (internal/joinapi) behind TLS.

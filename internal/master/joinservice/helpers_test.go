@@ -7,7 +7,6 @@ import (
 	"crypto/rand"
 	"encoding/json"
 	"io"
-	"log/slog"
 	"net"
 	"net/http"
 	"os"
@@ -20,8 +19,10 @@ import (
 	"golang.org/x/crypto/ssh"
 
 	"github.com/nodejoin/nodejoin/internal/joinapi"
+	"github.com/nodejoin/nodejoin/internal/master/cluster"
+	"github.com/nodejoin/nodejoin/internal/master/clusterinit"
+	"github.com/nodejoin/nodejoin/internal/master/clustertest"
 	"github.com/nodejoin/nodejoin/internal/master/slotstore"
-	"github.com/nodejoin/nodejoin/lib/cluster"
 )
 
 // fixture is a master (a cluster under a temporary root), its embedded
@@ -84,14 +85,8 @@ func newFixture(t testing.TB, opts ...func(*Options)) *fixture {
 
 func initCluster(t testing.TB, root string) {
 	t.Helper()
-	p, err := cluster.PlanInit(cluster.InitOptions{Root: root, ClusterName: "c1.example.org",
+	clustertest.New(t, clusterinit.InitOptions{Root: root, ClusterName: "c1.example.org",
 		MasterNode: "master.example.org", MasterIP: "192.0.2.1", NodeDaemonPort: freePort(t)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := p.Apply(context.Background(), slog.New(slog.DiscardHandler)); err != nil {
-		t.Fatal(err)
-	}
 }
 
 // serve starts a join-service on f.store and f.root, its admin socket at

@@ -6,8 +6,8 @@ import (
 	"sync"
 	"time"
 
-	"github.com/nodejoin/nodejoin/lib/cluster"
-	"github.com/nodejoin/nodejoin/lib/join"
+	"github.com/nodejoin/nodejoin/internal/master/cluster"
+	"github.com/nodejoin/nodejoin/internal/master/join"
 )
 
 // recorder records joined nodes on the master as node-add does

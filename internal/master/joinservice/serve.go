@@ -12,8 +12,8 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/nodejoin/nodejoin/internal/certs"
 	"github.com/nodejoin/nodejoin/internal/connlimit"
-	"github.com/nodejoin/nodejoin/lib/certs"
 )
 
 // TLSConfig presents the cluster certificate (server.pem) with the

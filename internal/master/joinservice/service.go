@@ -10,8 +10,8 @@ import (
 
 	"github.com/nodejoin/nodejoin/internal/connlimit"
 	"github.com/nodejoin/nodejoin/internal/joinapi"
+	"github.com/nodejoin/nodejoin/internal/master/cluster"
 	"github.com/nodejoin/nodejoin/internal/master/slotstore"
-	"github.com/nodejoin/nodejoin/lib/cluster"
 )
 
 // Options configure a Service.

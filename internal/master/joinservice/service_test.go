@@ -16,7 +16,7 @@ import (
 	"time"
 
 	"github.com/nodejoin/nodejoin/internal/joinapi"
-	"github.com/nodejoin/nodejoin/lib/joindoc"
+	"github.com/nodejoin/nodejoin/internal/joindoc"
 )
 
 // A machine fetches its documents once with its secret, reports "joined",
