@@ -26,6 +26,7 @@ var side = map[string]string{
 	"noded":             "node",
 	"node-add":          "master",
 	"cluster-init":      "master",
+	"join-service":      "master",
 }
 
 // forbidden is, for each side, the prefixes of packages its programs may

@@ -23,6 +23,7 @@ const (
 	NodeDaemonSetup = "node-daemon-setup.v1.json"
 	NodeConfig      = "node.v1.json"
 	SsconfUpdate    = "ssconf-update.v1.json"
+	SlotAdd         = "slot-add.v1.json"
 )
 
 // base is the prefix of every schema's $id; each schema is registered under

@@ -61,8 +61,17 @@ func (c *Cluster) lock() (func(), error) {
 // atomically under the master's lock; recording a node twice changes
 // nothing. It reports whether it changed any file.
 func (c *Cluster) RecordNode(n Node) (changed bool, err error) {
-	if err := CheckName(n.Name); err != nil {
-		return false, err
+	return c.RecordNodes(n)
+}
+
+// RecordNodes records several joined nodes as RecordNode does, writing
+// each file once for all of them: join-service records the nodes whose
+// reports arrive together in one pass.
+func (c *Cluster) RecordNodes(ns ...Node) (changed bool, err error) {
+	for _, n := range ns {
+		if err := CheckName(n.Name); err != nil {
+			return false, err
+		}
 	}
 	unlock, err := c.lock()
 	if err != nil {
@@ -82,11 +91,16 @@ func (c *Cluster) RecordNode(n Node) (changed bool, err error) {
 	if err != nil {
 		return false, fmt.Errorf("reading the public key list: %w", err)
 	}
-	if n.RootPublicKey != "" {
+	keys, anyKey := ssconf.Lines(string(b)), false
+	for _, n := range ns {
+		if n.RootPublicKey == "" {
+			continue
+		}
+		anyKey = true
 		entry := n.Name + " " + strings.TrimSpace(n.RootPublicKey)
 		var out []string
 		found := false
-		for _, l := range ssconf.Lines(string(b)) {
+		for _, l := range keys {
 			if name, _, _ := strings.Cut(l, " "); name == n.Name {
 				if found {
 					continue
@@ -98,7 +112,10 @@ func (c *Cluster) RecordNode(n Node) (changed bool, err error) {
 		if !found {
 			out = append(out, entry)
 		}
-		if err := write(c.Path(nodeconf.PubKeys), b, []byte(strings.Join(out, "\n")+"\n"), ModeSecret); err != nil {
+		keys = out
+	}
+	if anyKey {
+		if err := write(c.Path(nodeconf.PubKeys), b, []byte(strings.Join(keys, "\n")+"\n"), ModeSecret); err != nil {
 			return changed, err
 		}
 	}
@@ -111,7 +128,9 @@ func (c *Cluster) RecordNode(n Node) (changed bool, err error) {
 	for _, k := range []string{"node_list", "online_nodes", "node_primary_ips", ssconf.CandidateCertsKey} {
 		before[k] = values[k]
 	}
-	withNode(values, n.Name, n.PrimaryIP)
+	for _, n := range ns {
+		withNode(values, n.Name, n.PrimaryIP)
+	}
 	if err := c.withMasterCert(values); err != nil {
 		return changed, err
 	}
@@ -136,8 +155,8 @@ func (c *Cluster) RecordNode(n Node) (changed bool, err error) {
 		f := strings.Fields(l)
 		if len(f) >= 3 && !strings.HasPrefix(f[0], "@") && !strings.HasPrefix(f[0], "#") {
 			hosts := strings.Split(f[0], ",")
-			if contains(hosts, c.Settings.ClusterName) && !contains(hosts, n.Name) {
-				f[0] = f[0] + "," + n.Name
+			if grown := withNames(hosts, ns); contains(hosts, c.Settings.ClusterName) && len(grown) > len(hosts) {
+				f[0] = strings.Join(grown, ",")
 				l = strings.Join(f, " ")
 			}
 		}
@@ -145,4 +164,15 @@ func (c *Cluster) RecordNode(n Node) (changed bool, err error) {
 	}
 	err = write(c.Path(nodeconf.KnownHosts), b, []byte(strings.Join(out, "\n")+"\n"), ModePublic)
 	return changed, err
+}
+
+// withNames is hosts with the names of ns it lacks appended, in order.
+func withNames(hosts []string, ns []Node) []string {
+	out := hosts
+	for _, n := range ns {
+		if !contains(out, n.Name) {
+			out = append(out[:len(out):len(out)], n.Name)
+		}
+	}
+	return out
 }

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/nodejoin/nodejoin/internal/certs"
+	"github.com/nodejoin/nodejoin/internal/connlimit"
 	"github.com/nodejoin/nodejoin/internal/nodeconf"
 	"github.com/nodejoin/nodejoin/internal/noded"
 	"github.com/nodejoin/nodejoin/internal/ssconf"
@@ -26,7 +27,7 @@ type Server struct {
 	Config  *nodeconf.Config
 	KeyPair *certs.KeyPair
 	Log     *slog.Logger
-	Limits  Limits // zero fields: DefaultLimits
+	Limits  Limits // zero fields: connlimit.Default
 	started time.Time
 }
 
@@ -148,7 +149,7 @@ func writeJSON(w http.ResponseWriter, code int, v any) {
 // Serve serves on ln until ctx ends, then shuts down within 5 seconds.
 func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	s.started = time.Now()
-	lim := s.Limits.withDefaults()
+	lim := s.Limits.WithDefaults()
 	srv := &http.Server{
 		Handler: s.Handler(),
 		// The handshake must end within the shortest of the first three.
@@ -159,7 +160,7 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 		MaxHeaderBytes:    64 << 10,
 		ErrorLog:          log.New(serverErrors{s.Log}, "", 0),
 	}
-	tlsLn := tls.NewListener(newLimitListener(ln, lim, s.Log), certs.ServerTLSConfig(s.KeyPair))
+	tlsLn := tls.NewListener(connlimit.Listen(ln, lim, s.Log), certs.ServerTLSConfig(s.KeyPair))
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(tlsLn) }()
 	s.Log.Info("serving", "address", ln.Addr().String(), "certificate", certs.Fingerprint(s.KeyPair.Cert))
