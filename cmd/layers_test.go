@@ -24,6 +24,7 @@ var side = map[string]string{
 	"prepare-node-join": "node",
 	"node-daemon-setup": "node",
 	"noded":             "node",
+	"node-join":         "node",
 	"node-add":          "master",
 	"cluster-init":      "master",
 	"join-service":      "master",
