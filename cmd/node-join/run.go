@@ -175,17 +175,12 @@ func token(env *cli.Env, changed func(string) bool, o *opts) (joinapi.Token, err
 		return joinapi.Token{}, problem.Hint(problem.Usagef("--ca-pin: no pin of the master's certificate: no pin, no join"),
 			"give --ca-pin sha256:<hex> as join-service slot add prints it in pins")
 	}
-	var secret []byte
-	var err error
-	if o.secretFile == "-" {
-		secret, err = joinclient.ReadSecret(env.Stdin)
-	} else {
-		secret, err = joinclient.ReadCredentialFile("--secret-file", o.secretFile)
-	}
-	if err != nil {
-		return joinapi.Token{}, err
-	}
-	return joinclient.FromFlags(o.server, o.uuid, secret, o.pins)
+	return joinclient.FromFlags(o.server, o.uuid, func() ([]byte, error) {
+		if o.secretFile == "-" {
+			return joinclient.ReadSecret(env.Stdin)
+		}
+		return joinclient.ReadCredentialFile("--secret-file", o.secretFile)
+	}, o.pins)
 }
 
 func unwrap(err error) error {

@@ -76,15 +76,19 @@ func ReadSecret(r io.Reader) ([]byte, error) {
 	return bytes.TrimSpace(data), nil
 }
 
-// FromFlags is the token of --server, --uuid, the secret (of --secret-file)
-// and --ca-pin.
-func FromFlags(server, uuid string, secret []byte, pins []string) (joinapi.Token, error) {
+// FromFlags is the token of --server, --uuid, the secret (of --secret-file:
+// read once the flags are found sound) and --ca-pin.
+func FromFlags(server, uuid string, readSecret func() ([]byte, error), pins []string) (joinapi.Token, error) {
 	tok := joinapi.Token{UUID: uuid}
 	host, port, err := splitServer(server)
 	if err != nil {
 		return tok, err
 	}
 	tok.Host, tok.Port = host, port
+	secret, err := readSecret()
+	if err != nil {
+		return tok, err
+	}
 	tok.Secret = string(secret)
 	if tok.Pins, err = addPins(nil, pins); err != nil {
 		return tok, err

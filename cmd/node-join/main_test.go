@@ -1,0 +1,166 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/rogpeppe/go-internal/testscript"
+
+	"github.com/nodejoin/nodejoin/cmd/internal/cli"
+	"github.com/nodejoin/nodejoin/internal/fixture"
+	"github.com/nodejoin/nodejoin/internal/joinapi"
+)
+
+func TestMain(m *testing.M) {
+	testscript.Main(m, map[string]func(){
+		prog: func() { os.Exit(cli.Main(prog, os.Args[1:], run)) },
+	})
+}
+
+// The master's programs, built once: node-join's tests talk to a real
+// join-service on loopback (a node-side package may not link the master's
+// code, so it runs as the program it is).
+var (
+	masterOnce sync.Once
+	masterBin  string
+	masterErr  error
+)
+
+func buildMaster(t *testing.T) string {
+	masterOnce.Do(func() {
+		dir, err := os.MkdirTemp("", "node-join-master-")
+		if err != nil {
+			masterErr = err
+			return
+		}
+		masterBin = dir
+		cmd := exec.Command("go", "build", "-o", dir+"/", "../join-service", "../cluster-init")
+		if out, err := cmd.CombinedOutput(); err != nil {
+			masterErr = &buildError{err, out}
+		}
+	})
+	if masterErr != nil {
+		t.Fatal(masterErr)
+	}
+	return masterBin
+}
+
+type buildError struct {
+	err error
+	out []byte
+}
+
+func (e *buildError) Error() string { return "building the master's programs: " + e.err.Error() + "\n" + string(e.out) }
+
+// TestScripts runs testdata/*.txtar against a node root in $ROOT
+// (fixture.Setup) with join-service and cluster-init on the PATH; the
+// condition [root] holds when the test runs as root. Beside
+// fixture.Cmds:
+//
+//	freeport VAR                   a free loopback port in $VAR
+//	waitsock PATH                  wait until something listens on the unix socket
+//	waitfile PATH                  wait until PATH exists
+//	token ADD.json KIND OUT [PIN]  from slot add's answer, write OUT (0600):
+//	                               KIND cmdline (a kernel command line with the
+//	                               boot parameter), tokenfile (the token),
+//	                               secret (the secret alone), secrets (the
+//	                               secret, for nosecret); PIN replaces the pins
+func TestScripts(t *testing.T) {
+	if _, err := exec.LookPath("go"); err != nil {
+		t.Skip("no go command on the PATH")
+	}
+	bin := buildMaster(t)
+	t.Cleanup(func() { os.RemoveAll(bin) })
+	cmds := fixture.Cmds()
+	cmds["freeport"] = cmdFreePort
+	cmds["waitsock"] = cmdWait("unix")
+	cmds["waitfile"] = cmdWait("")
+	cmds["token"] = cmdToken
+	testscript.Run(t, testscript.Params{
+		Dir:  "testdata",
+		Cmds: cmds,
+		Condition: func(cond string) (bool, error) {
+			if cond != "root" {
+				return false, fmt.Errorf("unknown condition %q", cond)
+			}
+			return os.Geteuid() == 0, nil
+		},
+		Setup: func(env *testscript.Env) error {
+			env.Setenv("PATH", bin+string(os.PathListSeparator)+env.Getenv("PATH"))
+			return fixture.Setup(env)
+		},
+	})
+}
+
+func cmdFreePort(ts *testscript.TestScript, neg bool, args []string) {
+	if neg || len(args) != 1 {
+		ts.Fatalf("usage: freeport VAR")
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	ts.Check(err)
+	defer ln.Close()
+	ts.Setenv(args[0], strconv.Itoa(ln.Addr().(*net.TCPAddr).Port))
+}
+
+func cmdWait(network string) func(ts *testscript.TestScript, neg bool, args []string) {
+	return func(ts *testscript.TestScript, neg bool, args []string) {
+		if neg || len(args) != 1 {
+			ts.Fatalf("usage: wait PATH")
+		}
+		for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+			var err error
+			if network == "" {
+				_, err = os.Stat(ts.MkAbs(args[0]))
+			} else {
+				var c net.Conn
+				if c, err = net.Dial(network, ts.MkAbs(args[0])); err == nil {
+					c.Close()
+				}
+			}
+			if err == nil {
+				return
+			}
+			if time.Now().After(deadline) {
+				ts.Fatalf("%s: %v", args[0], err)
+			}
+		}
+	}
+}
+
+func cmdToken(ts *testscript.TestScript, neg bool, args []string) {
+	if neg || len(args) < 3 || len(args) > 4 {
+		ts.Fatalf("usage: token ADD.json cmdline|tokenfile|secret|secrets OUT [PIN]")
+	}
+	var add struct {
+		BootParam string `json:"boot_param"`
+	}
+	ts.Check(json.Unmarshal([]byte(ts.ReadFile(args[0])), &add))
+	tok, err := joinapi.ParseToken(strings.TrimPrefix(add.BootParam, joinapi.BootParamKey+"="))
+	ts.Check(err)
+	if len(args) == 4 {
+		tok.Pins = []string{args[3]}
+	}
+	var out string
+	switch args[1] {
+	case "cmdline":
+		out = "BOOT_IMAGE=/vmlinuz ro " + tok.BootParam() + " console=ttyS0\n"
+	case "tokenfile":
+		out = tok.Text() + "\n"
+	case "secret", "secrets":
+		out = tok.Secret + "\n"
+	default:
+		ts.Fatalf("token: unknown kind %q", args[1])
+	}
+	p := ts.MkAbs(args[2])
+	ts.Check(os.MkdirAll(filepath.Dir(p), 0o755))
+	ts.Check(os.WriteFile(p, []byte(out), 0o600))
+}
