@@ -72,6 +72,7 @@ func (e *buildError) Error() string { return "building the master's programs: " 
 //	token ADD.json KIND OUT [PIN]  from slot add's answer, write OUT (0600):
 //	                               KIND cmdline (a kernel command line with the
 //	                               boot parameter), tokenfile (the token),
+//	                               wrongsecret (the token with another secret),
 //	                               secret (the secret alone), secrets (the
 //	                               secret, for nosecret); PIN replaces the pins
 func TestScripts(t *testing.T) {
@@ -138,7 +139,7 @@ func cmdWait(network string) func(ts *testscript.TestScript, neg bool, args []st
 
 func cmdToken(ts *testscript.TestScript, neg bool, args []string) {
 	if neg || len(args) < 3 || len(args) > 4 {
-		ts.Fatalf("usage: token ADD.json cmdline|tokenfile|secret|secrets OUT [PIN]")
+		ts.Fatalf("usage: token ADD.json cmdline|tokenfile|wrongsecret|secret|secrets OUT [PIN]")
 	}
 	var add struct {
 		BootParam string `json:"boot_param"`
@@ -154,6 +155,9 @@ func cmdToken(ts *testscript.TestScript, neg bool, args []string) {
 	case "cmdline":
 		out = "BOOT_IMAGE=/vmlinuz ro " + tok.BootParam() + " console=ttyS0\n"
 	case "tokenfile":
+		out = tok.Text() + "\n"
+	case "wrongsecret":
+		tok.Secret = strings.Repeat("A", len(tok.Secret))
 		out = tok.Text() + "\n"
 	case "secret", "secrets":
 		out = tok.Secret + "\n"
