@@ -59,7 +59,9 @@ type buildError struct {
 	out []byte
 }
 
-func (e *buildError) Error() string { return "building the master's programs: " + e.err.Error() + "\n" + string(e.out) }
+func (e *buildError) Error() string {
+	return "building the master's programs: " + e.err.Error() + "\n" + string(e.out)
+}
 
 // TestScripts runs testdata/*.txtar against a node root in $ROOT
 // (fixture.Setup) with join-service and cluster-init on the PATH; the
