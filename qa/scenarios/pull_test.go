@@ -154,3 +154,97 @@ func TestPullJoinByBootParam(t *testing.T) {
 		t.Errorf("the slot after the mitm's refusal:\n%s", r.Stdout)
 	}
 }
+
+// 50 machines boot at once with a dynamic pool's token for 40 slots: 40
+// distinct joins, each recorded by the master, and 10 clean refusals
+// (no free slot, exit 3) that change nothing on their machines.
+func TestPullDynamicRace(t *testing.T) {
+	const machines, slots = 50, 40
+	harness.Require(t)
+	t.Parallel()
+	ctx, cancel := context.WithTimeout(t.Context(), 5*time.Minute)
+	t.Cleanup(cancel)
+	l := clusterlab.New(t, harness.Options{Nodes: machines, ShareRSAHostKey: true})
+	must(t, "cluster-init", l.Init(ctx))
+	serveJoinService(t, ctx, l.Master)
+
+	r := must(t, "slot add", clusterlab.Run(ctx, l.Master, []byte(`{"dynamic": true}`), "join-service", "slot", "add"))
+	var pool struct {
+		Secret    string `json:"secret"`
+		BootParam string `json:"boot_param"`
+	}
+	if err := json.Unmarshal([]byte(r.Stdout), &pool); err != nil {
+		t.Fatal(err)
+	}
+	more, _ := json.Marshal(map[string]any{"dynamic": true, "secret": pool.Secret})
+	for i := 1; i < slots; i++ {
+		must(t, "slot add", clusterlab.Run(ctx, l.Master, more, "join-service", "slot", "add"))
+	}
+	tok, err := joinapi.ParseToken(strings.TrimPrefix(pool.BootParam, joinapi.BootParamKey+"="))
+	if err != nil {
+		t.Fatal(err)
+	}
+	tok.UUID = joinapi.DynamicUUID
+	before := map[string]string{}
+	for _, n := range l.Nodes {
+		writeRootFile(t, n, "/root/join.token", tok.Text()+"\n")
+		before[n.Name] = treeHash(t, n)
+	}
+
+	results := make([]clusterlab.Result, machines)
+	done := make(chan int)
+	for i, n := range l.Nodes {
+		go func() {
+			results[i] = clusterlab.Run(ctx, n, nil, "node-join", "--token-file", "/root/join.token", "--timeout", "3m")
+			done <- i
+		}()
+	}
+	for range l.Nodes {
+		<-done
+	}
+	uuids := map[string]string{}
+	var refused int
+	for i, r := range results {
+		n := l.Nodes[i]
+		switch r.Code {
+		case 0:
+			var res struct {
+				UUID     string
+				NodeName string `json:"node_name"`
+				Recorded bool
+			}
+			if err := json.Unmarshal([]byte(r.Stdout), &res); err != nil || !res.Recorded || res.NodeName != n.Name {
+				t.Errorf("%s: %+v %v", n.Name, res, err)
+			}
+			if prev, ok := uuids[res.UUID]; ok {
+				t.Errorf("%s and %s both got slot %s", prev, n.Name, res.UUID)
+			}
+			uuids[res.UUID] = n.Name
+		case 3:
+			refused++
+			if !strings.Contains(r.Stderr, "the master refused: 503 no_free_slot: ") {
+				t.Errorf("%s: refused otherwise: %s", n.Name, r)
+			}
+			if treeHash(t, n) != before[n.Name] {
+				t.Errorf("%s: the refused join changed files", n.Name)
+			}
+		default:
+			t.Errorf("%s: %s", n.Name, r)
+		}
+	}
+	if len(uuids) != slots || refused != machines-slots {
+		t.Errorf("%d joins and %d refusals, want %d and %d", len(uuids), refused, slots, machines-slots)
+	}
+	ss, err := clusterlab.Ssconf(l.Master)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range uuids {
+		if !strings.Contains("\n"+ss["node_list"]+"\n", "\n"+name+"\n") {
+			t.Errorf("the master did not record %s", name)
+		}
+	}
+	if got := len(strings.Fields(ss["node_list"])); got != slots+1 {
+		t.Errorf("the master's node list has %d names, want %d and the master", got, slots)
+	}
+}
