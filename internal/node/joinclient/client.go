@@ -196,7 +196,7 @@ func (c *Client) retry(ctx context.Context, what string, f func(context.Context)
 		if err == nil || !retryable(err) {
 			return err
 		}
-		d := wait/2 + rand.N(wait/2+1)
+		d := wait/2 + rand.N(wait/2+1) //nolint:gosec // jitter spreads machines out; nothing depends on it being unpredictable
 		var ae *APIError
 		if errors.As(err, &ae) && ae.retryAfter > d {
 			d = ae.retryAfter
@@ -308,19 +308,28 @@ func (c *Client) refusal(err error, where string) error {
 		return fmt.Errorf("%s: %w", where, err)
 	}
 	rej := problem.Reject(where, "the master refused: %v", ae)
-	switch {
-	case ae.Code == joinapi.CodeSpent && c.fetches > 1 && strings.HasPrefix(where, "fetching"):
-		rej.WithHint("the secret has no use left; an earlier attempt of this run may have reached the master and lost its answer, which spends it: ask for a new slot (join-service slot add)")
-	case ae.Code == joinapi.CodeSpent:
-		rej.WithHint("the secret has no use left (it is single use): ask for a new slot (join-service slot add)")
-	case ae.Code == joinapi.CodeExpired:
-		rej.WithHint("the secret has expired: ask for a new slot (join-service slot add)")
-	case ae.Status == http.StatusUnauthorized:
-		rej.WithHint("the master knows no slot " + c.tok.UUID + " with this secret: check the token, or ask for a new slot")
-	case ae.Code == joinapi.CodeNoFreeSlot:
-		rej.WithHint("every slot of the dynamic pool is taken: add slots to the pool (join-service slot add) and run again")
+	if h := refusalHint(ae, c.fetches > 1 && strings.HasPrefix(where, "fetching"), c.tok.UUID); h != "" {
+		rej.Hints = append(rej.Hints, h)
 	}
 	return rej
+}
+
+// refusalHint says what to do about a refusal; retried says the refused
+// request was a fetch tried before in this run.
+func refusalHint(ae *APIError, retried bool, uuid string) string {
+	switch {
+	case ae.Code == joinapi.CodeSpent && retried:
+		return "the secret has no use left; an earlier attempt of this run may have reached the master and lost its answer, which spends it: ask for a new slot (join-service slot add)"
+	case ae.Code == joinapi.CodeSpent:
+		return "the secret has no use left (it is single use): ask for a new slot (join-service slot add)"
+	case ae.Code == joinapi.CodeExpired:
+		return "the secret has expired: ask for a new slot (join-service slot add)"
+	case ae.Status == http.StatusUnauthorized:
+		return "the master knows no slot " + uuid + " with this secret: check the token, or ask for a new slot"
+	case ae.Code == joinapi.CodeNoFreeSlot:
+		return "every slot of the dynamic pool is taken: add slots to the pool (join-service slot add) and run again"
+	}
+	return ""
 }
 
 func clip(s string) string {
