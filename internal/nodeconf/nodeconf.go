@@ -141,11 +141,32 @@ func (c *Config) detectGaneti() string {
 	return ""
 }
 
+// systemdRuns says whether systemd is the init system (sd_booted(3)); a
+// variable so that tests can say either.
+var systemdRuns = func() bool {
+	fi, err := os.Stat("/run/systemd/system")
+	return err == nil && fi.IsDir()
+}
+
+// nodedUnits are where a package puts noded's unit (Debian's /usr/lib and
+// the older /lib).
+var nodedUnits = []string{"/usr/lib/systemd/system/noded.service", "/lib/systemd/system/noded.service"}
+
+// nodedUnitInstalled reports noded's unit under the root.
+func (c *Config) nodedUnitInstalled() bool {
+	for _, p := range nodedUnits {
+		if _, err := os.Stat(c.Path(p)); err == nil {
+			return true
+		}
+	}
+	return false
+}
+
 // Default returns the configuration of a node without node.json: Ganeti's
 // layout, and the restart commands of the init system that runs.
 func Default() *Config {
 	restart := []string{"service", "ssh", "restart"}
-	if fi, err := os.Stat("/run/systemd/system"); err == nil && fi.IsDir() {
+	if systemdRuns() {
 		// Debian's ssh.service reloads with sshd -t, then SIGHUP: sshd
 		// re-executes and reads the new host keys; sessions stay up.
 		restart = []string{"systemctl", "reload-or-restart", "ssh"}
@@ -199,10 +220,16 @@ func Load(root string) (*Config, error) {
 func (c *Config) fill() error {
 	c.ganeti = c.detectGaneti()
 	if c.NodeDaemonRestartCommand == nil {
-		c.NodeDaemonRestartCommand = Commands{{"noded", "--restart"}}
-		if c.ganeti != "" {
+		switch {
+		case c.ganeti != "":
 			// Run the daemon-util found, under the root too.
 			c.NodeDaemonRestartCommand = ganetiRestart(c.Path(c.ganeti))
+		case systemdRuns() && c.nodedUnitInstalled():
+			// The unit owns the daemon: noded --restart would start a
+			// second one outside it.
+			c.NodeDaemonRestartCommand = Commands{{"systemctl", "restart", "noded"}}
+		default:
+			c.NodeDaemonRestartCommand = Commands{{"noded", "--restart"}}
 		}
 	}
 	if c.ClientKeyBits == 0 {

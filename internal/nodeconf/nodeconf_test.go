@@ -184,3 +184,41 @@ func FuzzLoad(f *testing.F) {
 		}
 	})
 }
+
+func TestNodedUnitRestart(t *testing.T) {
+	defer func(f func() bool) { systemdRuns = f }(systemdRuns)
+	for _, tc := range []struct {
+		name    string
+		systemd bool
+		unit    string // installed under the root, "" none
+		ganeti  bool
+		want    Commands
+	}{
+		{"systemd and the unit", true, "usr/lib/systemd/system/noded.service", false, Commands{{"systemctl", "restart", "noded"}}},
+		{"systemd and the unit in /lib", true, "lib/systemd/system/noded.service", false, Commands{{"systemctl", "restart", "noded"}}},
+		{"the unit without systemd", false, "usr/lib/systemd/system/noded.service", false, Commands{{"noded", "--restart"}}},
+		{"systemd without the unit", true, "", false, Commands{{"noded", "--restart"}}},
+		{"Ganeti first", true, "usr/lib/systemd/system/noded.service", true, nil},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			root := t.TempDir()
+			systemdRuns = func() bool { return tc.systemd }
+			if tc.unit != "" {
+				writeFile(t, filepath.Join(root, tc.unit), "[Service]\n")
+			}
+			want := tc.want
+			if tc.ganeti {
+				du := filepath.Join(root, "usr/lib/ganeti/daemon-util")
+				writeFile(t, du, "#!/bin/sh\n")
+				want = ganetiRestart(du)
+			}
+			c, err := Load(root)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !reflect.DeepEqual(c.NodeDaemonRestartCommand, want) {
+				t.Errorf("restart %q, want %q", c.NodeDaemonRestartCommand, want)
+			}
+		})
+	}
+}
