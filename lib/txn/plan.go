@@ -32,6 +32,10 @@ type Item struct {
 	// of it is ever readable by anyone but its owner, and no digest of it
 	// is reported.
 	Secret bool
+	// Remove asks for the file to be gone: an existing one is backed up,
+	// journaled and unlinked, so a rollback puts it back; a missing one is
+	// unchanged. Data and Mode are ignored.
+	Remove bool
 }
 
 // Actions of a planned item.
@@ -40,6 +44,7 @@ const (
 	Replace   = "replace"
 	Chmod     = "chmod" // same content, other mode or owner
 	Unchanged = "unchanged"
+	Delete    = "remove" // an existing file removed (Item.Remove)
 )
 
 // Change is an item with what applying it would do.
@@ -55,7 +60,7 @@ type Change struct {
 // SHA256 is the hex digest of the new content; "" for a directory and
 // for a secret, since a digest of a guessable secret confirms a guess.
 func (c Change) SHA256() string {
-	if c.Dir || c.Secret {
+	if c.Dir || c.Secret || c.Remove {
 		return ""
 	}
 	sum := sha256.Sum256(c.Data)
@@ -94,6 +99,9 @@ func diffOne(it Item) (Change, error) {
 	fi, err := os.Lstat(it.Path)
 	if errors.Is(err, fs.ErrNotExist) {
 		c.Action = Create
+		if it.Remove {
+			c.Action = Unchanged
+		}
 		return c, nil
 	}
 	if err != nil {
@@ -117,6 +125,10 @@ func diffOne(it Item) (Change, error) {
 	}
 	if !fi.Mode().IsRegular() {
 		return c, fmt.Errorf("%s: %w", it.NodePath, ErrNotRegular)
+	}
+	if it.Remove {
+		c.Action = Delete
+		return c, nil
 	}
 	old, err := os.ReadFile(it.Path)
 	if err != nil {

@@ -156,6 +156,12 @@ func (tx *Tx) apply(c Change) error {
 			return fmt.Errorf("backing up %s: %w", c.NodePath, err)
 		}
 	}
+	if c.Action == Delete {
+		if err := removeItem(c.Path); err != nil {
+			return fmt.Errorf("removing %s: %w", c.NodePath, err)
+		}
+		return nil
+	}
 	if err := writeItem(c.Path, c.Data, c.Mode, c.UID, c.GID, c.Secret); err != nil {
 		return fmt.Errorf("writing %s: %w", c.NodePath, err)
 	}

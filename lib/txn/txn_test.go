@@ -342,3 +342,56 @@ func TestIntentRemovesOnlyStateDirLevels(t *testing.T) {
 		t.Errorf("the empty state directory remains: %v", err)
 	}
 }
+
+// TestRemove: a Remove item unlinks the file on commit, puts it back with
+// its mode and content on rollback, and is unchanged where the file is gone.
+func TestRemove(t *testing.T) {
+	for _, commit := range []bool{true, false} {
+		root := t.TempDir()
+		var restarts []string
+		if err := os.MkdirAll(filepath.Join(root, "etc/ssh"), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(root, "etc/ssh/drop"), []byte("old"), 0o640); err != nil {
+			t.Fatal(err)
+		}
+		opts := testOptions(t, root, &restarts)
+		before := snapshot(t, root)
+		rm := Item{Path: filepath.Join(root, "etc/ssh/drop"), NodePath: "/etc/ssh/drop", Remove: true}
+		changes, err := Diff(root, []Item{rm})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if changes[0].Action != Delete || changes[0].SHA256() != "" {
+			t.Fatalf("action %q sha256 %q, want remove and no digest", changes[0].Action, changes[0].SHA256())
+		}
+		tx, err := Begin(context.Background(), opts)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := tx.Apply(changes); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := os.Lstat(rm.Path); !errors.Is(err, fs.ErrNotExist) {
+			t.Fatalf("the file is still there after apply: %v", err)
+		}
+		if !commit {
+			if err := tx.Rollback(context.Background()); err != nil {
+				t.Fatal(err)
+			}
+			equalSnapshots(t, before, snapshot(t, root))
+			continue
+		}
+		if err := tx.Commit(); err != nil {
+			t.Fatal(err)
+		}
+		left, _ := filepath.Glob(filepath.Join(root, "etc/ssh/*"))
+		if len(left) != 0 {
+			t.Errorf("left after commit: %v", left)
+		}
+		again, err := Diff(root, []Item{rm})
+		if err != nil || again[0].Action != Unchanged {
+			t.Errorf("removing a missing file: %v %v, want unchanged", again, err)
+		}
+	}
+}

@@ -209,3 +209,25 @@ func WriteFile(path string, data []byte, mode fs.FileMode) error {
 	}
 	return nil
 }
+
+// removeItem unlinks a regular file in its pinned directory (a link put in
+// its place is refused, never followed) and syncs the directory.
+func removeItem(path string) error {
+	dir, err := pinDir(filepath.Dir(path))
+	if err != nil {
+		return err
+	}
+	defer func() { _ = dir.Close() }()
+	name := filepath.Base(path)
+	fi, err := dir.Lstat(name)
+	if err != nil {
+		return err
+	}
+	if !fi.Mode().IsRegular() {
+		return ErrNotRegular
+	}
+	if err := dir.Remove(name); err != nil {
+		return err
+	}
+	return syncRoot(dir)
+}
