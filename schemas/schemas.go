@@ -23,6 +23,8 @@ const (
 	NodeDaemonSetup = "node-daemon-setup.v1.json"
 	NodeConfig      = "node.v1.json"
 	SsconfUpdate    = "ssconf-update.v1.json"
+	CallbackSetup   = "callback-setup.v1.json"
+	CallbackGrant   = "callback-grant.v1.json"
 )
 
 // base is the prefix of every schema's $id; each schema is registered under
