@@ -21,7 +21,7 @@ type State struct {
 	User string `json:"user"`
 	// UserCreated: callback-grant made the account, so the last revoke
 	// removes it; an account that was there is left alone.
-	UserCreated bool    `json:"user_created"`
+	UserCreated bool     `json:"user_created"`
 	Grants      []Record `json:"grants"`
 }
 
