@@ -1,12 +1,17 @@
 # Every target is a thin wrapper: build.sh builds, go test tests.
 GO ?= go
 
-.PHONY: all build test lint unit qa fuzz demo bench deps clean
+.PHONY: all build deb test lint unit qa fuzz demo bench deps clean lab lab-shell lab-down
 
 all: build
 
 build:
 	./build.sh
+
+# The Debian packages nodejoin-node and nodejoin-master, and the roff man
+# pages they install, into build/ (doc/packaging.md).
+deb:
+	./build.sh --deb
 
 # The README's test command: lint, unit and command tests, the QA harness on
 # real sshd (as root; it skips elsewhere), and a short run of every fuzz target.
@@ -42,5 +47,20 @@ demo: deps build
 bench: deps build
 	$(GO) run ./qa/bench
 
+# A kept lab to try the programs by hand: master and $(NODES) nodes on
+# namespace hosts, up until make lab-down (root; qa/lab). make lab-shell
+# HOST=node1 opens a shell in a host; go run ./qa/lab run HOST -- CMD runs
+# one command.
+NODES ?= 2
+HOST ?= master
+lab: deps
+	$(GO) run ./qa/lab up --nodes $(NODES)
+
+lab-shell:
+	$(GO) run ./qa/lab shell $(HOST)
+
+lab-down:
+	$(GO) run ./qa/lab down
+
 clean:
-	rm -rf bin
+	rm -rf bin build

@@ -3,7 +3,10 @@
 # need, when they are missing: a real OpenSSH sshd for the QA hosts, ip(8) and
 # unshare(1) for the namespaces, openssl(1) for the certificate interop tests,
 # curl(1) for the QA checks of the node daemon over TLS, Debian's ganeti
-# (3.0 on bookworm) for the QA scenario against a real Ganeti master, and
+# (3.0 on bookworm) for the QA scenario against a real Ganeti master,
+# lintian(1), man(1) and systemd-analyze(1) for the checks of the Debian
+# packages (systemd's package brings its files only: it does not become PID 1
+# here, and policy-rc.d keeps its services from starting), and
 # etcd(1) (etcd-server) for the slot store's tests, which start three members
 # of their own on loopback.
 # It needs root only when something is missing.
@@ -22,6 +25,9 @@ command -v unshare >/dev/null 2>&1 || need="$need util-linux"
 command -v git >/dev/null 2>&1 || need="$need git"
 command -v openssl >/dev/null 2>&1 || need="$need openssl"
 command -v curl >/dev/null 2>&1 || need="$need curl"
+command -v lintian >/dev/null 2>&1 || need="$need lintian"
+command -v man >/dev/null 2>&1 || need="$need man-db"
+command -v systemd-analyze >/dev/null 2>&1 || need="$need systemd"
 command -v etcd >/dev/null 2>&1 || need="$need etcd-server"
 [ -x /usr/sbin/gnt-cluster ] && [ -x /usr/lib/ganeti/daemon-util ] || need="$need ganeti"
 [ -z "$need" ] && exit 0

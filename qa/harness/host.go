@@ -341,10 +341,16 @@ func (h *Host) Run(ctx context.Context, stdin []byte, argv ...string) (stdout, s
 // for a caller that wants its output as it comes (the demo shows node-add's
 // progress on the terminal). The host must be running.
 func (h *Host) Command(ctx context.Context, argv ...string) *exec.Cmd {
+	return EnterCommand(ctx, h.initPID, argv...)
+}
+
+// EnterCommand is Command for the host whose pid 1 is initPID (InitPID), for
+// a program that reaches the hosts of a lab another process keeps (qa/lab).
+func EnterCommand(ctx context.Context, initPID int, argv ...string) *exec.Cmd {
 	// nsenter forks the command into the host's pid namespace and waits for
 	// it; setpriv's pdeathsig makes the command die with nsenter when ctx
 	// kills nsenter.
-	args := append([]string{"-t", strconv.Itoa(h.initPID), "-n", "-m", "-u", "-p", "--wd=/",
+	args := append([]string{"-t", strconv.Itoa(initPID), "-n", "-m", "-u", "-p", "--wd=/",
 		"--", "setpriv", "--pdeathsig", "KILL", "--"}, argv...)
 	cmd := exec.CommandContext(ctx, "nsenter", args...)
 	cmd.Env = []string{"PATH=" + rootPath, "HOME=/root", "USER=root", "LOGNAME=root", "LANG=C.UTF-8", "TERM=" + os.Getenv("TERM")}
