@@ -368,6 +368,38 @@ kill %1
 		}
 	})
 
+	// The account's password field: "*" lets the key in with and without
+	// PAM; useradd's "!" locks it against keys too when UsePAM is no.
+	t.Run("password field", func(t *testing.T) {
+		try := func() clusterlab.Result { // node2's key on its own port, for 3 s
+			return clusterlab.Run(l.ctx, l.node, nil, "timeout", "3", "ssh", "-F", "none", "-o", "BatchMode=yes",
+				"-o", "IdentitiesOnly=yes", "-i", "/etc/nodejoin/callback/other", "-o", "StrictHostKeyChecking=yes",
+				"-o", "UserKnownHostsFile=/etc/nodejoin/callback/known_hosts", "-l", cbUser, "-N",
+				"-o", "ExitOnForwardFailure=yes", "-R", "localhost:"+strconv.Itoa(otherPort)+":localhost:22", l.Master.IP().String())
+		}
+		inMaster := func(script string) {
+			t.Helper()
+			if r := clusterlab.Run(l.ctx, l.Master, nil, "sh", "-c", script); !r.OK() {
+				t.Fatalf("master: %s: %s", script, r)
+			}
+		}
+		for _, c := range []struct {
+			pam, field string
+			in         bool
+		}{{"no", "*", true}, {"no", "!", false}, {"yes", "!", true}, {"yes", "*", true}} {
+			inMaster(`sed -i 's/^UsePAM .*/UsePAM ` + c.pam + `/' /etc/ssh/sshd_config && nj-restart-sshd && usermod -p '` + c.field + `' ` + cbUser)
+			mark := len(l.Master.SSHDLog())
+			r := try()
+			if in := r.Code == 124; in != c.in {
+				t.Errorf("UsePAM %s, password field %q: logged in %v, want %v: %s\n%s", c.pam, c.field, in, c.in, r, l.Master.SSHDLog()[mark:])
+			}
+			if !c.in && !strings.Contains(l.Master.SSHDLog()[mark:], "account is locked") {
+				t.Errorf("UsePAM %s, password field %q: sshd did not say the account is locked:\n%s", c.pam, c.field, l.Master.SSHDLog()[mark:])
+			}
+		}
+		inMaster(`sed -i 's/^UsePAM .*/UsePAM no/' /etc/ssh/sshd_config && nj-restart-sshd && usermod -p '*' ` + cbUser)
+	})
+
 	t.Run("killed", func(t *testing.T) {
 		l.inNode(t, `p=$(cat /run/callback-supervisor.pid); kill -KILL $(pgrep -P $p ssh)`)
 		l.waitTunnel(t, port, 20*time.Second)
