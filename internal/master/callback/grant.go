@@ -258,6 +258,10 @@ func plan(cfg *nodeconf.Config, o Options, st *State) (*apply.Plan, error) {
 		return txn.Item{Path: cfg.Path(np), NodePath: np, Data: data, Mode: mode, UID: uid, GID: gid, Remove: data == nil}
 	}
 	keys := filepath.Join(cfg.SSHConfigDir, KeysFile)
+	sshdPath, sshdOld, sshdNew, err := sshdFile(cfg, o, st, keys)
+	if err != nil {
+		return nil, err
+	}
 	var keyData, stateData []byte
 	if len(st.Grants) > 0 {
 		var b strings.Builder
@@ -265,10 +269,6 @@ func plan(cfg *nodeconf.Config, o Options, st *State) (*apply.Plan, error) {
 			fmt.Fprintf(&b, "restrict,port-forwarding,permitlisten=\"localhost:%d\",command=\"/bin/false\" %s callback:%s\n", g.Port, g.PublicKey, g.Node)
 		}
 		keyData, stateData = []byte(b.String()), st.bytes()
-	}
-	sshdPath, sshdOld, sshdNew, err := sshdFile(cfg, o, st, keys)
-	if err != nil {
-		return nil, err
 	}
 	items := []txn.Item{file(keys, keyData, 0o644)}
 	sshd := file(sshdPath, sshdNew, 0o644)
@@ -322,6 +322,12 @@ func sshdFile(cfg *nodeconf.Config, o Options, st *State, keys string) (path str
 			return "", nil, nil, cli.Reject(main, "the callback block has no end marker %q", strings.TrimSpace(end))
 		}
 		s = s[:i] + s[i+j+len(end):]
+		if st.NewlineAdded && block == "" {
+			s = strings.TrimSuffix(s, "\n")
+		}
+	} else if block != "" && s != "" && !strings.HasSuffix(s, "\n") {
+		s += "\n"
+		st.NewlineAdded = true
 	}
 	if block != "" {
 		s += block

@@ -21,8 +21,11 @@ type State struct {
 	User string `json:"user"`
 	// UserCreated: callback-grant made the account, so the last revoke
 	// removes it; an account that was there is left alone.
-	UserCreated bool     `json:"user_created"`
-	Grants      []Record `json:"grants"`
+	UserCreated bool `json:"user_created"`
+	// NewlineAdded: sshd_config did not end in a newline, and one was
+	// added before the marked block; the last revoke takes it away too.
+	NewlineAdded bool     `json:"newline_added,omitempty"`
+	Grants       []Record `json:"grants"`
 }
 
 // Record is one node's port and key.

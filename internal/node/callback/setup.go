@@ -173,7 +173,11 @@ func Planner(cfg *nodeconf.Config, d *Setup, pub *string) apply.Planner {
 			f(KnownHosts, kh, 0o644, false),
 			f(SettingsFile, append(settings, '\n'), 0o644, false))}
 		if Systemd(cfg) {
-			p.Items = append(p.Items, f(UnitFile, s.Unit("/usr/bin/ssh"), 0o644, false))
+			dirs, err := txn.MissingDirs(cfg.Root, path.Dir(UnitFile), 0o755, uid, gid)
+			if err != nil {
+				return nil, err
+			}
+			p.Items = append(append(p.Items, dirs...), f(UnitFile, s.Unit("/usr/bin/ssh"), 0o644, false))
 			p.Steps = []apply.Step{
 				{Daemon: "systemd", Restart: []string{"systemctl", "daemon-reload"}},
 				{Daemon: UnitName, Restart: []string{"systemctl", "enable", UnitName}},

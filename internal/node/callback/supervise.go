@@ -2,7 +2,7 @@ package callback
 
 import (
 	"context"
-	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"math/rand/v2"
@@ -30,13 +30,14 @@ func Supervise(ctx context.Context, log *slog.Logger, argv []string, stderr io.W
 	delay := b.Min
 	for {
 		start := time.Now()
-		err := runOnce(ctx, argv, stderr)
+		started, err := runOnce(ctx, argv, stderr)
 		if ctx.Err() != nil {
 			log.Info("stopped")
 			return nil
 		}
-		if err != nil && errors.Is(err, exec.ErrNotFound) {
-			return err
+		if !started {
+			// No ssh to run: waiting does not make one appear.
+			return fmt.Errorf("starting %s: %w", argv[0], err)
 		}
 		if time.Since(start) >= b.Stable {
 			delay = b.Min
@@ -53,27 +54,29 @@ func Supervise(ctx context.Context, log *slog.Logger, argv []string, stderr io.W
 	}
 }
 
-func runOnce(ctx context.Context, argv []string, stderr io.Writer) error {
+// runOnce runs argv to its end, or stops it when ctx ends; started is
+// false when it could not be started at all.
+func runOnce(ctx context.Context, argv []string, stderr io.Writer) (started bool, err error) {
 	cmd := exec.Command(argv[0], argv[1:]...)
 	cmd.Stdout, cmd.Stderr = stderr, stderr
 	// The supervisor's own signals are its own: ssh is stopped by it.
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGTERM}
 	if err := cmd.Start(); err != nil {
-		return err
+		return false, err
 	}
 	done := make(chan error, 1)
 	go func() { done <- cmd.Wait() }()
 	select {
 	case err := <-done:
-		return err
+		return true, err
 	case <-ctx.Done():
 		_ = cmd.Process.Signal(syscall.SIGTERM)
 		select {
 		case err := <-done:
-			return err
+			return true, err
 		case <-time.After(5 * time.Second):
 			_ = cmd.Process.Kill()
-			return <-done
+			return true, <-done
 		}
 	}
 }
