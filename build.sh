@@ -14,7 +14,7 @@ for arg; do
 done
 MOD=$(go list -m)
 VERSION=${VERSION:-$(git describe --tags --always --dirty 2>/dev/null || echo devel)}
-LDFLAGS="-X $MOD/lib/version.stamp=$VERSION"
+LDFLAGS="-X $MOD/internal/version.stamp=$VERSION"
 # Packaged programs are stripped, as Debian ships them (panics keep their
 # stack traces: the Go runtime's own tables stay).
 if [ "$deb" = yes ]; then

@@ -1,6 +1,6 @@
 // Package schemas holds the JSON Schema of every document nodejoin reads,
 // embedded in the binaries. The files are the published contract; the Go
-// types in lib/joindoc and lib/nodeconf follow them.
+// types in internal/joindoc and internal/nodeconf follow them.
 package schemas
 
 import (
@@ -11,7 +11,7 @@ import (
 
 	"github.com/santhosh-tekuri/jsonschema/v5"
 
-	"github.com/nodejoin/nodejoin/lib/jsondoc"
+	"github.com/nodejoin/nodejoin/internal/jsondoc"
 )
 
 //go:embed *.json
@@ -23,6 +23,7 @@ const (
 	NodeDaemonSetup = "node-daemon-setup.v1.json"
 	NodeConfig      = "node.v1.json"
 	SsconfUpdate    = "ssconf-update.v1.json"
+	SlotAdd         = "slot-add.v1.json"
 	CallbackSetup   = "callback-setup.v1.json"
 	CallbackGrant   = "callback-grant.v1.json"
 )

@@ -11,12 +11,13 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/nodejoin/nodejoin/cmd/internal/cli"
+	"github.com/nodejoin/nodejoin/internal/apply"
+	"github.com/nodejoin/nodejoin/internal/hostname"
+	"github.com/nodejoin/nodejoin/internal/jsondoc"
 	"github.com/nodejoin/nodejoin/internal/master/callback"
-	"github.com/nodejoin/nodejoin/lib/apply"
-	"github.com/nodejoin/nodejoin/lib/cli"
-	"github.com/nodejoin/nodejoin/lib/hostname"
-	"github.com/nodejoin/nodejoin/lib/jsondoc"
-	"github.com/nodejoin/nodejoin/lib/nodeconf"
+	"github.com/nodejoin/nodejoin/internal/nodeconf"
+	"github.com/nodejoin/nodejoin/internal/problem"
 	"github.com/nodejoin/nodejoin/schemas"
 )
 
@@ -49,16 +50,16 @@ func run(env *cli.Env, args []string) error {
 		return err
 	}
 	if fs.NArg() > 0 {
-		return cli.Usagef("no arguments are expected; the request is read on standard input")
+		return problem.Usagef("no arguments are expected; the request is read on standard input")
 	}
 	if err := parseRange(*portRange, &o); err != nil {
 		return err
 	}
 	if o.ClientAliveInterval < 1 || o.ClientAliveCountMax < 1 {
-		return cli.Usagef("--client-alive-interval and --client-alive-count-max must be at least 1")
+		return problem.Usagef("--client-alive-interval and --client-alive-count-max must be at least 1")
 	}
 	if !userRE(o.User) {
-		return cli.Usagef("--user %q is not a user name (lower-case letters, digits, _ and -)", o.User)
+		return problem.Usagef("--user %q is not a user name (lower-case letters, digits, _ and -)", o.User)
 	}
 	ctx := context.Background()
 	cfg, err := nodeconf.Load(*root)
@@ -68,7 +69,7 @@ func run(env *cli.Env, args []string) error {
 	var res *callback.Result
 	if *revoke != "" {
 		if err := hostname.Check(*revoke); err != nil {
-			return cli.Reject("--revoke", "%q is not a node name: %v", *revoke, err)
+			return problem.Reject("--revoke", "%q is not a node name: %v", *revoke, err)
 		}
 		if err := apply.Recover(ctx, cfg, env.Log, f.DryRun); err != nil {
 			return err
@@ -101,7 +102,7 @@ func parseRange(s string, o *callback.Options) error {
 	first, err1 := strconv.Atoi(a)
 	last, err2 := strconv.Atoi(b)
 	if !ok || err1 != nil || err2 != nil || first < 1024 || last > 65535 || first > last {
-		return cli.Usagef("--port-range %q is not FIRST-LAST within 1024-65535", s)
+		return problem.Usagef("--port-range %q is not FIRST-LAST within 1024-65535", s)
 	}
 	o.First, o.Last = first, last
 	return nil

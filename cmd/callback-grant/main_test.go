@@ -9,8 +9,9 @@ import (
 
 	"github.com/rogpeppe/go-internal/testscript"
 
+	"github.com/nodejoin/nodejoin/cmd/internal/cli"
 	"github.com/nodejoin/nodejoin/internal/fixture"
-	"github.com/nodejoin/nodejoin/lib/cli"
+	"github.com/nodejoin/nodejoin/internal/problem"
 )
 
 func TestMain(m *testing.M) {
@@ -65,12 +66,12 @@ func TestExitStatus(t *testing.T) {
 		args        []string
 		want        int
 	}{
-		{"empty object", "{}", nil, cli.ExitRejected},
-		{"bad key", `{"node": "node1", "public_key": "ssh-ed25519 AAAA"}`, nil, cli.ExitRejected},
-		{"port outside range", `{"node": "node1", "public_key": "` + key1 + `", "port": 30000}`, nil, cli.ExitRejected},
-		{"bad revoke name", "", []string{"--revoke", "a b"}, cli.ExitRejected},
-		{"bad range", "{}", []string{"--port-range", "5-2"}, cli.ExitUsage},
-		{"bad user", "{}", []string{"--user", "Root"}, cli.ExitUsage},
+		{"empty object", "{}", nil, problem.ExitRejected},
+		{"bad key", `{"node": "node1", "public_key": "ssh-ed25519 AAAA"}`, nil, problem.ExitRejected},
+		{"port outside range", `{"node": "node1", "public_key": "` + key1 + `", "port": 30000}`, nil, problem.ExitRejected},
+		{"bad revoke name", "", []string{"--revoke", "a b"}, problem.ExitRejected},
+		{"bad range", "{}", []string{"--port-range", "5-2"}, problem.ExitUsage},
+		{"bad user", "{}", []string{"--user", "Root"}, problem.ExitUsage},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			root := fixture.NewRoot(t)

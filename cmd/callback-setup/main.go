@@ -10,11 +10,12 @@ import (
 	"os/signal"
 	"syscall"
 
+	"github.com/nodejoin/nodejoin/cmd/internal/cli"
+	"github.com/nodejoin/nodejoin/internal/apply"
+	"github.com/nodejoin/nodejoin/internal/joindoc"
 	"github.com/nodejoin/nodejoin/internal/node/callback"
-	"github.com/nodejoin/nodejoin/lib/apply"
-	"github.com/nodejoin/nodejoin/lib/cli"
-	"github.com/nodejoin/nodejoin/lib/joindoc"
-	"github.com/nodejoin/nodejoin/lib/nodeconf"
+	"github.com/nodejoin/nodejoin/internal/nodeconf"
+	"github.com/nodejoin/nodejoin/internal/problem"
 )
 
 const prog = "callback-setup"
@@ -53,7 +54,7 @@ func run(env *cli.Env, args []string) error {
 		return err
 	}
 	if fs.NArg() > 0 {
-		return cli.Usagef("no arguments are expected; the document is read on standard input")
+		return problem.Usagef("no arguments are expected; the document is read on standard input")
 	}
 	cfg, err := nodeconf.Load(*root)
 	if err != nil {

@@ -7,8 +7,8 @@ import (
 
 	"github.com/rogpeppe/go-internal/testscript"
 
+	"github.com/nodejoin/nodejoin/cmd/internal/cli"
 	"github.com/nodejoin/nodejoin/internal/fixture"
-	"github.com/nodejoin/nodejoin/lib/cli"
 )
 
 func TestMain(m *testing.M) {

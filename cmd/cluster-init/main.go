@@ -9,8 +9,11 @@ import (
 	"os"
 	"time"
 
-	"github.com/nodejoin/nodejoin/lib/cli"
-	"github.com/nodejoin/nodejoin/lib/cluster"
+	"github.com/nodejoin/nodejoin/cmd/internal/cli"
+	"github.com/nodejoin/nodejoin/internal/master/clusterinit"
+	"github.com/nodejoin/nodejoin/internal/nodeconf"
+	"github.com/nodejoin/nodejoin/internal/problem"
+	"github.com/nodejoin/nodejoin/internal/sshkeys"
 )
 
 func main() { os.Exit(cli.Main("cluster-init", os.Args[1:], run)) }
@@ -25,7 +28,7 @@ settings (cluster.json). An existing cluster is refused unless --force.`
 
 type flags struct {
 	cli.Flags
-	o      cluster.InitOptions
+	o      clusterinit.InitOptions
 	days   int
 	output string
 }
@@ -40,7 +43,7 @@ func run(env *cli.Env, args []string) error {
 	fs.StringVar(&f.o.MasterNetdev, "master-netdev", "", "the master's network `DEVICE`, for ssconf")
 	fs.StringVar(&f.o.SSHKeyType, "ssh-key-type", "ed25519", "`TYPE` of root's key pair on the master and on nodes: rsa, ecdsa or ed25519")
 	fs.IntVar(&f.o.SSHKeyBits, "ssh-key-bits", 0, "`BITS` of root's key pair (default the type's: rsa 2048, ecdsa and ed25519 256)")
-	fs.IntVar(&f.o.NodeDaemonPort, "node-daemon-port", 1811, "`PORT` of the node daemon on every node")
+	fs.IntVar(&f.o.NodeDaemonPort, "node-daemon-port", nodeconf.DefaultNodeDaemonPort, "`PORT` of the node daemon on every node")
 	fs.IntVar(&f.days, "certificate-days", 1825, "validity of the cluster certificate in `DAYS`")
 	fs.BoolVar(&f.o.Force, "force", false, "replace an existing cluster (the host keys and root's key are kept)")
 	fs.StringVar(&f.output, "output", "text", "`FORMAT` of the report: text or json")
@@ -48,19 +51,19 @@ func run(env *cli.Env, args []string) error {
 		return err
 	}
 	if fs.NArg() > 0 {
-		return cli.Usagef("no arguments are expected, got %q", fs.Arg(0))
+		return problem.Usagef("no arguments are expected, got %q", fs.Arg(0))
 	}
 	if f.o.ClusterName == "" {
-		return cli.Usagef("--cluster-name is required")
+		return problem.Usagef("--cluster-name is required")
 	}
 	if f.output != "text" && f.output != "json" {
-		return cli.Usagef("--output must be text or json, not %q", f.output)
+		return problem.Usagef("--output must be text or json, not %q", f.output)
 	}
 	if f.days < 1 {
-		return cli.Usagef("--certificate-days must be at least 1")
+		return problem.Usagef("--certificate-days must be at least 1")
 	}
 	f.o.CertValidity = time.Duration(f.days) * 24 * time.Hour
-	plan, err := cluster.PlanInit(f.o)
+	plan, err := clusterinit.PlanInit(f.o)
 	if err != nil {
 		return err
 	}
@@ -74,7 +77,7 @@ func run(env *cli.Env, args []string) error {
 		return enc.Encode(struct {
 			Program string `json:"program"`
 			DryRun  bool   `json:"dry_run"`
-			*cluster.InitPlan
+			*clusterinit.InitPlan
 		}{"cluster-init", f.DryRun, plan})
 	}
 	verb := "created"
@@ -90,8 +93,8 @@ func run(env *cli.Env, args []string) error {
 		fmt.Fprintf(env.Stdout, "  %-9s %s %s %s\n", fl.Action, fl.Mode, fl.Path, digest)
 	}
 	fmt.Fprintf(env.Stdout, "certificate %s\n", plan.CertFingerprint)
-	for _, kind := range []string{"rsa", "ecdsa", "ed25519"} {
-		if fp, ok := plan.HostKeyFingerprints[kind]; ok {
+	for _, kind := range sshkeys.HostKinds {
+		if fp, ok := plan.HostKeyFingerprints[string(kind)]; ok {
 			fmt.Fprintf(env.Stdout, "cluster host key %s %s\n", kind, fp)
 		}
 	}

@@ -9,15 +9,18 @@ import (
 	"net"
 	"os"
 	"os/signal"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
 	"time"
 
-	"github.com/nodejoin/nodejoin/lib/cli"
-	"github.com/nodejoin/nodejoin/lib/cluster"
-	"github.com/nodejoin/nodejoin/lib/join"
-	"github.com/nodejoin/nodejoin/lib/sshrun"
+	"github.com/nodejoin/nodejoin/cmd/internal/cli"
+	"github.com/nodejoin/nodejoin/internal/master/cluster"
+	"github.com/nodejoin/nodejoin/internal/master/join"
+	"github.com/nodejoin/nodejoin/internal/master/sshrun"
+	"github.com/nodejoin/nodejoin/internal/nodeconf"
+	"github.com/nodejoin/nodejoin/internal/problem"
 )
 
 func main() { os.Exit(cli.Main("node-add", os.Args[1:], run)) }
@@ -69,7 +72,7 @@ func run(env *cli.Env, args []string) error {
 	fs.DurationVar(&f.connectTimeout, "connect-timeout", 10*time.Second, "`DURATION` to connect and authenticate")
 	fs.DurationVar(&f.timeout, "timeout", 5*time.Minute, "`DURATION` a whole join of one node may take")
 	fs.DurationVar(&f.nodedTimeout, "node-daemon-timeout", 30*time.Second, "`DURATION` to wait for the node daemon to answer")
-	fs.IntVar(&f.nodedPort, "node-daemon-port", 0, "`PORT` of the node daemon (default from the cluster settings, 1811)")
+	fs.IntVar(&f.nodedPort, "node-daemon-port", 0, "`PORT` of the node daemon (default from the cluster settings, "+strconv.Itoa(nodeconf.DefaultNodeDaemonPort)+")")
 	fs.IntVar(&f.parallel, "parallel", 10, "join at most `N` nodes at a time")
 	fs.StringVar(&f.prepare, "prepare-program", "prepare-node-join", "`PATH` or name of prepare-node-join on the nodes")
 	fs.StringVar(&f.setup, "setup-program", "node-daemon-setup", "`PATH` or name of node-daemon-setup on the nodes")
@@ -82,13 +85,13 @@ func run(env *cli.Env, args []string) error {
 	}
 	nodes := fs.Args()
 	if len(nodes) == 0 {
-		return cli.Usagef("no NODE given")
+		return problem.Usagef("no NODE given")
 	}
 	if f.output != "text" && f.output != "json" {
-		return cli.Usagef("--output must be text or json, not %q", f.output)
+		return problem.Usagef("--output must be text or json, not %q", f.output)
 	}
 	if f.parallel < 1 {
-		return cli.Usagef("--parallel must be at least 1")
+		return problem.Usagef("--parallel must be at least 1")
 	}
 	pins := map[string][]string{}
 	for _, p := range f.pins {
@@ -101,22 +104,22 @@ func run(env *cli.Env, args []string) error {
 	seen := map[string]bool{}
 	for _, n := range nodes {
 		if seen[n] {
-			return cli.Usagef("node %s is given twice", n)
+			return problem.Usagef("node %s is given twice", n)
 		}
 		seen[n] = true
 		if err := cluster.CheckName(n); err != nil && net.ParseIP(n) == nil {
-			return cli.Reject("", "%v", err) // before any connection or lookup
+			return problem.Reject("", "%v", err) // before any connection or lookup
 		}
 	}
 	c, err := cluster.Open(f.root)
 	if err != nil {
-		return cli.Hint(err, "run cluster-init on this master first")
+		return problem.Hint(err, "run cluster-init on this master first")
 	}
 	if f.nodedPort == 0 {
 		f.nodedPort = c.Settings.NodeDaemonPort
 	}
 	if f.nodedPort < 1 || f.nodedPort > 65535 {
-		return cli.Usagef("--node-daemon-port must be a port (1 to 65535), not %d", f.nodedPort)
+		return problem.Usagef("--node-daemon-port must be a port (1 to 65535), not %d", f.nodedPort)
 	}
 	if f.printPayload != "" {
 		return printPayload(env, c, f.printPayload, nodes, f.nodedPort)
@@ -182,16 +185,18 @@ func pushSsconf(ctx context.Context, env *cli.Env, f flags, o join.Options, resu
 	}
 	pushed, err := join.PushSsconf(ctx, o, f.parallel)
 	if err != nil {
-		fmt.Fprintf(env.Stderr, "node-add: warning: updating the nodes' ssconf: %v\n", err)
+		cli.PrintWarning(env.Stderr, "node-add", fmt.Sprintf("updating the nodes' ssconf: %v", err))
 		return
 	}
 	var updated []string
 	for _, p := range pushed {
 		switch {
 		case f.output == "json":
-			_ = json.NewEncoder(env.Stdout).Encode(map[string]any{"ssconf_push": p})
+			_ = json.NewEncoder(env.Stdout).Encode(struct {
+				Push join.PushResult `json:"ssconf_push"`
+			}{p})
 		case p.Error != "":
-			fmt.Fprintf(env.Stderr, "node-add: warning: %s: %s\n", p.Node, p.Error)
+			cli.PrintWarning(env.Stderr, "node-add", p.Node+": "+p.Error)
 		case p.Changed:
 			updated = append(updated, p.Node)
 		}
@@ -228,9 +233,9 @@ func report(env *cli.Env, output string, r *join.Result) {
 		status = fmt.Sprintf(" (exit %d)", *r.ExitStatus)
 	}
 	// A failure is an error line of its own, in the "prog: error:" form.
-	fmt.Fprintf(env.Stderr, "node-add: error: %s: failed at %s%s: %s\n", r.Node, r.Step, status, r.Message)
+	cli.PrintErrorLine(env.Stderr, "node-add", fmt.Sprintf("%s: failed at %s%s: %s", r.Node, r.Step, status, r.Message))
 	for _, h := range r.Hints {
-		fmt.Fprintf(env.Stderr, "node-add: hint: %s: %s\n", r.Node, h)
+		cli.PrintHint(env.Stderr, "node-add", r.Node+": "+h)
 	}
 }
 
@@ -246,6 +251,16 @@ func (e failedError) Error() string {
 // summary ends the report: one line on standard output when every node
 // joined, else only the error line (cli prints it), so that a failed run
 // has one summary; with --output json, the summary object as well.
+// summaryLine is the last line of --output json. Fields are in the order
+// of their keys, as the map it replaced printed them.
+type summaryLine struct {
+	Failed      int      `json:"failed"`
+	FailedNodes []string `json:"failed_nodes"`
+	Joined      int      `json:"joined"`
+	Nodes       int      `json:"nodes"`
+	Summary     bool     `json:"summary"` // true: tells this line from the nodes' results
+}
+
 func summary(env *cli.Env, output string, results []*join.Result) error {
 	failed := 0
 	var names []string
@@ -256,8 +271,8 @@ func summary(env *cli.Env, output string, results []*join.Result) error {
 		}
 	}
 	if output == "json" {
-		_ = json.NewEncoder(env.Stdout).Encode(map[string]any{"summary": true, "nodes": len(results),
-			"joined": len(results) - failed, "failed": failed, "failed_nodes": names})
+		_ = json.NewEncoder(env.Stdout).Encode(summaryLine{Failed: failed, FailedNodes: names,
+			Joined: len(results) - failed, Nodes: len(results), Summary: true})
 	} else if failed == 0 {
 		fmt.Fprintf(env.Stdout, "node-add: %d of %d nodes joined\n", len(results), len(results))
 	}

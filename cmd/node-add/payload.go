@@ -8,22 +8,25 @@ import (
 	"os"
 	"strings"
 
-	"github.com/nodejoin/nodejoin/lib/cli"
-	"github.com/nodejoin/nodejoin/lib/cluster"
-	"github.com/nodejoin/nodejoin/lib/join"
-	"github.com/nodejoin/nodejoin/lib/sshrun"
+	"github.com/nodejoin/nodejoin/cmd/internal/cli"
+	"github.com/nodejoin/nodejoin/internal/joindoc"
+	"github.com/nodejoin/nodejoin/internal/master/cluster"
+	"github.com/nodejoin/nodejoin/internal/master/join"
+	"github.com/nodejoin/nodejoin/internal/master/sshrun"
+	"github.com/nodejoin/nodejoin/internal/nodeconf"
+	"github.com/nodejoin/nodejoin/internal/problem"
 )
 
 // printPayload prints one document, secrets included, for a pipe to ssh.
 func printPayload(env *cli.Env, c *cluster.Cluster, program string, nodes []string, port int) error {
 	if len(nodes) != 1 {
-		return cli.Usagef("--print-payload takes exactly one NODE")
+		return problem.Usagef("--print-payload takes exactly one NODE")
 	}
 	if program != join.StepPrepare && program != join.StepSetup {
-		return cli.Usagef("--print-payload: PROGRAM must be prepare-node-join or node-daemon-setup, not %q", program)
+		return problem.Usagef("--print-payload: PROGRAM must be prepare-node-join or node-daemon-setup, not %q", program)
 	}
 	if f, ok := env.Stdout.(*os.File); ok && isTerminal(f) {
-		return cli.Hint(cli.Usagef("--print-payload writes secrets; it will not write them to a terminal"),
+		return problem.Hint(problem.Usagef("--print-payload writes secrets; it will not write them to a terminal"),
 			fmt.Sprintf("pipe it to ssh: node-add --print-payload %s %s | ssh root@%s %s", program, nodes[0], nodes[0], program),
 			"once the node presents the cluster's host key, use the ssh command line that node-add --print-ssh-command "+nodes[0]+" prints (node-add(8), RECOVERY)")
 	}
@@ -58,7 +61,7 @@ func isTerminal(f *os.File) bool {
 func sshCommand(c *cluster.Cluster, node string, f *flags) []string {
 	argv := []string{"ssh",
 		"-o", "StrictHostKeyChecking=yes",
-		"-o", "UserKnownHostsFile=" + c.Path(cluster.KnownHosts),
+		"-o", "UserKnownHostsFile=" + c.Path(nodeconf.KnownHosts),
 		"-o", "GlobalKnownHostsFile=/dev/null",
 		"-o", "HostKeyAlias=" + c.Settings.ClusterName,
 		"-o", "CheckHostIP=no",
@@ -72,10 +75,28 @@ func sshCommand(c *cluster.Cluster, node string, f *flags) []string {
 
 func printSSHCommand(env *cli.Env, c *cluster.Cluster, nodes []string, f *flags) error {
 	if len(nodes) != 1 {
-		return cli.Usagef("--print-ssh-command takes exactly one NODE")
+		return problem.Usagef("--print-ssh-command takes exactly one NODE")
 	}
 	_, err := fmt.Fprintln(env.Stdout, sshrun.ShellQuote(sshCommand(c, nodes[0], f)))
 	return err
+}
+
+// dryRunPlan is one node's line of --dry-run --output json. Fields are in
+// the order of their keys, as the map it replaced printed them.
+type dryRunPlan struct {
+	Documents    dryRunDocuments `json:"documents"`
+	HostKeyTrust string          `json:"host_key_trust"`
+	Node         string          `json:"node"`
+	NodeDaemon   string          `json:"node_daemon"` // host:port
+	PrimaryIP    string          `json:"primary_ip"`
+	Run          []string        `json:"run"`
+	SSHUser      string          `json:"ssh_user"`
+}
+
+// dryRunDocuments are both documents, redacted.
+type dryRunDocuments struct {
+	Setup   joindoc.DaemonSetup `json:"node-daemon-setup"`
+	Prepare joindoc.Prepare     `json:"prepare-node-join"`
 }
 
 // dryRun prints what a join would send and run, secrets redacted, without
@@ -84,18 +105,13 @@ func dryRun(env *cli.Env, c *cluster.Cluster, nodes []string, f *flags, remoteAr
 	for _, node := range nodes {
 		ip, err := join.Resolve(context.Background(), node)
 		if err != nil {
-			return cli.Reject(node, "cannot resolve: %v", err)
+			return problem.Reject(node, "cannot resolve: %v", err)
 		}
 		prep, setup, err := join.Documents(c, node, ip, f.nodedPort)
 		if err != nil {
 			return err
 		}
-		for i := range prep.SSHHostKey {
-			prep.SSHHostKey[i].Private = redacted(prep.SSHHostKey[i].Private)
-		}
-		setup.NodeDaemonCertificate = redacted(setup.NodeDaemonCertificate)
-		setup.HMACKey = redacted(setup.HMACKey)
-		trust := "the master's known_hosts (" + c.Path(cluster.KnownHosts) + " and ssh_config's files)"
+		trust := "the master's known_hosts (" + c.Path(nodeconf.KnownHosts) + " and ssh_config's files)"
 		if len(f.pins) > 0 {
 			trust = "--host-key-fingerprint " + strings.Join(f.pins, " ")
 		} else if f.acceptNew {
@@ -108,14 +124,14 @@ func dryRun(env *cli.Env, c *cluster.Cluster, nodes []string, f *flags, remoteAr
 		if recorded {
 			trust += ", or the cluster's host key (the node is recorded)"
 		}
-		plan := map[string]any{
-			"node": node, "primary_ip": ip, "host_key_trust": trust, "ssh_user": f.sshUser,
-			"run": []string{
+		plan := dryRunPlan{
+			Node: node, PrimaryIP: ip, HostKeyTrust: trust, SSHUser: f.sshUser,
+			Run: []string{
 				strings.Join(append([]string{f.prepare}, remoteArgs...), " "),
 				strings.Join(append([]string{f.setup}, remoteArgs...), " "),
 			},
-			"node_daemon": fmt.Sprintf("%s:%d", ip, f.nodedPort),
-			"documents":   map[string]any{join.StepPrepare: prep, join.StepSetup: setup},
+			NodeDaemon: fmt.Sprintf("%s:%d", ip, f.nodedPort),
+			Documents:  dryRunDocuments{Prepare: prep.Redacted(), Setup: setup.Redacted()},
 		}
 		if f.output == "json" {
 			if err := json.NewEncoder(env.Stdout).Encode(plan); err != nil {
@@ -131,20 +147,15 @@ func dryRun(env *cli.Env, c *cluster.Cluster, nodes []string, f *flags, remoteAr
 		fmt.Fprintf(&b, "%s (%s): would join, changing nothing now\n", node, ip)
 		fmt.Fprintf(&b, "  host key: trusted by %s\n", trust)
 		fmt.Fprintf(&b, "  ssh: one connection as %s, then runs:\n", f.sshUser)
-		for _, r := range plan["run"].([]string) {
+		for _, r := range plan.Run {
 			fmt.Fprintf(&b, "    %s\n", r)
 		}
 		fmt.Fprintf(&b, "  after the join the node presents the cluster host keys %s\n", strings.Join(keys, ", "))
-		fmt.Fprintf(&b, "  node daemon: waits for %s over TLS, then records the node\n", plan["node_daemon"])
+		fmt.Fprintf(&b, "  node daemon: waits for %s over TLS, then records the node\n", plan.NodeDaemon)
 		fmt.Fprintf(&b, "  documents: --dry-run --output json shows both, secrets redacted\n")
 		if _, err := io.WriteString(env.Stdout, b.String()); err != nil {
 			return err
 		}
 	}
 	return nil
-}
-
-// redacted names a secret by its size and hash prefix, never its content.
-func redacted(s string) string {
-	return fmt.Sprintf("(secret, %d bytes, sha256:%.16s)", len(s), sha256hex(s))
 }

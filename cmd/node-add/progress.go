@@ -1,20 +1,13 @@
 package main
 
 import (
-	"crypto/sha256"
-	"encoding/hex"
 	"fmt"
 	"io"
 	"os"
 	"sync"
 
-	"github.com/nodejoin/nodejoin/lib/join"
+	"github.com/nodejoin/nodejoin/internal/master/join"
 )
-
-func sha256hex(s string) string {
-	sum := sha256.Sum256([]byte(s))
-	return hex.EncodeToString(sum[:])
-}
 
 // progress shows, on a terminal, one status line that is rewritten as
 // nodes move through their steps. Elsewhere it prints nothing (the report

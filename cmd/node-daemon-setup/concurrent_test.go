@@ -5,8 +5,8 @@ import (
 	"path/filepath"
 	"testing"
 
+	"github.com/nodejoin/nodejoin/internal/certs"
 	"github.com/nodejoin/nodejoin/internal/fixture"
-	"github.com/nodejoin/nodejoin/lib/certs"
 )
 
 // TestConcurrentRunsReportTheClientCertificateOnDisk runs 20

@@ -6,8 +6,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nodejoin/nodejoin/internal/certs"
 	"github.com/nodejoin/nodejoin/internal/fixture"
-	"github.com/nodejoin/nodejoin/lib/certs"
 )
 
 // TestKilledAtEveryStep kills node-daemon-setup at each write step: each

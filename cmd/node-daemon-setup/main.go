@@ -7,9 +7,9 @@ package main
 import (
 	"os"
 
-	"github.com/nodejoin/nodejoin/lib/apply"
-	"github.com/nodejoin/nodejoin/lib/cli"
-	"github.com/nodejoin/nodejoin/lib/joindoc"
+	"github.com/nodejoin/nodejoin/cmd/internal/cli"
+	"github.com/nodejoin/nodejoin/cmd/internal/nodeprog"
+	"github.com/nodejoin/nodejoin/internal/joindoc"
 )
 
 const prog = "node-daemon-setup"
@@ -22,6 +22,6 @@ node daemon when the document asks for it. Prints a JSON result on standard
 output. Exit status: 0 done, 1 failed and rolled back, 2 usage, 3 input
 rejected.`
 
-var program = apply.Program[joindoc.DaemonSetup]{Name: prog, Usage: usage, Decode: joindoc.DecodeDaemonSetup, Planner: planner}
+var program = nodeprog.Program[joindoc.DaemonSetup]{Name: prog, Usage: usage, Decode: joindoc.DecodeDaemonSetup, Planner: planner}
 
 func main() { os.Exit(cli.Main(prog, os.Args[1:], program.Run)) }

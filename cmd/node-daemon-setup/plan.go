@@ -8,22 +8,18 @@ import (
 	"path"
 	"time"
 
-	"github.com/nodejoin/nodejoin/lib/apply"
-	"github.com/nodejoin/nodejoin/lib/certs"
-	"github.com/nodejoin/nodejoin/lib/cli"
-	"github.com/nodejoin/nodejoin/lib/joindoc"
-	"github.com/nodejoin/nodejoin/lib/nodeconf"
-	"github.com/nodejoin/nodejoin/lib/nodestate"
-	"github.com/nodejoin/nodejoin/lib/ssconf"
-	"github.com/nodejoin/nodejoin/lib/txn"
+	"github.com/nodejoin/nodejoin/internal/apply"
+	"github.com/nodejoin/nodejoin/internal/certs"
+	"github.com/nodejoin/nodejoin/internal/joindoc"
+	"github.com/nodejoin/nodejoin/internal/node/nodestate"
+	"github.com/nodejoin/nodejoin/internal/nodeconf"
+	"github.com/nodejoin/nodejoin/internal/problem"
+	"github.com/nodejoin/nodejoin/internal/ssconf"
+	"github.com/nodejoin/nodejoin/internal/txn"
 )
 
-// Files in the data directory and their modes (Ganeti's NODED_CERT_MODE).
-const (
-	hmacKey   = "hmac.key"
-	clientPEM = "client.pem"
-	certMode  = 0o440
-)
+// certMode is the mode of the data directory's secrets (Ganeti's NODED_CERT_MODE).
+const certMode = 0o440
 
 // clientValidity is Ganeti's X509_CERT_DEFAULT_VALIDITY, 1825 days.
 const clientValidity = 1825 * 24 * time.Hour
@@ -45,13 +41,13 @@ func newPlan(cfg *nodeconf.Config, doc *joindoc.DaemonSetup, made *[]byte) (*app
 	}
 	server, err := certs.ParseKeyPair([]byte(doc.NodeDaemonCertificate))
 	if err != nil {
-		return nil, cli.Reject("/node_daemon_certificate", "%v", err)
+		return nil, problem.Reject("/node_daemon_certificate", "%v", err)
 	}
 	if err := nodestate.CheckCertificate(cfg, "/node_daemon_certificate", server.Cert); err != nil {
 		return nil, err
 	}
 	if problems := ssconf.Check("/ssconf", doc.ClusterName, doc.Ssconf); len(problems) > 0 {
-		return nil, &cli.RejectedError{Problems: problems}
+		return nil, &problem.RejectedError{Problems: problems}
 	}
 
 	p := &apply.Plan{}
@@ -77,13 +73,13 @@ func newPlan(cfg *nodeconf.Config, doc *joindoc.DaemonSetup, made *[]byte) (*app
 	}
 	p.Items = append(p.Items, dirs...)
 	p.Items = append(p.Items, ssconf.Items(cfg, doc.Ssconf)...)
-	secret(path.Join(cfg.DataDir, hmacKey), []byte(doc.HMACKey), masterdUID, masterdGID, false)
-	secret(path.Join(cfg.DataDir, nodestate.ServerPEM), []byte(doc.NodeDaemonCertificate), masterdUID, masterdGID, false)
+	secret(path.Join(cfg.DataDir, nodeconf.HMACKey), []byte(doc.HMACKey), masterdUID, masterdGID, false)
+	secret(path.Join(cfg.DataDir, nodeconf.ServerPEM), []byte(doc.NodeDaemonCertificate), masterdUID, masterdGID, false)
 	client, err := clientCertificate(cfg, server, doc.NodeName, made)
 	if err != nil {
 		return nil, err
 	}
-	secret(path.Join(cfg.DataDir, clientPEM), client, uid, gid, true)
+	secret(path.Join(cfg.DataDir, nodeconf.ClientPEM), client, uid, gid, true)
 	kp, err := certs.ParseKeyPair(client)
 	if err != nil {
 		return nil, fmt.Errorf("the new client certificate: %w", err)
@@ -121,7 +117,7 @@ func newPlan(cfg *nodeconf.Config, doc *joindoc.DaemonSetup, made *[]byte) (*app
 // made yet, makes a new one signed by the cluster certificate. Ganeti makes
 // a new one every time.
 func clientCertificate(cfg *nodeconf.Config, server *certs.KeyPair, nodeName string, made *[]byte) ([]byte, error) {
-	np := path.Join(cfg.DataDir, clientPEM)
+	np := path.Join(cfg.DataDir, nodeconf.ClientPEM)
 	old, err := nodestate.ReadFile(cfg, np)
 	if err == nil && certs.CheckClientCertificate(old, server, nodeName, cfg.ClientKey(), time.Now()) == nil {
 		return old, nil

@@ -5,7 +5,7 @@ import (
 	"testing"
 
 	"github.com/nodejoin/nodejoin/internal/fixture"
-	"github.com/nodejoin/nodejoin/lib/nodeconf"
+	"github.com/nodejoin/nodejoin/internal/nodeconf"
 )
 
 // TestPlannerMakesTheClientCertificateOnce: the plan made again under the

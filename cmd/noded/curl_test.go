@@ -11,7 +11,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/nodejoin/nodejoin/lib/certs"
+	"github.com/nodejoin/nodejoin/internal/certs"
 )
 
 // The curl example of noded(8) works as written, with the real curl: the

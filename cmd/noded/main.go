@@ -14,9 +14,10 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/nodejoin/nodejoin/lib/cli"
-	"github.com/nodejoin/nodejoin/lib/nodeconf"
-	"github.com/nodejoin/nodejoin/lib/noded"
+	"github.com/nodejoin/nodejoin/cmd/internal/cli"
+	"github.com/nodejoin/nodejoin/internal/node/nodedserver"
+	"github.com/nodejoin/nodejoin/internal/nodeconf"
+	"github.com/nodejoin/nodejoin/internal/problem"
 )
 
 func main() { os.Exit(cli.Main("noded", os.Args[1:], run)) }
@@ -48,7 +49,7 @@ func run(env *cli.Env, args []string) error {
 	var f flags
 	fs := cli.NewFlagSet("noded", usage, &f.Flags)
 	fs.StringVar(&f.root, "root", "/", "take every path under `DIR` (tests and QA)")
-	fs.IntVar(&f.port, "port", 1811, "listen on `PORT` (node.json node_daemon_port overrides the default)")
+	fs.IntVar(&f.port, "port", nodeconf.DefaultNodeDaemonPort, "listen on `PORT` (node.json node_daemon_port overrides the default)")
 	fs.StringVar(&f.bind, "bind", "", "listen on `ADDRESS` only (default all addresses)")
 	fs.BoolVar(&f.restart, "restart", false, "stop the running noded of this root, start a new one in the background, wait until it listens")
 	fs.BoolVar(&f.stop, "stop", false, "stop the running noded of this root and exit")
@@ -56,16 +57,16 @@ func run(env *cli.Env, args []string) error {
 		return err
 	}
 	if fs.NArg() > 0 {
-		return cli.Usagef("no arguments are expected, got %q", fs.Arg(0))
+		return problem.Usagef("no arguments are expected, got %q", fs.Arg(0))
 	}
 	if f.restart && f.stop {
-		return cli.Usagef("--restart and --stop exclude each other")
+		return problem.Usagef("--restart and --stop exclude each other")
 	}
 	if fs.Changed("port") && (f.port < 1 || f.port > 65535) {
-		return cli.Usagef("--port: %d is not a port (1 to 65535)", f.port)
+		return problem.Usagef("--port: %d is not a port (1 to 65535)", f.port)
 	}
 	if f.bind != "" && net.ParseIP(f.bind) == nil {
-		return cli.Usagef("--bind: %q is not an IP address", f.bind)
+		return problem.Usagef("--bind: %q is not an IP address", f.bind)
 	}
 	cfg, err := nodeconf.Load(f.root)
 	if err != nil {
@@ -79,20 +80,20 @@ func run(env *cli.Env, args []string) error {
 		if f.DryRun {
 			return nil
 		}
-		was, err := noded.Stop(cfg, 10*time.Second)
+		was, err := nodedserver.Stop(cfg, 10*time.Second)
 		if err != nil {
 			return err
 		}
 		if !was {
-			env.Log.Info("no noded was running", "pid_file", noded.PidFile(cfg))
+			env.Log.Info("no noded was running", "pid_file", nodedserver.PidFile(cfg))
 		}
 		return nil
 	case f.restart:
 		return restart(env, cfg, &f)
 	}
-	srv, err := noded.LoadServer(cfg, env.Log)
+	srv, err := nodedserver.LoadServer(cfg, env.Log)
 	if err != nil {
-		return cli.Hint(err, "node-daemon-setup installs server.pem; run node-add for this node on the master")
+		return problem.Hint(err, "node-daemon-setup installs server.pem; run node-add for this node on the master")
 	}
 	if f.DryRun {
 		fmt.Fprintf(env.Stdout, "would serve on %s with %s\n", net.JoinHostPort(f.bind, strconv.Itoa(f.port)), cfg.Path(cfg.DataDir+"/server.pem"))
@@ -100,9 +101,9 @@ func run(env *cli.Env, args []string) error {
 	}
 	// The pid file first: a second noded of this root must not get as far
 	// as the port, nor touch the first one's pid file.
-	release, err := noded.TakePidFile(cfg)
-	if errors.Is(err, noded.ErrRunning) {
-		return cli.Hint(err, "noded --stop --root "+cfg.Root+" stops it; noded --restart replaces it")
+	release, err := nodedserver.TakePidFile(cfg)
+	if errors.Is(err, nodedserver.ErrRunning) {
+		return problem.Hint(err, "noded --stop --root "+cfg.Root+" stops it; noded --restart replaces it")
 	}
 	if err != nil {
 		return err
@@ -110,7 +111,7 @@ func run(env *cli.Env, args []string) error {
 	defer release()
 	ln, err := net.Listen("tcp", net.JoinHostPort(f.bind, strconv.Itoa(f.port)))
 	if errors.Is(err, syscall.EADDRINUSE) {
-		return cli.Hint(fmt.Errorf("listening: %w", err),
+		return problem.Hint(fmt.Errorf("listening: %w", err),
 			fmt.Sprintf("another program listens on port %d: a noded of another --root, or Ganeti's ganeti-noded", f.port),
 			"stop it (noded --stop --root DIR), or give this noded another port: node_daemon_port in "+
 				cfg.Path(nodeconf.File)+", or --port")
@@ -125,19 +126,19 @@ func run(env *cli.Env, args []string) error {
 
 func restart(env *cli.Env, cfg *nodeconf.Config, f *flags) error {
 	// Check before stopping the old daemon that the new one can start.
-	if _, err := noded.LoadServer(cfg, env.Log); err != nil {
+	if _, err := nodedserver.LoadServer(cfg, env.Log); err != nil {
 		return err
 	}
 	if f.DryRun {
 		fmt.Fprintf(env.Stdout, "would restart noded on port %d\n", f.port)
 		return nil
 	}
-	if was, err := noded.Stop(cfg, 10*time.Second); err != nil {
+	if was, err := nodedserver.Stop(cfg, 10*time.Second); err != nil {
 		return err
 	} else if was {
 		env.Log.Info("stopped the running noded")
 	}
-	exe, err := noded.Self()
+	exe, err := nodedserver.Self()
 	if err != nil {
 		return fmt.Errorf("finding this program: %w", err)
 	}
@@ -152,10 +153,10 @@ func restart(env *cli.Env, cfg *nodeconf.Config, f *flags) error {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	pid, err := noded.StartDetached(ctx, cfg, exe, args, f.port)
+	pid, err := nodedserver.StartDetached(ctx, cfg, exe, args, f.port)
 	if err != nil {
 		return err
 	}
-	env.Log.Info("noded started", "pid", pid, "port", f.port, "log", noded.LogFile(cfg))
+	env.Log.Info("noded started", "pid", pid, "port", f.port, "log", nodedserver.LogFile(cfg))
 	return nil
 }

@@ -1,10 +1,8 @@
 package main
 
 import (
-	"errors"
 	"net"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"testing"
@@ -12,8 +10,9 @@ import (
 
 	"github.com/rogpeppe/go-internal/testscript"
 
-	"github.com/nodejoin/nodejoin/lib/certs"
-	"github.com/nodejoin/nodejoin/lib/cli"
+	"github.com/nodejoin/nodejoin/cmd/internal/cli"
+	"github.com/nodejoin/nodejoin/internal/certs"
+	"github.com/nodejoin/nodejoin/internal/fixture"
 )
 
 func TestMain(m *testing.M) {
@@ -24,30 +23,10 @@ func TestMain(m *testing.M) {
 
 func TestScripts(t *testing.T) {
 	testscript.Run(t, testscript.Params{Dir: "testdata", Cmds: map[string]func(*testscript.TestScript, bool, []string){
-		"exits":       cmdExits,
+		"status":      fixture.Status,
 		"clustercert": cmdClusterCert,
 		"listen":      cmdListen,
 	}})
-}
-
-// cmdExits runs a program and checks its exact exit status, keeping its
-// output for stdout and stderr: exits STATUS PROGRAM [ARGS...].
-func cmdExits(ts *testscript.TestScript, neg bool, args []string) {
-	if neg || len(args) < 2 {
-		ts.Fatalf("usage: exits STATUS PROGRAM [ARGS...]")
-	}
-	want, err := strconv.Atoi(args[0])
-	ts.Check(err)
-	got := 0
-	var ee *exec.ExitError
-	if err := ts.Exec(args[1], args[2:]...); errors.As(err, &ee) {
-		got = ee.ExitCode()
-	} else if err != nil {
-		ts.Fatalf("%s: %v", args[1], err)
-	}
-	if got != want {
-		ts.Fatalf("%s exited %d, want %d", args[1], got, want)
-	}
 }
 
 // cmdClusterCert writes a new cluster certificate (server.pem) to FILE:

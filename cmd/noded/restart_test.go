@@ -16,9 +16,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/nodejoin/nodejoin/lib/certs"
-	"github.com/nodejoin/nodejoin/lib/nodeconf"
-	"github.com/nodejoin/nodejoin/lib/noded"
+	"github.com/nodejoin/nodejoin/internal/certs"
+	"github.com/nodejoin/nodejoin/internal/node/nodedserver"
+	"github.com/nodejoin/nodejoin/internal/nodeconf"
+	"github.com/nodejoin/nodejoin/internal/noded"
 )
 
 // --restart starts a detached daemon and returns at once with its output
@@ -40,7 +41,7 @@ func TestRestart(t *testing.T) {
 		case <-time.After(15 * time.Second):
 			t.Fatal("noded --restart did not return: its output is still open")
 		}
-		b, err := os.ReadFile(noded.PidFile(cfg))
+		b, err := os.ReadFile(nodedserver.PidFile(cfg))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -65,7 +66,7 @@ func TestRestart(t *testing.T) {
 	if alive(pid2) {
 		t.Errorf("pid %d still runs after --stop", pid2)
 	}
-	log, _ := os.ReadFile(noded.LogFile(cfg))
+	log, _ := os.ReadFile(nodedserver.LogFile(cfg))
 	if !strings.Contains(string(log), "msg=serving") || !strings.Contains(string(log), "msg=stopped") {
 		t.Errorf("log:\n%s", log)
 	}
@@ -128,7 +129,7 @@ func TestSecondInstanceRefused(t *testing.T) {
 	if out, err := exec.Command(bin, "--restart", "--root", root).CombinedOutput(); err != nil {
 		t.Fatalf("noded --restart: %v\n%s", err, out)
 	}
-	pidBefore, err := os.ReadFile(noded.PidFile(cfg))
+	pidBefore, err := os.ReadFile(nodedserver.PidFile(cfg))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -158,7 +159,7 @@ func TestSecondInstanceRefused(t *testing.T) {
 	if stderr.String() != want {
 		t.Errorf("the second noded's stderr:\n%s\nwant:\n%s", stderr.String(), want)
 	}
-	if after, err := os.ReadFile(noded.PidFile(cfg)); err != nil || string(after) != string(pidBefore) {
+	if after, err := os.ReadFile(nodedserver.PidFile(cfg)); err != nil || string(after) != string(pidBefore) {
 		t.Errorf("the pid file after the second noded: %q, %v; want %q", after, err, pidBefore)
 	}
 	if out, err := exec.Command(bin, "--stop", "--root", root).CombinedOutput(); err != nil {
@@ -167,7 +168,7 @@ func TestSecondInstanceRefused(t *testing.T) {
 	if alive(pid1) {
 		t.Errorf("the first noded (pid %d) still runs after --stop", pid1)
 	}
-	if _, err := os.Stat(noded.PidFile(cfg)); !errors.Is(err, os.ErrNotExist) {
+	if _, err := os.Stat(nodedserver.PidFile(cfg)); !errors.Is(err, os.ErrNotExist) {
 		t.Errorf("the pid file after --stop: %v", err)
 	}
 }

@@ -11,8 +11,8 @@ import (
 	"testing"
 
 	"github.com/nodejoin/nodejoin/internal/fixture"
-	"github.com/nodejoin/nodejoin/lib/joindoc"
-	"github.com/nodejoin/nodejoin/lib/sshkeys"
+	"github.com/nodejoin/nodejoin/internal/joindoc"
+	"github.com/nodejoin/nodejoin/internal/sshkeys"
 )
 
 func fileSHA256(t *testing.T, path string) string {

@@ -6,7 +6,7 @@ import (
 	"testing"
 
 	"github.com/nodejoin/nodejoin/internal/fixture"
-	"github.com/nodejoin/nodejoin/lib/sshkeys"
+	"github.com/nodejoin/nodejoin/internal/sshkeys"
 )
 
 // TestKilledAtEveryStep kills prepare-node-join at each write step: each

@@ -6,7 +6,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/nodejoin/nodejoin/lib/nodeconf"
+	"github.com/nodejoin/nodejoin/internal/nodeconf"
 )
 
 // TestDSARefusalRealOpenSSH asks this machine's own OpenSSH with the

@@ -14,8 +14,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nodejoin/nodejoin/cmd/internal/cli"
 	"github.com/nodejoin/nodejoin/internal/fixture"
-	"github.com/nodejoin/nodejoin/lib/cli"
+	"github.com/nodejoin/nodejoin/internal/problem"
 )
 
 // nobody is the unprivileged user of the attacks below.
@@ -123,7 +124,7 @@ func TestLockSymlinkPlantedByNobody(t *testing.T) {
 	asNobodyIn(t, lockDir, `ln -s "$1" "$D/nodejoin.lock" && ln -s "$2" "$D/nodejoin"`, victim, victims)
 
 	code, _, stderr := runProg(t, prepareDoc(t), "--root", root)
-	if code != cli.ExitFailed {
+	if code != problem.ExitFailed {
 		t.Errorf("exit %d, want 1; stderr:\n%s", code, stderr)
 	}
 	want := "prepare-node-join: error: the lock " + filepath.Join(lockDir, "nodejoin") +
@@ -153,7 +154,7 @@ func TestLockIntentFromNobody(t *testing.T) {
 		intent)
 
 	code, _, stderr := runProg(t, prepareDoc(t), "--root", root)
-	if code == cli.ExitOK {
+	if code == problem.ExitOK {
 		t.Errorf("exit 0 with a lock directory owned by nobody; stderr:\n%s", stderr)
 	}
 	want := fmt.Sprintf("prepare-node-join: error: the lock %s: owned by uid %d, not 0: not safe to use\n",
@@ -210,7 +211,7 @@ func TestLockHeldByAnotherProcess(t *testing.T) {
 		t.Errorf("stderr:\n%s", errb.String())
 	}
 	_ = holder.Process.Kill()
-	if code := <-done; code != cli.ExitOK {
+	if code := <-done; code != problem.ExitOK {
 		t.Errorf("exit %d after the holder went; stderr:\n%s", code, errb.String())
 	}
 }
@@ -229,7 +230,7 @@ func TestHomeLinkOutOfRoot(t *testing.T) {
 	}
 	before, _ := fixture.Tree(root)
 	code, stdout, stderr := runProg(t, prepareDoc(t), "--root", root)
-	if code != cli.ExitRejected {
+	if code != problem.ExitRejected {
 		t.Errorf("exit %d, want 3; stderr:\n%s", code, stderr)
 	}
 	want := "prepare-node-join: error: /root/.ssh/authorized_keys: leads out of the root (/root -> " + rel + ")\n"
@@ -258,7 +259,7 @@ func TestSSHDirLinkInsideRoot(t *testing.T) {
 		t.Fatal(err)
 	}
 	code, _, stderr := runProg(t, prepareDoc(t), "--root", root)
-	if code != cli.ExitOK {
+	if code != problem.ExitOK {
 		t.Fatalf("exit %d; stderr:\n%s", code, stderr)
 	}
 	if _, err := os.Stat(filepath.Join(root, "usr/local/etc/ssh/ssh_host_ed25519_key")); err != nil {
@@ -297,7 +298,7 @@ func TestRollbackBlockedByImmutableFile(t *testing.T) {
 	doc := prepareDoc(t)
 
 	code, _, stderr := runProg(t, doc, "--root", root)
-	if code != cli.ExitFailed {
+	if code != problem.ExitFailed {
 		t.Fatalf("exit %d, want 1; stderr:\n%s", code, stderr)
 	}
 	lines := strings.Split(strings.TrimSpace(stderr), "\n")
@@ -310,7 +311,7 @@ func TestRollbackBlockedByImmutableFile(t *testing.T) {
 
 	// --status: the one file left to put back, no content.
 	code, stdout, stderr := runProg(t, nil, "--root", root, "--status")
-	if code != cli.ExitOK {
+	if code != problem.ExitOK {
 		t.Fatalf("--status: exit %d; stderr:\n%s", code, stderr)
 	}
 	var st struct {
@@ -335,12 +336,12 @@ func TestRollbackBlockedByImmutableFile(t *testing.T) {
 
 	// --dry-run names it too, and changes nothing.
 	code, _, stderr = runProg(t, doc, "--root", root, "--dry-run")
-	if code != cli.ExitOK || !strings.Contains(stderr, `path=/etc/ssh/ssh_host_ed25519_key action=restore`) {
+	if code != problem.ExitOK || !strings.Contains(stderr, `path=/etc/ssh/ssh_host_ed25519_key action=restore`) {
 		t.Errorf("--dry-run: exit %d; stderr:\n%s", code, stderr)
 	}
 
 	// Still immutable: the next run stops before anything else.
-	if code, _, stderr = runProg(t, doc, "--root", root); code != cli.ExitFailed ||
+	if code, _, stderr = runProg(t, doc, "--root", root); code != problem.ExitFailed ||
 		!strings.Contains(stderr, "rolling back an interrupted run: could not put back /etc/ssh/ssh_host_ed25519_key: operation not permitted") {
 		t.Errorf("run while immutable: exit %d; stderr:\n%s", code, stderr)
 	}
@@ -350,7 +351,7 @@ func TestRollbackBlockedByImmutableFile(t *testing.T) {
 		t.Fatalf("chattr -i: %v: %s", err, out)
 	}
 	code, stdout, stderr = runProg(t, doc, "--root", root)
-	if code != cli.ExitOK || !strings.Contains(stdout, `"changed": true`) {
+	if code != problem.ExitOK || !strings.Contains(stdout, `"changed": true`) {
 		t.Fatalf("exit %d; stdout:\n%s\nstderr:\n%s", code, stdout, stderr)
 	}
 	if got := mustRead(t, key); !strings.Contains(got, "PRIVATE KEY") {
@@ -359,7 +360,7 @@ func TestRollbackBlockedByImmutableFile(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(root, "var/lib/nodejoin")); !os.IsNotExist(err) {
 		t.Errorf("the journal remains: %v", err)
 	}
-	if code, stdout, _ = runProg(t, nil, "--root", root, "--status"); code != cli.ExitOK || !strings.Contains(stdout, `"pending": null`) {
+	if code, stdout, _ = runProg(t, nil, "--root", root, "--status"); code != problem.ExitOK || !strings.Contains(stdout, `"pending": null`) {
 		t.Errorf("--status after: %s", stdout)
 	}
 }

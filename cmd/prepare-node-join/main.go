@@ -6,9 +6,9 @@ package main
 import (
 	"os"
 
-	"github.com/nodejoin/nodejoin/lib/apply"
-	"github.com/nodejoin/nodejoin/lib/cli"
-	"github.com/nodejoin/nodejoin/lib/joindoc"
+	"github.com/nodejoin/nodejoin/cmd/internal/cli"
+	"github.com/nodejoin/nodejoin/cmd/internal/nodeprog"
+	"github.com/nodejoin/nodejoin/internal/joindoc"
 )
 
 const prog = "prepare-node-join"
@@ -20,6 +20,6 @@ authorized_keys from the JSON document on standard input, checks sshd's
 configuration and restarts sshd. Prints a JSON result on standard output.
 Exit status: 0 done, 1 failed and rolled back, 2 usage, 3 input rejected.`
 
-var program = apply.Program[joindoc.Prepare]{Name: prog, Usage: usage, Decode: joindoc.DecodePrepare, Planner: planner}
+var program = nodeprog.Program[joindoc.Prepare]{Name: prog, Usage: usage, Decode: joindoc.DecodePrepare, Planner: planner}
 
 func main() { os.Exit(cli.Main(prog, os.Args[1:], program.Run)) }

@@ -13,15 +13,16 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/nodejoin/nodejoin/lib/apply"
-	"github.com/nodejoin/nodejoin/lib/certs"
-	"github.com/nodejoin/nodejoin/lib/cli"
-	"github.com/nodejoin/nodejoin/lib/daemon"
-	"github.com/nodejoin/nodejoin/lib/joindoc"
-	"github.com/nodejoin/nodejoin/lib/nodeconf"
-	"github.com/nodejoin/nodejoin/lib/nodestate"
-	"github.com/nodejoin/nodejoin/lib/sshkeys"
-	"github.com/nodejoin/nodejoin/lib/txn"
+	"github.com/nodejoin/nodejoin/internal/apply"
+	"github.com/nodejoin/nodejoin/internal/certs"
+	"github.com/nodejoin/nodejoin/internal/daemon"
+	"github.com/nodejoin/nodejoin/internal/joindoc"
+	"github.com/nodejoin/nodejoin/internal/jsondoc"
+	"github.com/nodejoin/nodejoin/internal/node/nodestate"
+	"github.com/nodejoin/nodejoin/internal/nodeconf"
+	"github.com/nodejoin/nodejoin/internal/problem"
+	"github.com/nodejoin/nodejoin/internal/sshkeys"
+	"github.com/nodejoin/nodejoin/internal/txn"
 )
 
 const hintDSA = "OpenSSH 9.8 removed DSA keys; use rsa, ecdsa or ed25519 (gnt-cluster renew-crypto --new-ssh-keys --ssh-key-type on a Ganeti master)"
@@ -29,9 +30,6 @@ const hintDSA = "OpenSSH 9.8 removed DSA keys; use rsa, ecdsa or ed25519 (gnt-cl
 // warnDSA follows a DSA key accepted because this node's OpenSSH still
 // supports it.
 const warnDSA = "a dsa key, accepted because this node's OpenSSH still supports ssh-dss; OpenSSH 7.0 disabled DSA and 9.8 removed it: move to rsa, ecdsa or ed25519"
-
-// hostKinds are the host key kinds reported, in order.
-var hostKinds = []sshkeys.Kind{sshkeys.RSA, sshkeys.ECDSA, sshkeys.Ed25519}
 
 type plan struct {
 	apply.Plan
@@ -64,7 +62,7 @@ func planner(cfg *nodeconf.Config, doc *joindoc.Prepare) apply.Planner {
 }
 
 // newPlan checks the document against the node and builds the plan. Every
-// check comes before any write; a refusal is a *cli.RejectedError.
+// check comes before any write; a refusal is a *problem.RejectedError.
 func newPlan(cfg *nodeconf.Config, doc *joindoc.Prepare, made *generated) (*apply.Plan, error) {
 	if err := nodestate.CheckClusterName(cfg, doc.ClusterName); err != nil {
 		return nil, err
@@ -72,11 +70,11 @@ func newPlan(cfg *nodeconf.Config, doc *joindoc.Prepare, made *generated) (*appl
 	if doc.NodeDaemonCertificate != "" {
 		cert, err := certs.ParseCertificateOnly([]byte(doc.NodeDaemonCertificate))
 		if errors.Is(err, certs.ErrPrivateKeyGiven) {
-			return nil, cli.Reject("/node_daemon_certificate", "a private key was given; only the cluster certificate belongs here").
+			return nil, problem.Reject("/node_daemon_certificate", "a private key was given; only the cluster certificate belongs here").
 				WithHint("node-daemon-setup takes the certificate with its key")
 		}
 		if err != nil {
-			return nil, cli.Reject("/node_daemon_certificate", "%v", err)
+			return nil, problem.Reject("/node_daemon_certificate", "%v", err)
 		}
 		if err := nodestate.CheckCertificate(cfg, "/node_daemon_certificate", cert); err != nil {
 			return nil, err
@@ -88,7 +86,7 @@ func newPlan(cfg *nodeconf.Config, doc *joindoc.Prepare, made *generated) (*appl
 	}
 	p := &plan{cfg: cfg, user: u, newPub: map[string][]byte{}, made: made}
 	p.Result.HostKeyFingerprints = map[string]string{}
-	rej := &cli.RejectedError{}
+	rej := &problem.RejectedError{}
 	hostPairs := p.checkPairs(rej, "/ssh_host_key", doc.SSHHostKey)
 	rootPairs := p.checkPairs(rej, "/ssh_root_key", doc.SSHRootKey)
 	authorized := checkAuthorized(rej, doc.AuthorizedKeys)
@@ -156,7 +154,7 @@ func newPlan(cfg *nodeconf.Config, doc *joindoc.Prepare, made *generated) (*appl
 
 // checkPairs checks each [kind, private, public] triple: a supported kind,
 // once each, a private key that parses and matches its public key.
-func (p *plan) checkPairs(rej *cli.RejectedError, where string, list []joindoc.KeyTriple) []joindoc.KeyTriple {
+func (p *plan) checkPairs(rej *problem.RejectedError, where string, list []joindoc.KeyTriple) []joindoc.KeyTriple {
 	seen := map[string]bool{}
 	var ok []joindoc.KeyTriple
 	for i, k := range list {
@@ -165,12 +163,12 @@ func (p *plan) checkPairs(rej *cli.RejectedError, where string, list []joindoc.K
 		case k.Kind == string(sshkeys.DSA) && !p.dsa(rej, at+"/0"):
 			continue
 		case seen[k.Kind]:
-			rej.Problems = append(rej.Problems, cli.Problem{Where: at + "/0", What: "a second " + k.Kind + " key"})
+			rej.Problems = append(rej.Problems, problem.Problem{Where: at + "/0", What: "a second " + k.Kind + " key"})
 			continue
 		}
 		seen[k.Kind] = true
 		if _, err := sshkeys.ParsePair(sshkeys.Kind(k.Kind), k.Private, k.Public); err != nil {
-			rej.Problems = append(rej.Problems, cli.Problem{Where: at, What: err.Error()})
+			rej.Problems = append(rej.Problems, problem.Problem{Where: at, What: err.Error()})
 			continue
 		}
 		ok = append(ok, k)
@@ -182,7 +180,7 @@ func (p *plan) checkPairs(rej *cli.RejectedError, where string, list []joindoc.K
 // OpenSSH still supports ssh-dss (Ganeti 3.0 masters send DSA keys of
 // clusters upgraded from 2.15 or older) it is, with a warning; elsewhere it
 // is refused with the hint.
-func (p *plan) dsa(rej *cli.RejectedError, where string) bool {
+func (p *plan) dsa(rej *problem.RejectedError, where string) bool {
 	if !p.dsaAsked {
 		p.dsaAsked = true
 		p.dsaRefusal = dsaRefusal(p.cfg)
@@ -191,7 +189,7 @@ func (p *plan) dsa(rej *cli.RejectedError, where string) bool {
 		p.Result.Warnings = append(p.Result.Warnings, where+": "+warnDSA)
 		return true
 	}
-	rej.Problems = append(rej.Problems, cli.Problem{Where: where, What: p.dsaRefusal})
+	rej.Problems = append(rej.Problems, problem.Problem{Where: where, What: p.dsaRefusal})
 	rej.Hints = appendOnce(rej.Hints, hintDSA)
 	return false
 }
@@ -210,7 +208,7 @@ func dsaRefusal(cfg *nodeconf.Config) string {
 	return "dsa keys are not supported by this node's OpenSSH (" + strings.Join(cfg.SSHQueryKeyCommand, " ") + " lists no ssh-dss)"
 }
 
-func checkAuthorized(rej *cli.RejectedError, m map[string][]string) []string {
+func checkAuthorized(rej *problem.RejectedError, m map[string][]string) []string {
 	ids := make([]string, 0, len(m))
 	for id := range m {
 		ids = append(ids, id)
@@ -219,13 +217,13 @@ func checkAuthorized(rej *cli.RejectedError, m map[string][]string) []string {
 	var out []string
 	for _, id := range ids {
 		for i, line := range m[id] {
-			at := "/authorized_keys/" + strings.NewReplacer("~", "~0", "/", "~1").Replace(id) + "/" + strconv.Itoa(i)
+			at := "/authorized_keys/" + jsondoc.EscapePointer(id) + "/" + strconv.Itoa(i)
 			if strings.ContainsAny(strings.TrimRight(line, "\r\n"), "\r\n") {
-				rej.Problems = append(rej.Problems, cli.Problem{Where: at, What: "a key line must not contain a line break"})
+				rej.Problems = append(rej.Problems, problem.Problem{Where: at, What: "a key line must not contain a line break"})
 				continue
 			}
 			if _, err := sshkeys.ParsePublicLine(line); err != nil {
-				rej.Problems = append(rej.Problems, cli.Problem{Where: at, What: "not a public key line"})
+				rej.Problems = append(rej.Problems, problem.Problem{Where: at, What: "not a public key line"})
 				continue
 			}
 			out = append(out, line)
@@ -234,7 +232,7 @@ func checkAuthorized(rej *cli.RejectedError, m map[string][]string) []string {
 	return out
 }
 
-func (p *plan) checkKeyType(rej *cli.RejectedError, doc *joindoc.Prepare) (sshkeys.Kind, int) {
+func (p *plan) checkKeyType(rej *problem.RejectedError, doc *joindoc.Prepare) (sshkeys.Kind, int) {
 	kind := sshkeys.Kind(doc.SSHKeyType)
 	switch {
 	case kind == "":
@@ -247,7 +245,7 @@ func (p *plan) checkKeyType(rej *cli.RejectedError, doc *joindoc.Prepare) (sshke
 		bits = sshkeys.DefaultBits(kind)
 	}
 	if err := sshkeys.CheckBits(kind, bits); err != nil {
-		rej.Problems = append(rej.Problems, cli.Problem{Where: "/ssh_key_bits", What: err.Error()})
+		rej.Problems = append(rej.Problems, problem.Problem{Where: "/ssh_key_bits", What: err.Error()})
 		return "", 0
 	}
 	return kind, bits
@@ -328,8 +326,8 @@ func (p *plan) authorizedKeys(sshDir string, keys []string) (*txn.Item, error) {
 }
 
 func (p *plan) existingRootPublicKey(sshDir string) string {
-	for _, k := range []string{"ed25519", "ecdsa", "rsa", "dsa"} {
-		if data, err := nodestate.ReadFile(p.cfg, path.Join(sshDir, "id_"+k+".pub")); err == nil {
+	for _, k := range sshkeys.RootKeyPreference {
+		if data, err := nodestate.ReadFile(p.cfg, path.Join(sshDir, "id_"+string(k)+".pub")); err == nil {
 			return string(data)
 		}
 	}
@@ -338,7 +336,7 @@ func (p *plan) existingRootPublicKey(sshDir string) string {
 
 // fingerprints reports each host key as sshd will present it.
 func (p *plan) fingerprints() {
-	for _, k := range hostKinds {
+	for _, k := range sshkeys.HostKinds {
 		np := path.Join(p.cfg.SSHConfigDir, "ssh_host_"+string(k)+"_key.pub")
 		data, ok := p.newPub[np]
 		if !ok {

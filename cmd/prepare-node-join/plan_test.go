@@ -6,8 +6,8 @@ import (
 	"testing"
 
 	"github.com/nodejoin/nodejoin/internal/fixture"
-	"github.com/nodejoin/nodejoin/lib/nodeconf"
-	"github.com/nodejoin/nodejoin/lib/sshkeys"
+	"github.com/nodejoin/nodejoin/internal/nodeconf"
+	"github.com/nodejoin/nodejoin/internal/sshkeys"
 )
 
 // TestPlannerGeneratesOnce: the plan made again under the lock takes the

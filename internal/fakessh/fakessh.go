@@ -16,7 +16,6 @@ package fakessh
 
 import (
 	"bufio"
-	"crypto/sha256"
 	"encoding/base64"
 	"errors"
 	"fmt"
@@ -27,6 +26,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/nodejoin/nodejoin/internal/sshkeys"
 )
 
 // HostKey is a public key as known_hosts writes it.
@@ -35,20 +36,7 @@ type HostKey struct{ Type, Base64 string }
 // Fingerprint is ssh-keygen's SHA256 fingerprint.
 func (k HostKey) Fingerprint() string {
 	blob, _ := base64.StdEncoding.DecodeString(k.Base64)
-	sum := sha256.Sum256(blob)
-	return "SHA256:" + base64.RawStdEncoding.EncodeToString(sum[:])
-}
-
-func keyFamily(t string) string {
-	switch {
-	case strings.Contains(t, "ed25519"):
-		return "ed25519"
-	case strings.Contains(t, "ecdsa"):
-		return "ecdsa"
-	case strings.Contains(t, "rsa"):
-		return "rsa"
-	}
-	return t
+	return sshkeys.FingerprintBlob(blob)
 }
 
 // IsFake says whether this process was started as the fake ssh; a test
@@ -232,7 +220,7 @@ func fakeMaster(dir, mode, host, ctl string, opts map[string]string) int {
 		var keep []HostKey
 		for _, k := range server {
 			for _, alg := range strings.Split(a, ",") {
-				if keyFamily(alg) == keyFamily(k.Type) {
+				if sshkeys.FamilyOf(alg) == sshkeys.FamilyOf(k.Type) {
 					keep = append(keep, k)
 					break
 				}

@@ -64,7 +64,7 @@ func Build() (string, error) {
 
 // BuildFailpoint builds pkg (e.g. "./cmd/prepare-node-join") with -tags
 // failpoint into the file out: NODEJOIN_CRASH_AT=N in its environment then
-// kills it with SIGKILL at its Nth crash point (lib/txn).
+// kills it with SIGKILL at its Nth crash point (internal/txn).
 func BuildFailpoint(pkg, out string) error {
 	root, err := ModuleRoot()
 	if err != nil {

@@ -17,8 +17,9 @@ import (
 	"sort"
 	"strings"
 
-	"github.com/nodejoin/nodejoin/qa/harness"
 	"golang.org/x/crypto/ssh"
+
+	"github.com/nodejoin/nodejoin/qa/harness"
 )
 
 // CompareTrees are the node paths a node-side tool writes, copied for each

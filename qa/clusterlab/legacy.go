@@ -8,9 +8,9 @@ import (
 )
 
 // LegacyScript is the benchmark baseline: a node joined the way Ganeti did
-// before 2.7 (design-node-add.rst, "Current state"; ganeti-inventory.md
-// §4.2), driven from the master with the system's ssh and scp, one
-// connection per file. It runs on master as `sh /root/legacy-join NODE`.
+// before 2.7 (Ganeti's doc/design-node-add.rst, "Current state"), driven
+// from the master with the system's ssh and scp, one connection per file.
+// It runs on master as `sh /root/legacy-join NODE`.
 //
 //  1. the cluster's SSH host keys (to a staging directory) and root's key
 //     pair (already authorized), one scp each, checked against the node's

@@ -20,8 +20,10 @@
 // torn down by t.Cleanup; TestMain should call Main so that SIGINT and
 // SIGTERM tear down open labs too.
 //
-// The recipes follow /work/shared/reference/seed-designs.md section 4.5, with
-// two fixes found here: a host's pid 1 must reap orphans (see holderInit),
+// The recipe is the usual one for hosts made of namespaces: a holder
+// process per host (unshare of pid, mount and UTS namespaces inside its own
+// network namespace, entered with nsenter) on a veth bridge in a switch
+// namespace, each with its own sshd. Two fixes were found here: a host's pid 1 must reap orphans (see holderInit),
 // and sshd needs a moment after SIGHUP before it listens again (see
 // restartScript).
 package harness

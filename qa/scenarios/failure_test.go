@@ -67,7 +67,7 @@ func TestKilledMidJoin(t *testing.T) {
 	// The node's root key exists and is kept, so that "new" is one thing.
 	must(t, "ssh-keygen", clusterlab.Run(ctx, node, nil, "ssh-keygen", "-q", "-N", "", "-t", "ed25519", "-f", "/root/.ssh/id_ed25519"))
 	// A failpoint build of prepare-node-join, which NODEJOIN_CRASH_AT=N kills
-	// at its Nth crash point (lib/txn), behind a wrapper node-add runs.
+	// at its Nth crash point (internal/txn), behind a wrapper node-add runs.
 	fp := filepath.Join(t.TempDir(), "prepare-node-join.failpoint")
 	if err := clusterlab.BuildFailpoint("./cmd/prepare-node-join", fp); err != nil {
 		t.Fatal(err)

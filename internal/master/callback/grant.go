@@ -12,13 +12,13 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/nodejoin/nodejoin/lib/apply"
-	"github.com/nodejoin/nodejoin/lib/cli"
-	"github.com/nodejoin/nodejoin/lib/daemon"
-	"github.com/nodejoin/nodejoin/lib/joindoc"
-	"github.com/nodejoin/nodejoin/lib/nodeconf"
-	"github.com/nodejoin/nodejoin/lib/sshkeys"
-	"github.com/nodejoin/nodejoin/lib/txn"
+	"github.com/nodejoin/nodejoin/internal/apply"
+	"github.com/nodejoin/nodejoin/internal/daemon"
+	"github.com/nodejoin/nodejoin/internal/joindoc"
+	"github.com/nodejoin/nodejoin/internal/nodeconf"
+	"github.com/nodejoin/nodejoin/internal/problem"
+	"github.com/nodejoin/nodejoin/internal/sshkeys"
+	"github.com/nodejoin/nodejoin/internal/txn"
 )
 
 // Options are callback-grant's settings.
@@ -97,7 +97,7 @@ func CheckKey(line string) (string, error) {
 func Grant(ctx context.Context, cfg *nodeconf.Config, log *slog.Logger, o Options, req *Request, dryRun bool) (*Result, error) {
 	key, err := CheckKey(req.PublicKey)
 	if err != nil {
-		return nil, cli.Reject("/public_key", "%v", err)
+		return nil, problem.Reject("/public_key", "%v", err)
 	}
 	want := 0
 	if n, ok := req.Port.(float64); ok {
@@ -107,11 +107,11 @@ func Grant(ctx context.Context, cfg *nodeconf.Config, log *slog.Logger, o Option
 		want = int(v)
 	}
 	if want != 0 && (want < o.First || want > o.Last) {
-		return nil, cli.Reject("/port", "%d is outside the callback port range %d-%d", want, o.First, o.Last).
+		return nil, problem.Reject("/port", "%d is outside the callback port range %d-%d", want, o.First, o.Last).
 			WithHint("pass \"any\", or a port of the range (callback-grant --port-range)")
 	}
 	out := &Result{Node: req.Node, User: o.User}
-	exists, err := userExists(cfg, o.User)
+	exists, err := cfg.HasUser(o.User)
 	if err != nil {
 		return nil, err
 	}
@@ -139,7 +139,7 @@ func Grant(ctx context.Context, cfg *nodeconf.Config, log *slog.Logger, o Option
 		// it; taken away again if the files cannot be put in place.
 		if err := daemon.Run(ctx, log, append(append([]string{}, o.UserAdd...), o.User)); err != nil {
 			// Another grant may have made it meanwhile.
-			if again, _ := userExists(cfg, o.User); !again {
+			if again, _ := cfg.HasUser(o.User); !again {
 				return nil, fmt.Errorf("creating the callback user %s: %w", o.User, err)
 			}
 			exists = true
@@ -207,7 +207,7 @@ func Revoke(ctx context.Context, cfg *nodeconf.Config, log *slog.Logger, o Optio
 
 func checkUser(st *State, o Options) error {
 	if st.User != "" && st.User != o.User && len(st.Grants) > 0 {
-		return cli.Reject("--user", "the callback user is %s, recorded with %d grants, not %s", st.User, len(st.Grants), o.User).
+		return problem.Reject("--user", "the callback user is %s, recorded with %d grants, not %s", st.User, len(st.Grants), o.User).
 			WithHint("revoke every grant before changing the user")
 	}
 	return nil
@@ -220,12 +220,12 @@ func allocate(st *State, o Options, node, key string, want int) (int, error) {
 	for _, g := range st.Grants {
 		taken[g.Port] = g.Node
 		if g.Node != node && g.PublicKey == key {
-			return 0, cli.Reject("/public_key", "the key is node %s's callback key; each node has its own", g.Node)
+			return 0, problem.Reject("/public_key", "the key is node %s's callback key; each node has its own", g.Node)
 		}
 	}
 	if g := st.Lookup(node); g != nil {
 		if want != 0 && want != g.Port {
-			return 0, cli.Reject("/port", "node %s holds port %d", node, g.Port).
+			return 0, problem.Reject("/port", "node %s holds port %d", node, g.Port).
 				WithHint("revoke its grant first (callback-grant --revoke " + node + ")")
 		}
 		g.PublicKey = key
@@ -233,7 +233,7 @@ func allocate(st *State, o Options, node, key string, want int) (int, error) {
 	}
 	if want != 0 {
 		if other, ok := taken[want]; ok {
-			return 0, cli.Reject("/port", "port %d is granted to node %s", want, other)
+			return 0, problem.Reject("/port", "port %d is granted to node %s", want, other)
 		}
 	} else {
 		for p := o.First; p <= o.Last && want == 0; p++ {
@@ -242,7 +242,7 @@ func allocate(st *State, o Options, node, key string, want int) (int, error) {
 			}
 		}
 		if want == 0 {
-			return 0, cli.Reject("/port", "every port of the range %d-%d is granted", o.First, o.Last).
+			return 0, problem.Reject("/port", "every port of the range %d-%d is granted", o.First, o.Last).
 				WithHint("widen the range with --port-range, or revoke a grant")
 		}
 	}
@@ -319,7 +319,7 @@ func sshdFile(cfg *nodeconf.Config, o Options, st *State, keys string) (path str
 	if i := strings.Index(s, begin); i >= 0 {
 		j := strings.Index(s[i:], end)
 		if j < 0 {
-			return "", nil, nil, cli.Reject(main, "the callback block has no end marker %q", strings.TrimSpace(end))
+			return "", nil, nil, problem.Reject(main, "the callback block has no end marker %q", strings.TrimSpace(end))
 		}
 		s = s[:i] + s[i+j+len(end):]
 		if st.NewlineAdded && block == "" {
@@ -388,20 +388,4 @@ func includesDropIns(data []byte, dir string) bool {
 		}
 	}
 	return false
-}
-
-// userExists looks the account up in the root's /etc/passwd.
-func userExists(cfg *nodeconf.Config, name string) (bool, error) {
-	f, err := os.Open(cfg.Path("/etc/passwd"))
-	if err != nil {
-		return false, fmt.Errorf("reading /etc/passwd: %w", err)
-	}
-	defer f.Close()
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		if n, _, _ := strings.Cut(sc.Text(), ":"); n == name {
-			return true, nil
-		}
-	}
-	return false, sc.Err()
 }

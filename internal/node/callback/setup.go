@@ -14,12 +14,12 @@ import (
 	"strings"
 	"text/template"
 
-	"github.com/nodejoin/nodejoin/lib/apply"
-	"github.com/nodejoin/nodejoin/lib/cli"
-	"github.com/nodejoin/nodejoin/lib/jsondoc"
-	"github.com/nodejoin/nodejoin/lib/nodeconf"
-	"github.com/nodejoin/nodejoin/lib/sshkeys"
-	"github.com/nodejoin/nodejoin/lib/txn"
+	"github.com/nodejoin/nodejoin/internal/apply"
+	"github.com/nodejoin/nodejoin/internal/jsondoc"
+	"github.com/nodejoin/nodejoin/internal/nodeconf"
+	"github.com/nodejoin/nodejoin/internal/problem"
+	"github.com/nodejoin/nodejoin/internal/sshkeys"
+	"github.com/nodejoin/nodejoin/internal/txn"
 	"github.com/nodejoin/nodejoin/schemas"
 )
 
@@ -70,7 +70,7 @@ type Settings struct {
 func ReadSettings(cfg *nodeconf.Config) (*Settings, error) {
 	b, err := os.ReadFile(cfg.Path(SettingsFile))
 	if errors.Is(err, fs.ErrNotExist) {
-		return nil, cli.Hint(fmt.Errorf("%s: no callback is set up on this node", SettingsFile),
+		return nil, problem.Hint(fmt.Errorf("%s: no callback is set up on this node", SettingsFile),
 			"run callback-setup with the master's document first")
 	}
 	if err != nil {
@@ -234,11 +234,11 @@ func knownHosts(s Settings, keys []string) ([]byte, error) {
 	for i, k := range keys {
 		pub, err := sshkeys.ParsePublicLine(k)
 		if err != nil {
-			return nil, cli.Reject(fmt.Sprintf("/master_host_keys/%d", i), "%v", err)
+			return nil, problem.Reject(fmt.Sprintf("/master_host_keys/%d", i), "%v", err)
 		}
 		f := strings.Fields(k)
 		if f[0] != pub.Type() {
-			return nil, cli.Reject(fmt.Sprintf("/master_host_keys/%d", i), "a host key line has no options")
+			return nil, problem.Reject(fmt.Sprintf("/master_host_keys/%d", i), "a host key line has no options")
 		}
 		fmt.Fprintf(&b, "%s %s %s\n", host, f[0], f[1])
 	}
@@ -251,10 +251,10 @@ func key(cfg *nodeconf.Config, raw json.RawMessage, generated *[]byte) (priv, pu
 	var given struct{ Private, Public string }
 	if string(raw) != `"generate"` {
 		if err := json.Unmarshal(raw, &given); err != nil {
-			return nil, nil, cli.Reject("/key", "%v", err)
+			return nil, nil, problem.Reject("/key", "%v", err)
 		}
 		if _, err := sshkeys.ParsePair(sshkeys.Ed25519, given.Private, given.Public); err != nil {
-			return nil, nil, cli.Reject("/key", "%v", err)
+			return nil, nil, problem.Reject("/key", "%v", err)
 		}
 		return []byte(given.Private), []byte(strings.TrimSpace(given.Public) + "\n"), nil
 	}

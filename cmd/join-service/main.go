@@ -1,0 +1,102 @@
+// Join-service is the master's rendezvous cache for pull mode: booting
+// machines fetch their join documents from it with a one-time secret and
+// report back; the admin subcommands add and manage their slots while the
+// daemon runs. See doc/join-service.8.md.
+package main
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/nodejoin/nodejoin/cmd/internal/cli"
+	"github.com/nodejoin/nodejoin/internal/nodeconf"
+	"github.com/nodejoin/nodejoin/internal/problem"
+)
+
+func main() { os.Exit(cli.Main("join-service", os.Args[1:], run)) }
+
+const usage = `Usage: join-service [flags] COMMAND [flags] [ARGS]
+
+The master's rendezvous cache (pull mode): a machine booted with
+nodejoin.rendezvous=<uuid>:<host>[:<port>]:<secret>:sha256=<pin> fetches its
+join documents over HTTPS with the one-time secret, applies them (node-join)
+and reports back; after "joined" the master records the node as node-add
+does and pushes ssconf to every node.
+
+Commands:
+  serve                         run the daemon (HTTPS API, admin socket, audit log)
+  slot add                      add a slot from the JSON document on stdin; prints its secret once
+  slot list                     every slot, oldest first (no configs, never secrets)
+  slot show UUID                one slot with its config and last report
+  slot remove UUID              delete a slot
+  slot remove-stale --older-than D   delete slots not seen for D; prints {"removed": N}
+  slot set-config UUID          replace a slot's config with standard input (text, up to 1 MiB)
+
+The slot commands talk to the running daemon on its root-only unix socket.
+Run "join-service COMMAND --help" for a command's flags.`
+
+// common are the flags every command has.
+type common struct {
+	cli.Flags
+	root   string
+	socket string
+}
+
+func (c *common) register(fs interface {
+	StringVar(p *string, name, value, usage string)
+}) {
+	fs.StringVar(&c.root, "root", "/", "take every path under `DIR` (tests and QA)")
+	fs.StringVar(&c.socket, "socket", "", "the admin socket `PATH` (default <run dir>/join-service.sock, /run/nodejoin)")
+}
+
+// socketPath is --socket, else the run directory's join-service.sock.
+func (c *common) socketPath() (string, error) {
+	if c.socket != "" {
+		return c.socket, nil
+	}
+	cfg, err := nodeconf.Load(c.root)
+	if err != nil {
+		return "", err
+	}
+	return cfg.Path(filepath.Join(cfg.RunDir, "join-service.sock")), nil
+}
+
+func run(env *cli.Env, args []string) error {
+	var f cli.Flags
+	fs := cli.NewFlagSet("join-service", usage, &f)
+	fs.SetInterspersed(false)
+	if err := cli.Parse(env, fs, &f, args); err != nil {
+		return err
+	}
+	rest := fs.Args()
+	if len(rest) == 0 {
+		return problem.Usagef("no command: want serve or slot")
+	}
+	switch rest[0] {
+	case "serve":
+		return serve(env, rest[1:])
+	case "slot":
+		if len(rest) < 2 {
+			return problem.Usagef("slot: want one of add, list, show, remove, remove-stale, set-config")
+		}
+		return slot(env, rest[1], rest[2:])
+	}
+	return problem.Usagef("unknown command %q: want serve or slot", rest[0])
+}
+
+// refuseSecretFlag turns a secret on the command line into a usage error:
+// a process's arguments are world-readable (/proc/PID/cmdline) and end up
+// in shell histories.
+func refuseSecretFlag(args []string) error {
+	for _, a := range args {
+		if a == "--" {
+			break
+		}
+		if a == "--secret" || strings.HasPrefix(a, "--secret=") {
+			return problem.Hint(problem.Usagef("--secret: a secret is never taken on the command line"),
+				`give a dynamic pool's secret in the document on standard input: {"dynamic": true, "secret": "..."}`)
+		}
+	}
+	return nil
+}

@@ -1,0 +1,47 @@
+package cluster
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/nodejoin/nodejoin/internal/master/sshrun"
+	"github.com/nodejoin/nodejoin/internal/nodeconf"
+	"github.com/nodejoin/nodejoin/internal/sshkeys"
+)
+
+// HostKeyPair is one of the master's SSH host key pairs: its kind and
+// both files' content.
+type HostKeyPair struct{ Kind, Private, Public string }
+
+// ReadHostKeys reads the master's complete host key pairs (private and
+// public file both present), as Ganeti's _ReadSshKeys does.
+func ReadHostKeys(cfg *nodeconf.Config) ([]HostKeyPair, error) {
+	var out []HostKeyPair
+	for _, k := range sshkeys.HostKinds {
+		kind := string(k)
+		base := cfg.Path(filepath.Join(cfg.SSHConfigDir, HostKeyPrefix+kind+"_key"))
+		priv, err1 := os.ReadFile(base)
+		pub, err2 := os.ReadFile(base + ".pub")
+		if errors.Is(err1, fs.ErrNotExist) && errors.Is(err2, fs.ErrNotExist) {
+			continue
+		}
+		if err1 != nil || err2 != nil {
+			return nil, fmt.Errorf("reading the %s host key %s: %w", kind, base, errors.Join(err1, err2))
+		}
+		out = append(out, HostKeyPair{Kind: kind, Private: string(priv), Public: strings.TrimSpace(string(pub)) + "\n"})
+	}
+	return out, nil
+}
+
+// ParsePublic reads "type base64 [comment]", checked by sshkeys.
+func ParsePublic(line string) (sshrun.HostKey, error) {
+	if _, err := sshkeys.ParsePublicLine(strings.TrimSpace(line)); err != nil {
+		return sshrun.HostKey{}, err
+	}
+	f := strings.Fields(line)
+	return sshrun.HostKey{Type: f[0], Base64: f[1]}, nil
+}

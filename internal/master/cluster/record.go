@@ -1,0 +1,178 @@
+package cluster
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/nodejoin/nodejoin/internal/nodeconf"
+	"github.com/nodejoin/nodejoin/internal/ssconf"
+	"github.com/nodejoin/nodejoin/internal/txn"
+)
+
+// Node is a joined node as the master records it.
+type Node struct {
+	Name          string
+	PrimaryIP     string
+	RootPublicKey string // the node's root public key line
+}
+
+// PublicKeys reads ganeti_pub_keys: node name (or UUID) to key line.
+func (c *Cluster) PublicKeys() (map[string]string, error) {
+	b, err := os.ReadFile(c.Path(nodeconf.PubKeys))
+	if err != nil {
+		return nil, fmt.Errorf("reading the public key list: %w", err)
+	}
+	out := map[string]string{}
+	for _, l := range ssconf.Lines(string(b)) {
+		if name, key, ok := strings.Cut(l, " "); ok {
+			out[name] = key
+		}
+	}
+	return out, nil
+}
+
+// Recorded says whether the master has recorded name as a node (its
+// ssconf node_list names it).
+func (c *Cluster) Recorded(name string) (bool, error) {
+	values, err := c.ReadSsconf()
+	if err != nil {
+		return false, err
+	}
+	return contains(ssconf.Lines(values["node_list"]), name), nil
+}
+
+// lock serialises the master's read-modify-write updates across
+// processes (flock on a file in the lock directory).
+func (c *Cluster) lock() (func(), error) {
+	f, err := txn.Lock(context.Background(), nil, c.Config.Path(filepath.Join(c.Config.LockDir, masterLock)))
+	if err != nil {
+		return nil, err
+	}
+	return func() { f.Close() }, nil
+}
+
+// RecordNode records a joined node on the master: its root key in
+// ganeti_pub_keys, its name in node_list and online_nodes, its address in
+// node_primary_ips, and its name beside the cluster alias in known_hosts
+// (the node now presents the cluster host key). Each file is replaced
+// atomically under the master's lock; recording a node twice changes
+// nothing. It reports whether it changed any file.
+func (c *Cluster) RecordNode(n Node) (changed bool, err error) {
+	return c.RecordNodes(n)
+}
+
+// RecordNodes records several joined nodes as RecordNode does, writing
+// each file once for all of them: join-service records the nodes whose
+// reports arrive together in one pass.
+func (c *Cluster) RecordNodes(ns ...Node) (changed bool, err error) {
+	for _, n := range ns {
+		if err := CheckName(n.Name); err != nil {
+			return false, err
+		}
+	}
+	unlock, err := c.lock()
+	if err != nil {
+		return false, err
+	}
+	defer unlock()
+	write := func(p string, old, data []byte, mode os.FileMode) error {
+		if string(old) == string(data) {
+			return nil
+		}
+		changed = true
+		return txn.WriteFile(p, data, mode)
+	}
+
+	// ganeti_pub_keys: "<name> <key>", one line per node.
+	b, err := os.ReadFile(c.Path(nodeconf.PubKeys))
+	if err != nil {
+		return false, fmt.Errorf("reading the public key list: %w", err)
+	}
+	keys, anyKey := ssconf.Lines(string(b)), false
+	for _, n := range ns {
+		if n.RootPublicKey == "" {
+			continue
+		}
+		anyKey = true
+		entry := n.Name + " " + strings.TrimSpace(n.RootPublicKey)
+		var out []string
+		found := false
+		for _, l := range keys {
+			if name, _, _ := strings.Cut(l, " "); name == n.Name {
+				if found {
+					continue
+				}
+				l, found = entry, true
+			}
+			out = append(out, l)
+		}
+		if !found {
+			out = append(out, entry)
+		}
+		keys = out
+	}
+	if anyKey {
+		if err := write(c.Path(nodeconf.PubKeys), b, []byte(strings.Join(keys, "\n")+"\n"), ModeSecret); err != nil {
+			return changed, err
+		}
+	}
+
+	values, err := c.ReadSsconf()
+	if err != nil {
+		return changed, err
+	}
+	before := map[string]string{}
+	for _, k := range []string{"node_list", "online_nodes", "node_primary_ips", ssconf.CandidateCertsKey} {
+		before[k] = values[k]
+	}
+	for _, n := range ns {
+		withNode(values, n.Name, n.PrimaryIP)
+	}
+	if err := c.withMasterCert(values); err != nil {
+		return changed, err
+	}
+	for k, old := range before {
+		if values[k] == old {
+			continue
+		}
+		p := c.Config.Path(ssconf.Path(c.Config.DataDir, k))
+		changed = true
+		if err := txn.WriteFile(p, ssconf.Format(values[k]), ssconf.FileMode); err != nil {
+			return changed, err
+		}
+	}
+
+	// known_hosts: "<cluster>,<node>,... type key".
+	b, err = os.ReadFile(c.Path(nodeconf.KnownHosts))
+	if err != nil {
+		return changed, fmt.Errorf("reading the cluster known_hosts: %w", err)
+	}
+	var out []string
+	for _, l := range strings.Split(strings.TrimRight(string(b), "\n"), "\n") {
+		f := strings.Fields(l)
+		if len(f) >= 3 && !strings.HasPrefix(f[0], "@") && !strings.HasPrefix(f[0], "#") {
+			hosts := strings.Split(f[0], ",")
+			if grown := withNames(hosts, ns); contains(hosts, c.Settings.ClusterName) && len(grown) > len(hosts) {
+				f[0] = strings.Join(grown, ",")
+				l = strings.Join(f, " ")
+			}
+		}
+		out = append(out, l)
+	}
+	err = write(c.Path(nodeconf.KnownHosts), b, []byte(strings.Join(out, "\n")+"\n"), ModePublic)
+	return changed, err
+}
+
+// withNames is hosts with the names of ns it lacks appended, in order.
+func withNames(hosts []string, ns []Node) []string {
+	out := hosts
+	for _, n := range ns {
+		if !contains(out, n.Name) {
+			out = append(out[:len(out):len(out)], n.Name)
+		}
+	}
+	return out
+}

@@ -1,0 +1,120 @@
+package noded
+
+import (
+	"bytes"
+	"context"
+	"crypto/x509"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/nodejoin/nodejoin/internal/certs"
+	"github.com/nodejoin/nodejoin/internal/joindoc"
+)
+
+// Client asks a node daemon over mutual TLS: it presents the master's
+// client certificate and accepts only a server presenting the cluster
+// certificate.
+type Client struct {
+	http *http.Client
+}
+
+// NewClient returns a client for the cluster certificate and the master's
+// client key pair.
+func NewClient(cluster *x509.Certificate, client *certs.KeyPair) *Client {
+	tr := &http.Transport{
+		TLSClientConfig:     certs.ClientTLSConfig(cluster, client),
+		TLSHandshakeTimeout: 5 * time.Second,
+		DisableKeepAlives:   true,
+		Proxy:               nil,
+	}
+	return &Client{http: &http.Client{Transport: tr, Timeout: 10 * time.Second}}
+}
+
+// Version asks host:port for /version.
+func (c *Client) Version(ctx context.Context, host string, port int) (*Version, error) {
+	body, err := c.do(ctx, http.MethodGet, host, port, "/version", nil)
+	if err != nil {
+		return nil, err
+	}
+	var v Version
+	if err := json.Unmarshal(body, &v); err != nil {
+		return nil, fmt.Errorf("GET /version: %w", err)
+	}
+	return &v, nil
+}
+
+// do sends one request with an optional JSON body and returns the body of
+// a 200 answer; any other status is an error with the daemon's reasons.
+func (c *Client) do(ctx context.Context, method, host string, port int, path string, in any) ([]byte, error) {
+	var reqBody io.Reader
+	if in != nil {
+		b, err := json.Marshal(in)
+		if err != nil {
+			return nil, err
+		}
+		reqBody = bytes.NewReader(b)
+	}
+	u := "https://" + net.JoinHostPort(host, strconv.Itoa(port)) + path
+	req, err := http.NewRequestWithContext(ctx, method, u, reqBody)
+	if err != nil {
+		return nil, err
+	}
+	if in != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	resp, err := c.http.Do(req)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	data, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	if err != nil {
+		return nil, err
+	}
+	if resp.StatusCode != http.StatusOK {
+		var e ErrorReply
+		if json.Unmarshal(data, &e) == nil && len(e.Errors) > 0 {
+			return nil, fmt.Errorf("%s %s: %s: %s", method, path, resp.Status, strings.Join(e.Errors, "; "))
+		}
+		return nil, fmt.Errorf("%s %s: %s", method, path, resp.Status)
+	}
+	return data, nil
+}
+
+// WaitVersion asks until the daemon answers or ctx ends, every interval.
+// It returns the last error when ctx ends.
+func (c *Client) WaitVersion(ctx context.Context, host string, port int, interval time.Duration) (*Version, error) {
+	var last error
+	for {
+		v, err := c.Version(ctx, host, port)
+		if err == nil {
+			return v, nil
+		}
+		// An attempt cut short by the deadline says only that time ran
+		// out; the attempt before it says why the node did not answer.
+		if last == nil || ctx.Err() == nil {
+			last = err
+		}
+		select {
+		case <-ctx.Done():
+			return nil, last
+		case <-time.After(interval):
+		}
+	}
+}
+
+// PutSsconf sends the master's ssconf values to host:port and returns what
+// the node changed.
+func (c *Client) PutSsconf(ctx context.Context, host string, port int, u *joindoc.SsconfUpdate) (*joindoc.Result, error) {
+	body, err := c.do(ctx, http.MethodPut, host, port, "/ssconf", u)
+	if err != nil {
+		return nil, err
+	}
+	return joindoc.DecodeResult(bytes.NewReader(body))
+}

@@ -1,0 +1,186 @@
+package txn
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path"
+	"syscall"
+)
+
+// Item is one file or directory as a run wants it.
+type Item struct {
+	// Path is the real path (already under the root); NodePath is the same
+	// path as the node sees it, used in reports.
+	Path, NodePath string
+	Dir            bool        // a directory rather than a file
+	Data           []byte      // content of a file
+	Mode           fs.FileMode // permission bits
+	UID, GID       int
+	// KeepOwner keeps an existing file's owner (Ganeti's ensure-dirs may
+	// have given it to a daemon user); UID and GID apply to new files.
+	KeepOwner bool
+	// KeepBackup keeps the old content after commit, as Ganeti keeps the
+	// backups of keys and certificates.
+	KeepBackup bool
+	// Secret marks a file holding a key (a private key, hmac.key), set
+	// by the plan that knows, never guessed from a mode: no temporary copy
+	// of it is ever readable by anyone but its owner, and no digest of it
+	// is reported.
+	Secret bool
+	// Remove asks for the file to be gone (node removal): its old content
+	// is kept in a backup until commit, so a rollback puts it back. A file
+	// that is not there is unchanged. Data and Mode are not used; files
+	// only, never a directory.
+	Remove bool
+}
+
+// Actions of a planned item.
+const (
+	Create    = "create"
+	Replace   = "replace"
+	Chmod     = "chmod" // same content, other mode or owner
+	Remove    = "remove"
+	Unchanged = "unchanged"
+)
+
+// Change is an item with what applying it would do.
+type Change struct {
+	Item
+	Action string
+	// old mode and owner, for the journal
+	oldMode          fs.FileMode
+	oldUID, oldGID   int
+	contentUnchanged bool
+}
+
+// SHA256 is the hex digest of the new content; "" for a directory, a file
+// to be removed (it has none) and a secret, since a digest of a guessable
+// secret confirms a guess.
+func (c Change) SHA256() string {
+	if c.Dir || c.Remove || c.Secret {
+		return ""
+	}
+	sum := sha256.Sum256(c.Data)
+	return hex.EncodeToString(sum[:])
+}
+
+// ErrNotRegular is returned for a target that exists but is not a regular
+// file (or not a directory, for a directory item): it is never replaced.
+var ErrNotRegular = errors.New("exists and is not a regular file")
+
+// Diff compares items with what is on disk under root. Each item's
+// directories are resolved inside root first (Resolve): a path that leads
+// out of it is refused, and the change names the real path found. It reads
+// and changes nothing else.
+func Diff(root string, items []Item) ([]Change, error) {
+	out := make([]Change, 0, len(items))
+	for _, it := range items {
+		if it.NodePath != "" {
+			real, err := Resolve(root, it.NodePath)
+			if err != nil {
+				return nil, err
+			}
+			it.Path = real
+		}
+		c, err := diffOne(it)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, c)
+	}
+	return out, nil
+}
+
+func diffOne(it Item) (Change, error) {
+	c := Change{Item: it}
+	if it.Remove && it.Dir {
+		return c, fmt.Errorf("%s: removing a directory is not supported", it.NodePath)
+	}
+	fi, err := os.Lstat(it.Path)
+	if errors.Is(err, fs.ErrNotExist) {
+		c.Action = Create
+		if it.Remove {
+			c.Action = Unchanged
+		}
+		return c, nil
+	}
+	if err != nil {
+		return c, fmt.Errorf("checking %s: %w", it.NodePath, err)
+	}
+	st := fi.Sys().(*syscall.Stat_t)
+	c.oldMode, c.oldUID, c.oldGID = fi.Mode().Perm(), int(st.Uid), int(st.Gid)
+	if it.KeepOwner {
+		c.UID, c.GID = c.oldUID, c.oldGID
+	}
+	sameMeta := c.oldMode == it.Mode&fs.ModePerm && c.oldUID == c.UID && c.oldGID == c.GID
+	if it.Dir {
+		if !fi.IsDir() {
+			return c, fmt.Errorf("%s: exists and is not a directory", it.NodePath)
+		}
+		c.Action = Chmod
+		if sameMeta {
+			c.Action = Unchanged
+		}
+		return c, nil
+	}
+	if !fi.Mode().IsRegular() {
+		return c, fmt.Errorf("%s: %w", it.NodePath, ErrNotRegular)
+	}
+	if it.Remove {
+		c.UID, c.GID, c.Mode = c.oldUID, c.oldGID, c.oldMode // reported as it is
+		c.Action = Remove
+		return c, nil
+	}
+	old, err := os.ReadFile(it.Path)
+	if err != nil {
+		return c, fmt.Errorf("reading %s: %w", it.NodePath, err)
+	}
+	c.contentUnchanged = bytes.Equal(old, it.Data)
+	switch {
+	case c.contentUnchanged && sameMeta:
+		c.Action = Unchanged
+	case c.contentUnchanged:
+		c.Action = Chmod
+	default:
+		c.Action = Replace
+	}
+	return c, nil
+}
+
+// Changed reports whether any change does something.
+func Changed(cs []Change) bool {
+	for _, c := range cs {
+		if c.Action != Unchanged {
+			return true
+		}
+	}
+	return false
+}
+
+// MissingDirs plans the missing levels of the node directory dir under
+// root, outermost first, with the given mode and owner: a test root, or a
+// node without Ganeti installed, lacks some.
+func MissingDirs(root, dir string, mode fs.FileMode, uid, gid int) ([]Item, error) {
+	var items []Item
+	for d := dir; d != "/" && d != "."; d = path.Dir(d) {
+		real, err := Resolve(root, d)
+		if err != nil {
+			return nil, err
+		}
+		_, err = os.Lstat(real)
+		if err == nil {
+			break
+		}
+		if !errors.Is(err, fs.ErrNotExist) {
+			return nil, fmt.Errorf("checking %s: %w", d, err)
+		}
+		items = append([]Item{{Path: real, NodePath: d, Dir: true, Mode: mode,
+			UID: uid, GID: gid}}, items...)
+	}
+	return items, nil
+}

@@ -1,0 +1,429 @@
+package txn
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/nodejoin/nodejoin/internal/problem"
+)
+
+// Options say where a transaction keeps its journal and lock.
+type Options struct {
+	StateDir string // real path of the directory holding the journal
+	LockFile string // real path of the lock file (in the node's lock directory)
+	Log      *slog.Logger
+	// Restart runs a recorded restart command again after a rollback.
+	Restart func(ctx context.Context, argv []string) error
+}
+
+// Tx is one run's transaction. It holds the node's lock until it ends.
+type Tx struct {
+	opts    Options
+	j       journal
+	lock    *os.File
+	journal string
+	now     time.Time
+}
+
+// Begin takes the lock, finishes what an interrupted earlier run left in
+// the journal, and opens a new transaction.
+func Begin(ctx context.Context, opts Options) (*Tx, error) {
+	lock, err := takeLock(ctx, opts)
+	if err != nil {
+		return nil, err
+	}
+	tx := &Tx{opts: opts, lock: lock, journal: filepath.Join(opts.StateDir, JournalName), now: time.Now()}
+	if err := recoverLocked(ctx, opts, lock, tx.journal); err != nil {
+		tx.unlock()
+		return nil, err
+	}
+	// The state directory's missing levels are written down in the lock
+	// file before they are made: the journal cannot record them until
+	// they exist, and a kill in between must not leave them behind.
+	missing, err := missingLevels(opts.StateDir)
+	if err == nil {
+		err = writeIntent(lock, missing)
+	}
+	if err != nil {
+		tx.unlock()
+		return nil, err
+	}
+	crashpoint("state directory intent recorded")
+	created, err := mkdirAll(missing, opts.StateDir)
+	tx.j = journal{State: "open", CreatedDirs: created}
+	if err != nil {
+		tx.removeCreatedDirs()
+		tx.unlock()
+		return nil, fmt.Errorf("creating the state directory: %w", err)
+	}
+	crashpoint("state directory created")
+	if err := writeJournal(tx.journal, &tx.j); err != nil {
+		tx.removeCreatedDirs()
+		tx.unlock()
+		return nil, err
+	}
+	crashpoint("journal opened")
+	return tx, nil
+}
+
+// Recover finishes an interrupted earlier run, if the journal records one;
+// it takes the lock only when there is something to do, so that a run that
+// changes nothing writes nothing.
+func Recover(ctx context.Context, opts Options) error {
+	path := filepath.Join(opts.StateDir, JournalName)
+	_, err := os.Lstat(path)
+	if errors.Is(err, fs.ErrNotExist) && len(readIntentFile(opts)) == 0 {
+		return nil
+	}
+	lock, err := takeLock(ctx, opts)
+	if err != nil {
+		return err
+	}
+	defer lock.Close()
+	return recoverLocked(ctx, opts, lock, path)
+}
+
+func recoverLocked(ctx context.Context, opts Options, lock *os.File, path string) error {
+	j, err := readJournal(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		// Killed before the journal was written: only state directory
+		// levels, and the journal's temporary file, may have been made.
+		removeTemps(path)
+		removeDirs(opts.StateDir, readIntent(lock))
+		return writeIntent(lock, nil)
+	}
+	if err != nil {
+		return err
+	}
+	if j.State == "committed" {
+		opts.Log.Info("finishing the commit of an interrupted run")
+		finishCommit(j)
+	} else {
+		opts.Log.Warn("an earlier run was interrupted; putting its files back")
+		if err := rollback(ctx, opts, j); err != nil {
+			return fmt.Errorf("rolling back an interrupted run: %w", err)
+		}
+	}
+	if err := endJournal(path, j); err != nil {
+		return err
+	}
+	return writeIntent(lock, nil)
+}
+
+// Apply makes the changes, recording each in the journal before touching it.
+func (tx *Tx) Apply(changes []Change) error {
+	for _, c := range changes {
+		if c.Action == Unchanged {
+			continue
+		}
+		if err := tx.apply(c); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (tx *Tx) apply(c Change) error {
+	e := entry{Kind: "file", Path: c.Path, NodePath: c.NodePath, Existed: c.Action != Create,
+		Mode: c.oldMode, UID: c.oldUID, GID: c.oldGID}
+	if c.Dir {
+		e.Kind = "dir"
+	} else if e.Existed {
+		e.Backup = backupName(c.Path, tx.now)
+		e.Keep = c.KeepBackup && !c.contentUnchanged
+	}
+	tx.j.Entries = append(tx.j.Entries, e)
+	if err := writeJournal(tx.journal, &tx.j); err != nil {
+		return err
+	}
+	crashpoint("journaled " + c.Path)
+	if c.Dir {
+		return applyDir(c)
+	}
+	if e.Existed {
+		if err := copyToBackup(c.Path, e.Backup); err != nil {
+			return fmt.Errorf("backing up %s: %w", c.NodePath, err)
+		}
+	}
+	if c.Remove {
+		if err := removeItem(c.Path); err != nil {
+			return fmt.Errorf("removing %s: %w", c.NodePath, err)
+		}
+		return nil
+	}
+	if err := writeItem(c.Path, c.Data, c.Mode, c.UID, c.GID, c.Secret); err != nil {
+		return fmt.Errorf("writing %s: %w", c.NodePath, err)
+	}
+	return nil
+}
+
+func applyDir(c Change) error {
+	parent, err := pinDir(filepath.Dir(c.Path))
+	if err != nil {
+		return fmt.Errorf("creating %s: %w", c.NodePath, err)
+	}
+	defer func() { _ = parent.Close() }()
+	name := filepath.Base(c.Path)
+	if c.Action == Create {
+		if err := parent.Mkdir(name, c.Mode); err != nil {
+			return fmt.Errorf("creating %s: %w", c.NodePath, err)
+		}
+	}
+	// Relative to the pinned parent, a link put in the directory's place
+	// is not followed out of it (os.Root); Lchown never follows one.
+	if err := parent.Lchown(name, c.UID, c.GID); err != nil {
+		return fmt.Errorf("setting the owner of %s: %w", c.NodePath, err)
+	}
+	// Mkdir applies the umask: set the mode explicitly.
+	if err := parent.Chmod(name, c.Mode); err != nil {
+		return fmt.Errorf("setting the mode of %s: %w", c.NodePath, err)
+	}
+	return syncRoot(parent)
+}
+
+// RecordRestart journals a restart command before it runs, so that a
+// rollback, also one after a kill, runs it again on the old files.
+func (tx *Tx) RecordRestart(argv []string) error {
+	for _, r := range tx.j.Restarts {
+		if slices.Equal(r, argv) {
+			return nil
+		}
+	}
+	tx.j.Restarts = append(tx.j.Restarts, argv)
+	return writeJournal(tx.journal, &tx.j)
+}
+
+// Commit makes the new state final: backups not to be kept are removed,
+// then the journal.
+func (tx *Tx) Commit() error {
+	defer tx.unlock()
+	tx.j.State = "committed"
+	if err := writeJournal(tx.journal, &tx.j); err != nil {
+		return err
+	}
+	crashpoint("committed")
+	finishCommit(&tx.j)
+	if err := endJournal(tx.journal, &tx.j); err != nil {
+		return err
+	}
+	return writeIntent(tx.lock, nil)
+}
+
+// Rollback puts every changed file back, re-runs the restart commands on
+// the old files and ends the transaction. The error says what could not be
+// put back, if anything.
+func (tx *Tx) Rollback(ctx context.Context) error {
+	defer tx.unlock()
+	if err := rollback(ctx, tx.opts, &tx.j); err != nil {
+		return err
+	}
+	if err := endJournal(tx.journal, &tx.j); err != nil {
+		return err
+	}
+	return writeIntent(tx.lock, nil)
+}
+
+func rollback(ctx context.Context, opts Options, j *journal) error {
+	var errs []error
+	for i := len(j.Entries) - 1; i >= 0; i-- {
+		crashpoint("rolling back " + j.Entries[i].Path)
+		if err := rollbackEntry(j.Entries[i]); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	if err := errors.Join(errs...); err != nil {
+		return err
+	}
+	for _, argv := range j.Restarts {
+		if opts.Restart == nil {
+			break
+		}
+		if err := opts.Restart(ctx, argv); err != nil {
+			// The files are back; a daemon that does not come back on them
+			// is reported but does not undo that.
+			opts.Log.Warn("restart on the previous state failed", "command", argv, "err", err)
+		}
+	}
+	return nil
+}
+
+func finishCommit(j *journal) {
+	for _, e := range j.Entries {
+		if e.Backup != "" {
+			removeTemps(e.Backup)
+			if !e.Keep {
+				_ = os.Remove(e.Backup)
+			}
+		}
+		if e.Kind == "file" {
+			removeTemps(e.Path)
+		}
+	}
+}
+
+// endJournal removes the journal and the state directories its run made.
+func endJournal(path string, j *journal) error {
+	stateDir := filepath.Dir(path)
+	if err := os.Remove(path); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("removing the journal: %w", err)
+	}
+	removeTemps(path)
+	if err := syncDir(filepath.Dir(path)); err != nil {
+		return err
+	}
+	removeDirs(stateDir, j.CreatedDirs)
+	return nil
+}
+
+func (tx *Tx) removeCreatedDirs() { removeDirs(tx.opts.StateDir, tx.j.CreatedDirs) }
+
+// removeDirs removes those of dirs that are the state directory or one of
+// its parents, innermost first, and only where they are empty directories
+// (rmdir, never unlink): the list comes from a file, and nothing else may
+// ever be removed on its word.
+func removeDirs(stateDir string, dirs []string) {
+	levels := map[string]bool{}
+	for d := filepath.Clean(stateDir); d != filepath.Dir(d); d = filepath.Dir(d) {
+		levels[d] = true
+	}
+	var ok []string
+	for _, d := range dirs {
+		if levels[d] {
+			ok = append(ok, d)
+		}
+	}
+	slices.SortFunc(ok, func(a, b string) int { return len(b) - len(a) })
+	for _, d := range ok {
+		_ = unix.Rmdir(d)
+	}
+}
+
+func (tx *Tx) unlock() {
+	if tx.lock != nil {
+		tx.lock.Close()
+		tx.lock = nil
+	}
+}
+
+// missingLevels lists the levels of dir that do not exist, outermost first.
+func missingLevels(dir string) ([]string, error) {
+	var missing []string
+	for d := dir; ; d = filepath.Dir(d) {
+		if _, err := os.Lstat(d); err == nil {
+			break
+		} else if !errors.Is(err, fs.ErrNotExist) {
+			return nil, err
+		}
+		missing = append(missing, d)
+		if d == filepath.Dir(d) {
+			break
+		}
+	}
+	slices.Reverse(missing)
+	return missing, nil
+}
+
+// mkdirAll makes the missing levels of dir, parents 0755 and dir itself
+// 0700, and returns those it made.
+func mkdirAll(missing []string, dir string) ([]string, error) {
+	for i, d := range missing {
+		mode := fs.FileMode(0o755)
+		if d == dir {
+			mode = 0o700
+		}
+		if err := os.Mkdir(d, mode); err != nil {
+			return missing[:i], err
+		}
+		if err := os.Chmod(d, mode); err != nil { // past the umask
+			return missing[:i+1], err
+		}
+	}
+	return missing, nil
+}
+
+// writeIntent replaces the lock file's content with dirs, one per line,
+// and syncs it; nil empties it. The lock file lives in a directory only
+// root can write (see openOwnLock), and what is read back is checked again
+// (removeDirs).
+func writeIntent(lock *os.File, dirs []string) error {
+	if err := lock.Truncate(0); err != nil {
+		return fmt.Errorf("writing the lock file: %w", err)
+	}
+	if len(dirs) == 0 {
+		return nil
+	}
+	data := []byte(strings.Join(dirs, "\n") + "\n")
+	if _, err := lock.WriteAt(data, 0); err != nil {
+		return fmt.Errorf("writing the lock file: %w", err)
+	}
+	return lock.Sync()
+}
+
+// readIntent reads the directories a killed run may have made; a line cut
+// short by the kill is ignored.
+func readIntent(lock *os.File) []string {
+	data, err := io.ReadAll(io.NewSectionReader(lock, 0, 1<<20))
+	if err != nil {
+		return nil
+	}
+	var dirs []string
+	for _, l := range strings.SplitAfter(string(data), "\n") {
+		if strings.HasSuffix(l, "\n") && filepath.IsAbs(strings.TrimSpace(l)) {
+			dirs = append(dirs, filepath.Clean(strings.TrimSuffix(l, "\n")))
+		}
+	}
+	return dirs
+}
+
+// readIntentFile reads the intent without the lock, to decide whether
+// recovery is needed at all; a lock that is not safe to open counts as
+// "something to do", so that the locked path reports it.
+func readIntentFile(opts Options) []string {
+	if _, err := os.Lstat(opts.LockFile); errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	f, err := openOwnLock(opts.LockFile)
+	if err != nil {
+		return []string{opts.LockFile}
+	}
+	defer f.Close()
+	return readIntent(f)
+}
+
+// takeLock opens nodejoin's own lock (see openOwnLock) and waits for it.
+func takeLock(ctx context.Context, opts Options) (*os.File, error) {
+	f, err := openOwnLock(opts.LockFile)
+	if err != nil {
+		return nil, err
+	}
+	if err := waitLock(ctx, opts.Log, f); err != nil {
+		f.Close()
+		return nil, problem.Hint(err, "another nodejoin program is changing this node; run again when it has finished")
+	}
+	return f, nil
+}
+
+// Lock takes another lock file (e.g. Ganeti's ssconf lock), waiting up to
+// LockWait or until ctx ends. The file is only locked, never written.
+func Lock(ctx context.Context, log *slog.Logger, path string) (*os.File, error) {
+	f, err := openForeignLock(path)
+	if err != nil {
+		return nil, err
+	}
+	if err := waitLock(ctx, log, f); err != nil {
+		f.Close()
+		return nil, err
+	}
+	return f, nil
+}

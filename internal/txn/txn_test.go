@@ -1,0 +1,403 @@
+package txn
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// testOptions makes root look like a node's root: its lock directory exists.
+func testOptions(t *testing.T, root string, restarts *[]string) Options {
+	if err := os.MkdirAll(filepath.Join(root, "var/lock"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	return Options{
+		StateDir: filepath.Join(root, "var/lib/nodejoin"),
+		LockFile: filepath.Join(root, "var/lock/nodejoin/nodejoin.lock"),
+		Log:      slog.New(slog.NewTextHandler(&strings.Builder{}, nil)),
+		Restart: func(_ context.Context, argv []string) error {
+			*restarts = append(*restarts, strings.Join(argv, " "))
+			return nil
+		},
+	}
+}
+
+func item(root, p string, data string, mode fs.FileMode) Item {
+	return Item{Path: filepath.Join(root, p), NodePath: "/" + p, Data: []byte(data), Mode: mode,
+		UID: os.Geteuid(), GID: os.Getegid()}
+}
+
+// snapshot lists every path under root (but the lock dir) with mode and content.
+func snapshot(t *testing.T, root string) map[string]string {
+	out := map[string]string{}
+	err := filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		rel, _ := filepath.Rel(root, p)
+		if strings.HasPrefix(rel, "var/lock") {
+			return nil
+		}
+		fi, _ := os.Lstat(p)
+		v := fi.Mode().String()
+		if fi.Mode().IsRegular() {
+			data, _ := os.ReadFile(p)
+			v += " " + string(data)
+		}
+		out[rel] = v
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+func equalSnapshots(t *testing.T, a, b map[string]string) {
+	t.Helper()
+	for k, v := range a {
+		if b[k] != v {
+			t.Errorf("%s: before %q, after %q", k, v, b[k])
+		}
+	}
+	for k, v := range b {
+		if _, ok := a[k]; !ok {
+			t.Errorf("%s: new after rollback (%q)", k, v)
+		}
+	}
+}
+
+// The file has its mode from the start, whatever the umask and the mode of
+// the file it replaces.
+func TestModeAndUmask(t *testing.T) {
+	for _, umask := range []int{0, 0o022, 0o077, 0o777} {
+		for _, mode := range []fs.FileMode{0o600, 0o644, 0o440, 0o444, 0o400} {
+			for _, old := range []fs.FileMode{0, 0o666, 0o600} {
+				root := t.TempDir()
+				p := filepath.Join(root, "f")
+				if old != 0 {
+					if err := os.WriteFile(p, []byte("old"), old); err != nil {
+						t.Fatal(err)
+					}
+					_ = os.Chmod(p, old)
+				}
+				prev := syscall.Umask(umask)
+				err := writeAtomic(p, []byte("new"), mode, -1, -1, mode == 0o440)
+				syscall.Umask(prev)
+				if err != nil {
+					t.Fatal(err)
+				}
+				fi, err := os.Stat(p)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if fi.Mode().Perm() != mode {
+					t.Errorf("umask %03o, old %03o, mode %03o: got %03o", umask, old, mode, fi.Mode().Perm())
+				}
+			}
+		}
+	}
+}
+
+func TestCommitAndBackups(t *testing.T) {
+	root := t.TempDir()
+	var restarts []string
+	if err := os.MkdirAll(filepath.Join(root, "etc"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(root, "etc/key"), []byte("old key"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(root, "etc/conf"), []byte("old conf"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	key := item(root, "etc/key", "new key", 0o600)
+	key.KeepBackup = true
+	items := []Item{key, item(root, "etc/conf", "new conf", 0o644), item(root, "etc/new", "x", 0o444)}
+	changes, err := Diff(root, items)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, want := range []string{Replace, Replace, Create} {
+		if changes[i].Action != want {
+			t.Errorf("%s: action %s, want %s", changes[i].NodePath, changes[i].Action, want)
+		}
+	}
+	tx, err := Begin(context.Background(), testOptions(t, root, &restarts))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := tx.Apply(changes); err != nil {
+		t.Fatal(err)
+	}
+	if err := tx.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	entries, _ := os.ReadDir(filepath.Join(root, "etc"))
+	var names []string
+	for _, e := range entries {
+		names = append(names, e.Name())
+	}
+	if len(names) != 4 || !strings.HasPrefix(names[2], "key.backup-") {
+		t.Fatalf("etc holds %v; want conf, key, one key backup and new", names)
+	}
+	if !backupRE(names[2]) {
+		t.Errorf("backup name %s is not Ganeti's <name>.backup-<YYYY-MM-DD_HH_MM_SS>.<random>", names[2])
+	}
+	b, _ := os.ReadFile(filepath.Join(root, "etc", names[2]))
+	fi, _ := os.Stat(filepath.Join(root, "etc", names[2]))
+	if string(b) != "old key" || fi.Mode().Perm() != 0o600 {
+		t.Errorf("backup holds %q mode %03o; want the old key, 0600", b, fi.Mode().Perm())
+	}
+	if _, err := os.Stat(filepath.Join(root, "var/lib/nodejoin")); !os.IsNotExist(err) {
+		t.Errorf("the state directory remains after commit: %v", err)
+	}
+	// The same items again: nothing to do.
+	changes, _ = Diff(root, items)
+	if Changed(changes) {
+		t.Errorf("second diff has changes: %+v", changes)
+	}
+}
+
+func backupRE(name string) bool {
+	parts := strings.Split(name, ".")
+	return len(parts) == 3 && len(parts[1]) == len("backup-2006-01-02_15_04_05") && len(parts[2]) == 8
+}
+
+func TestRollbackRestoresTree(t *testing.T) {
+	root := t.TempDir()
+	var restarts []string
+	if err := os.MkdirAll(filepath.Join(root, "etc/ssh"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(root, "etc/ssh/key"), []byte("old"), 0o640); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Mkdir(filepath.Join(root, "home"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	opts := testOptions(t, root, &restarts)
+	before := snapshot(t, root)
+	dir := Item{Path: filepath.Join(root, "home/.ssh"), NodePath: "/home/.ssh", Dir: true, Mode: 0o700,
+		UID: os.Geteuid(), GID: os.Getegid()}
+	key := item(root, "etc/ssh/key", "new", 0o600)
+	key.KeepBackup = true
+	changes, err := Diff(root, []Item{dir, key, item(root, "home/.ssh/id", "id", 0o600)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tx, err := Begin(context.Background(), opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := tx.Apply(changes); err != nil {
+		t.Fatal(err)
+	}
+	if err := tx.RecordRestart([]string{"restart", "sshd"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := tx.Rollback(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	equalSnapshots(t, before, snapshot(t, root))
+	if len(restarts) != 1 || restarts[0] != "restart sshd" {
+		t.Errorf("restarts after rollback: %v", restarts)
+	}
+}
+
+// An interrupted run's journal is rolled back by the next Recover; a run
+// that finds no journal takes no lock and writes nothing.
+func TestRecover(t *testing.T) {
+	root := t.TempDir()
+	var restarts []string
+	opts := testOptions(t, root, &restarts)
+	if err := Recover(context.Background(), opts); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(filepath.Join(root, "var/lock/nodejoin")); !os.IsNotExist(err) {
+		t.Fatalf("Recover without a journal wrote something: %v", err)
+	}
+	if err := os.WriteFile(filepath.Join(root, "f"), []byte("old"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	before := snapshot(t, root)
+	changes, _ := Diff(root, []Item{item(root, "f", "new", 0o600), item(root, "g", "new", 0o600)})
+	tx, err := Begin(context.Background(), opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := tx.Apply(changes); err != nil {
+		t.Fatal(err)
+	}
+	if err := tx.RecordRestart([]string{"restart"}); err != nil {
+		t.Fatal(err)
+	}
+	tx.unlock() // as if killed: the journal stays
+	if err := Recover(context.Background(), opts); err != nil {
+		t.Fatal(err)
+	}
+	equalSnapshots(t, before, snapshot(t, root))
+	if len(restarts) != 1 {
+		t.Errorf("restarts: %v", restarts)
+	}
+}
+
+func TestNotRegular(t *testing.T) {
+	root := t.TempDir()
+	if err := os.Symlink("/etc/passwd", filepath.Join(root, "link")); err != nil {
+		t.Fatal(err)
+	}
+	_, err := Diff(root, []Item{item(root, "link", "x", 0o600)})
+	if err == nil || err.Error() != "/link: exists and is not a regular file" {
+		t.Errorf("got %v", err)
+	}
+}
+
+// A lock held by another process: Begin says which process, and returns
+// as soon as its context ends.
+func TestLockWaitHonoursContext(t *testing.T) {
+	if _, err := exec.LookPath("flock"); err != nil {
+		t.Skip("needs flock(1)")
+	}
+	root := t.TempDir()
+	var restarts []string
+	opts := testOptions(t, root, &restarts)
+	if err := os.MkdirAll(filepath.Dir(opts.LockFile), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(opts.LockFile, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	holder := exec.Command("flock", "--exclusive", "--no-fork", opts.LockFile, "sleep", "60")
+	if err := holder.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = holder.Process.Kill(); _ = holder.Wait() }()
+	for i := 0; !strings.Contains(readLocks(), fmt.Sprintf(" %d ", holder.Process.Pid)); i++ {
+		if i > 1000 {
+			t.Fatal("flock did not take the lock")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	time.AfterFunc(100*time.Millisecond, cancel)
+	_, err := Begin(ctx, opts)
+	want := fmt.Sprintf("locking %s: held by process %d (sleep): context canceled", opts.LockFile, holder.Process.Pid)
+	if err == nil || err.Error() != want || !errors.Is(err, context.Canceled) {
+		t.Errorf("got %v, want %s", err, want)
+	}
+}
+
+func readLocks() string {
+	b, _ := os.ReadFile("/proc/locks")
+	return string(b)
+}
+
+// The lock file's intent lines remove only empty directories that are
+// levels of the state directory: never a file, never anything else.
+func TestIntentRemovesOnlyStateDirLevels(t *testing.T) {
+	root := t.TempDir()
+	var restarts []string
+	opts := testOptions(t, root, &restarts)
+	precious := filepath.Join(root, "precious")
+	other := filepath.Join(root, "other")
+	parent := filepath.Dir(opts.StateDir) // var/lib, made by the "killed" run
+	for _, d := range []string{other, opts.StateDir} {
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.WriteFile(precious, []byte("x"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(parent, "file"), []byte("x"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	lock, err := openOwnLock(opts.LockFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := writeIntent(lock, []string{precious, other, parent, opts.StateDir, filepath.Join(parent, "file")}); err != nil {
+		t.Fatal(err)
+	}
+	lock.Close()
+	if err := Recover(context.Background(), opts); err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range []string{precious, other, parent, filepath.Join(parent, "file")} {
+		if _, err := os.Lstat(p); err != nil {
+			t.Errorf("%s was removed: %v", p, err)
+		}
+	}
+	if _, err := os.Lstat(opts.StateDir); !os.IsNotExist(err) {
+		t.Errorf("the empty state directory remains: %v", err)
+	}
+}
+
+// Remove takes a file away in the transaction: a rollback puts it back as
+// it was, a commit leaves no backup, and a file already gone is unchanged.
+func TestRemove(t *testing.T) {
+	for _, commit := range []bool{false, true} {
+		root := t.TempDir()
+		var restarts []string
+		opts := testOptions(t, root, &restarts)
+		gone := item(root, "etc/ganeti/old.key", "", 0)
+		gone.Remove, gone.Secret = true, true
+		if err := os.MkdirAll(filepath.Dir(gone.Path), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(gone.Path, []byte("old secret\n"), 0o440); err != nil {
+			t.Fatal(err)
+		}
+		kept := item(root, "etc/ganeti/new", "new\n", 0o644)
+		before := snapshot(t, root)
+		changes, err := Diff(root, []Item{gone, kept})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if changes[0].Action != Remove || changes[0].SHA256() != "" || changes[0].Mode != 0o440 {
+			t.Fatalf("planned %s %04o %q, want remove 0440 and no digest", changes[0].Action, changes[0].Mode, changes[0].SHA256())
+		}
+		tx, err := Begin(context.Background(), opts)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := tx.Apply(changes); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := os.Lstat(gone.Path); !errors.Is(err, fs.ErrNotExist) {
+			t.Fatalf("applied: %s is still there (%v)", gone.NodePath, err)
+		}
+		if !commit {
+			if err := tx.Rollback(context.Background()); err != nil {
+				t.Fatal(err)
+			}
+			equalSnapshots(t, before, snapshot(t, root))
+			continue
+		}
+		if err := tx.Commit(); err != nil {
+			t.Fatal(err)
+		}
+		if left, _ := filepath.Glob(filepath.Join(root, "etc/ganeti/old.key*")); len(left) != 0 {
+			t.Errorf("after commit: %v left", left)
+		}
+		again, err := Diff(root, []Item{gone})
+		if err != nil || again[0].Action != Unchanged {
+			t.Errorf("removing again: %v, %v; want unchanged", again, err)
+		}
+	}
+	dir := item(t.TempDir(), "d", "", 0o755)
+	dir.Dir, dir.Remove = true, true
+	if _, err := Diff(filepath.Dir(dir.Path), []Item{dir}); err == nil {
+		t.Error("a directory to remove was planned")
+	}
+}
