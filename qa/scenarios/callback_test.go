@@ -170,8 +170,12 @@ type supervisor struct {
 	err    error
 }
 
-func (s *supervisor) Write(p []byte) (int, error) { s.mu.Lock(); defer s.mu.Unlock(); return s.stderr.Write(p) }
-func (s *supervisor) log() string                 { s.mu.Lock(); defer s.mu.Unlock(); return s.stderr.String() }
+func (s *supervisor) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.stderr.Write(p)
+}
+func (s *supervisor) log() string { s.mu.Lock(); defer s.mu.Unlock(); return s.stderr.String() }
 
 func (l *cbLab) startSupervisor(t *testing.T) *supervisor {
 	t.Helper()

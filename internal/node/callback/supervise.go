@@ -42,7 +42,7 @@ func Supervise(ctx context.Context, log *slog.Logger, argv []string, stderr io.W
 		if time.Since(start) >= b.Stable {
 			delay = b.Min
 		}
-		wait := delay/2 + rand.N(delay/2+1)
+		wait := delay/2 + rand.N(delay/2+1) //nolint:gosec // jitter spreads retries; nothing secret depends on it
 		log.Warn("the tunnel ended; starting it again", "err", err, "after", wait.Round(time.Millisecond).String())
 		select {
 		case <-ctx.Done():
