@@ -107,6 +107,12 @@ func decodeBody(w http.ResponseWriter, r *http.Request, limit int64, v any) erro
 // nodeName is the name the documents are built for: the slot's, else the
 // name the machine asks for, which must not be a recorded node's (a
 // nameless slot cannot take over another node's entry).
+// nameTaken is the refusal of a name that is the master's or a recorded
+// node's: a conflict, where other bad names are invalid.
+type nameTaken struct{ msg string }
+
+func (e nameTaken) Error() string { return e.msg }
+
 func nodeName(c *cluster.Cluster, slot slotstore.Slot, asked string) (string, error) {
 	if slot.NodeName != "" {
 		return slot.NodeName, nil
@@ -118,13 +124,13 @@ func nodeName(c *cluster.Cluster, slot slotstore.Slot, asked string) (string, er
 		return "", fmt.Errorf("node_name: %w", err)
 	}
 	if asked == c.Settings.MasterNode {
-		return "", fmt.Errorf("node_name: %q is the master", asked)
+		return "", nameTaken{fmt.Sprintf("node_name: %q is the master", asked)}
 	}
 	if ok, err := c.Recorded(asked); err != nil || ok {
 		if err != nil {
 			return "", err
 		}
-		return "", fmt.Errorf("node_name: %q is a recorded node", asked)
+		return "", nameTaken{fmt.Sprintf("node_name: %q is a recorded node", asked)}
 	}
 	return asked, nil
 }
@@ -232,7 +238,7 @@ func (s *Service) assign(w http.ResponseWriter, r *http.Request) {
 	name, err := nodeName(c, slotstore.Slot{}, req.NodeName)
 	if err != nil {
 		code, status := joinapi.CodeInvalid, http.StatusBadRequest
-		if strings.Contains(err.Error(), "recorded node") || strings.Contains(err.Error(), "the master") {
+		if errors.As(err, new(nameTaken)) {
 			code, status = joinapi.CodeNameTaken, http.StatusConflict
 		}
 		s.refuse(w, r, ev, &apiError{status, code, err.Error(), err.Error()})
