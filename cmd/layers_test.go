@@ -28,6 +28,8 @@ var side = map[string]string{
 	"node-add":          "master",
 	"cluster-init":      "master",
 	"join-service":      "master",
+	"callback-setup":    "node",
+	"callback-grant":    "master",
 }
 
 // forbidden is, for each side, the prefixes of packages its programs may

@@ -24,6 +24,8 @@ const (
 	NodeConfig      = "node.v1.json"
 	SsconfUpdate    = "ssconf-update.v1.json"
 	SlotAdd         = "slot-add.v1.json"
+	CallbackSetup   = "callback-setup.v1.json"
+	CallbackGrant   = "callback-grant.v1.json"
 )
 
 // base is the prefix of every schema's $id; each schema is registered under

@@ -25,6 +25,8 @@ command -v unshare >/dev/null 2>&1 || need="$need util-linux"
 command -v git >/dev/null 2>&1 || need="$need git"
 command -v openssl >/dev/null 2>&1 || need="$need openssl"
 command -v curl >/dev/null 2>&1 || need="$need curl"
+# nft(8): the callback scenario's firewall, inside a lab host's network namespace only.
+command -v nft >/dev/null 2>&1 || need="$need nftables"
 command -v lintian >/dev/null 2>&1 || need="$need lintian"
 command -v man >/dev/null 2>&1 || need="$need man-db"
 command -v systemd-analyze >/dev/null 2>&1 || need="$need systemd"

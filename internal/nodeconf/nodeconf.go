@@ -276,6 +276,16 @@ func (c *Config) LoginUser() (*User, error) {
 	return &User{Name: su.Username, UID: uid, GID: gid, Home: su.HomeDir}, nil
 }
 
+// HasUser says whether the root's /etc/passwd has an account of that name
+// (callback-grant's restricted account).
+func (c *Config) HasUser(name string) (bool, error) {
+	_, err := lookupPasswd(c.Path("/etc/passwd"), name)
+	if errors.Is(err, fs.ErrNotExist) {
+		return false, nil
+	}
+	return err == nil, err
+}
+
 func lookupPasswd(path, name string) (*User, error) {
 	f, err := os.Open(path)
 	if err != nil {

@@ -35,6 +35,9 @@ type Host struct {
 
 	shareRSA   bool // copy the process's shared RSA host key (Options.ShareRSAHostKey)
 	hideGaneti bool // cover ganetiDirs (not Options.Ganeti)
+	// writableEtc: /etc is an overlay of the host's own, left writable
+	// (Options.WritableEtc).
+	writableEtc bool
 }
 
 // ganetiDirs are where Ganeti's package puts its programs and daemon-util.
@@ -187,6 +190,22 @@ func (h *Host) prepare() error {
 func (h *Host) mountPlan() (mountPlan, error) {
 	p := mountPlan{hostname: h.Name}
 	overlaid := map[string]bool{}
+	addOverlay := func(dir string, rw bool) error {
+		overlaid[dir] = true
+		o := filepath.Join(h.dir, "ovl", strings.ReplaceAll(strings.Trim(dir, "/"), "/", "_"))
+		p.overlays = append(p.overlays, overlay{dir: dir, upper: o + "/u", work: o + "/w", rw: rw})
+		for _, d := range []string{o + "/u", o + "/w"} {
+			if err := os.MkdirAll(d, 0o755); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	if h.writableEtc {
+		if err := addOverlay("/etc", true); err != nil {
+			return p, err
+		}
+	}
 	for _, b := range binds {
 		if b[0] == "/run/lock" {
 			continue
@@ -203,13 +222,8 @@ func (h *Host) mountPlan() (mountPlan, error) {
 			if fi, err := os.Stat(parent); err != nil || !fi.IsDir() {
 				return p, fmt.Errorf("cannot make mount point %s: %s is not a directory on this machine", b[0], parent)
 			}
-			overlaid[parent] = true
-			o := filepath.Join(h.dir, "ovl", strings.ReplaceAll(strings.Trim(parent, "/"), "/", "_"))
-			p.overlays = append(p.overlays, overlay{dir: parent, upper: o + "/u", work: o + "/w"})
-			for _, d := range []string{o + "/u", o + "/w"} {
-				if err := os.MkdirAll(d, 0o755); err != nil {
-					return p, err
-				}
+			if err := addOverlay(parent, false); err != nil {
+				return p, err
 			}
 		}
 		p.mkdirs = append(p.mkdirs, b[0])

@@ -30,6 +30,11 @@ type Options struct {
 	// Ganeti, as the node-side programs tell it (they look for Ganeti's
 	// daemon-util): the machine has Ganeti only for the Ganeti scenario.
 	Ganeti bool
+	// WritableEtc gives master an /etc of its own: an overlay on the
+	// machine's with its upper layer in the lab dir, left writable, so
+	// that useradd(8) and userdel(8) change master's users only (the
+	// machine callback's account).
+	WritableEtc bool
 }
 
 // TB is what New and Require need of a test: testing.TB has it, and so can
@@ -131,7 +136,8 @@ func (l *Lab) start(opts Options) error {
 		a := l.Subnet.Addr().As4()
 		a[3] = byte(i + 1)
 		hosts[i] = &Host{Name: name, lab: l, ns: l.Prefix + "-" + name, ip: netip.AddrFrom4(a), dir: filepath.Join(l.Dir, name),
-			shareRSA: opts.ShareRSAHostKey, hideGaneti: !opts.Ganeti}
+			shareRSA: opts.ShareRSAHostKey, hideGaneti: !opts.Ganeti,
+			writableEtc: opts.WritableEtc && name == "master"}
 	}
 	l.Master, l.Nodes = hosts[0], hosts[1:]
 

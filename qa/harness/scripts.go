@@ -29,7 +29,10 @@ type mountPlan struct {
 	hide        []string // directories covered by an empty read-only tmpfs
 }
 
-type overlay struct{ dir, upper, work string }
+type overlay struct {
+	dir, upper, work string
+	rw               bool // left writable (Options.WritableEtc)
+}
 
 // script returns the holder's shell script. Paths are the harness's own
 // (hex names under baseDir) and quoted anyway.
@@ -69,7 +72,9 @@ func (p mountPlan) script() string {
 		w("mount -o remount,ro /var/lib")
 	}
 	for _, o := range p.overlays {
-		w("mount -o remount,ro %s", shq(o.dir))
+		if !o.rw {
+			w("mount -o remount,ro %s", shq(o.dir))
+		}
 	}
 	w("echo ready")
 	w("exec sh -c %s </dev/null >/dev/null 2>&1", shq(holderInit))

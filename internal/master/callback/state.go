@@ -1,0 +1,72 @@
+package callback
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"sort"
+
+	"github.com/nodejoin/nodejoin/internal/nodeconf"
+)
+
+// StateFile is the grants' record, in the master's state directory.
+const StateFile = "callback.json"
+
+// State is what callback-grant has added to the master.
+type State struct {
+	User string `json:"user"`
+	// UserCreated: callback-grant made the account, so the last revoke
+	// removes it; an account that was there is left alone.
+	UserCreated bool `json:"user_created"`
+	// NewlineAdded: sshd_config did not end in a newline, and one was
+	// added before the marked block; the last revoke takes it away too.
+	NewlineAdded bool     `json:"newline_added,omitempty"`
+	Grants       []Record `json:"grants"`
+}
+
+// Record is one node's port and key.
+type Record struct {
+	Node      string `json:"node"`
+	Port      int    `json:"port"`
+	PublicKey string `json:"public_key"` // "type base64", no options or comment
+}
+
+func statePath(cfg *nodeconf.Config) string { return filepath.Join(cfg.StateDir, StateFile) }
+
+// ReadState reads the record; a master without one has no grants.
+func ReadState(cfg *nodeconf.Config) (*State, error) {
+	b, err := os.ReadFile(cfg.Path(statePath(cfg)))
+	if errors.Is(err, fs.ErrNotExist) {
+		return &State{}, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("reading %s: %w", statePath(cfg), err)
+	}
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.DisallowUnknownFields()
+	var s State
+	if err := dec.Decode(&s); err != nil {
+		return nil, fmt.Errorf("%s: %w", statePath(cfg), err)
+	}
+	return &s, nil
+}
+
+// Lookup returns the node's grant, or nil.
+func (s *State) Lookup(node string) *Record {
+	for i := range s.Grants {
+		if s.Grants[i].Node == node {
+			return &s.Grants[i]
+		}
+	}
+	return nil
+}
+
+func (s *State) bytes() []byte {
+	sort.Slice(s.Grants, func(i, j int) bool { return s.Grants[i].Node < s.Grants[j].Node })
+	b, _ := json.MarshalIndent(s, "", "  ")
+	return append(b, '\n')
+}
