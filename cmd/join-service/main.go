@@ -7,7 +7,6 @@ package main
 import (
 	"os"
 	"path/filepath"
-	"strings"
 
 	"github.com/nodejoin/nodejoin/cmd/internal/cli"
 	"github.com/nodejoin/nodejoin/internal/nodeconf"
@@ -85,18 +84,5 @@ func run(env *cli.Env, args []string) error {
 	return problem.Usagef("unknown command %q: want serve or slot", rest[0])
 }
 
-// refuseSecretFlag turns a secret on the command line into a usage error:
-// a process's arguments are world-readable (/proc/PID/cmdline) and end up
-// in shell histories.
-func refuseSecretFlag(args []string) error {
-	for _, a := range args {
-		if a == "--" {
-			break
-		}
-		if a == "--secret" || strings.HasPrefix(a, "--secret=") {
-			return problem.Hint(problem.Usagef("--secret: a secret is never taken on the command line"),
-				`give a dynamic pool's secret in the document on standard input: {"dynamic": true, "secret": "..."}`)
-		}
-	}
-	return nil
-}
+// secretHint is how join-service takes a secret instead of --secret.
+const secretHint = `give a dynamic pool's secret in the document on standard input: {"dynamic": true, "secret": "..."}`

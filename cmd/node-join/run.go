@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
-	"strings"
 	"syscall"
 	"time"
 
@@ -41,7 +40,7 @@ type opts struct {
 }
 
 func run(env *cli.Env, args []string) error {
-	if err := refuseSecretFlag(args); err != nil {
+	if err := cli.RefuseSecretFlag(args, secretHint); err != nil {
 		return err
 	}
 	var f cli.Flags
@@ -120,22 +119,6 @@ func run(env *cli.Env, args []string) error {
 	return follow(ctx, env, cl, res.configRevision, res.config, o.exec, execArgs)
 }
 
-// refuseSecretFlag turns a secret on the command line into a usage error:
-// a process's arguments are world-readable (/proc/PID/cmdline) and end up
-// in shell histories. The value is never repeated.
-func refuseSecretFlag(args []string) error {
-	for _, a := range args {
-		if a == "--" {
-			break
-		}
-		if a == "--secret" || strings.HasPrefix(a, "--secret=") {
-			return problem.Hint(problem.Usagef("--secret: a secret is never taken on the command line"),
-				"put it in a file only root can read and give --secret-file FILE (or --secret-file - for standard input), or use --token-file or --boot-param")
-		}
-	}
-	return nil
-}
-
 // token is the token of the one source the flags name.
 func token(env *cli.Env, changed func(string) bool, o *opts) (joinapi.Token, error) {
 	n := 0
@@ -196,3 +179,6 @@ func printJSON(env *cli.Env, v any) error {
 	enc.SetIndent("", "  ")
 	return enc.Encode(v)
 }
+
+// secretHint is how node-join takes a secret instead of --secret.
+const secretHint = "put it in a file only root can read and give --secret-file FILE (or --secret-file - for standard input), or use --token-file or --boot-param"

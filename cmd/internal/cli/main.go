@@ -151,3 +151,19 @@ func PrintError(w io.Writer, prog string, err error) {
 		PrintHint(w, prog, h)
 	}
 }
+
+// RefuseSecretFlag turns a secret on the command line into a usage error
+// with hint, the program's way to give it: a process's arguments are
+// world-readable (/proc/PID/cmdline) and end up in shell histories. The
+// value is never repeated.
+func RefuseSecretFlag(args []string, hint string) error {
+	for _, a := range args {
+		if a == "--" {
+			break
+		}
+		if a == "--secret" || strings.HasPrefix(a, "--secret=") {
+			return problem.Hint(problem.Usagef("--secret: a secret is never taken on the command line"), hint)
+		}
+	}
+	return nil
+}
