@@ -84,5 +84,5 @@ func run(env *cli.Env, args []string) error {
 	return problem.Usagef("unknown command %q: want serve or slot", rest[0])
 }
 
-// secretHint is how join-service takes a secret instead of --secret.
-const secretHint = `give a dynamic pool's secret in the document on standard input: {"dynamic": true, "secret": "..."}`
+// givePrivately says how join-service takes a secret instead of --secret.
+const givePrivately = `give a dynamic pool's secret in the document on standard input: {"dynamic": true, "secret": "..."}`

@@ -59,7 +59,7 @@ func serve(env *cli.Env, args []string) error {
 	fs.StringArrayVar(&f.extraPins, "extra-pin", nil, "another `sha256:HEX` pin that tokens carry (a rotation's next certificate); repeatable")
 	fs.IntVar(&f.connsPerClient, "conns-per-client", connlimit.Default.ConnsPerClient, "open connections from one `N` address at most")
 	fs.IntVar(&f.conns, "conns", connlimit.Default.Conns, "open connections in all at most `N`")
-	if err := cli.RefuseSecretFlag(args, secretHint); err != nil {
+	if err := cli.RefuseSecretFlag(args, givePrivately); err != nil {
 		return err
 	}
 	if err := cli.Parse(env, fs, &f.Flags, args); err != nil {

@@ -43,7 +43,7 @@ func slot(env *cli.Env, cmd string, args []string) error {
 	if cmd == "remove-stale" {
 		fs.DurationVar(&olderThan, "older-than", 0, "remove slots not seen for `D` (2h, 30m)")
 	}
-	if err := cli.RefuseSecretFlag(args, secretHint); err != nil {
+	if err := cli.RefuseSecretFlag(args, givePrivately); err != nil {
 		return err
 	}
 	if err := cli.Parse(env, fs, &f.Flags, args); err != nil {

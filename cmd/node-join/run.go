@@ -40,7 +40,7 @@ type opts struct {
 }
 
 func run(env *cli.Env, args []string) error {
-	if err := cli.RefuseSecretFlag(args, secretHint); err != nil {
+	if err := cli.RefuseSecretFlag(args, givePrivately); err != nil {
 		return err
 	}
 	var f cli.Flags
@@ -180,5 +180,5 @@ func printJSON(env *cli.Env, v any) error {
 	return enc.Encode(v)
 }
 
-// secretHint is how node-join takes a secret instead of --secret.
-const secretHint = "put it in a file only root can read and give --secret-file FILE (or --secret-file - for standard input), or use --token-file or --boot-param"
+// givePrivately says how node-join takes a secret instead of --secret.
+const givePrivately = "put it in a file only root can read and give --secret-file FILE (or --secret-file - for standard input), or use --token-file or --boot-param"
