@@ -204,14 +204,7 @@ func (s *Service) fetch(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	ev.Node = name
-	docs, err := s.documents(c, slot, name, peer(r))
-	if err != nil {
-		s.refuse(w, r, ev, err)
-		return
-	}
-	ev.Peer, ev.Outcome = peer(r), OutcomeOK
-	s.audit.Log(ev)
-	writeJSON(w, http.StatusOK, docs)
+	s.answerDocuments(w, r, ev, c, slot)
 }
 
 // assign: POST /v1/dynamic with the pool's secret takes the first free
@@ -250,7 +243,13 @@ func (s *Service) assign(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	ev.Slot, ev.Node = slot.UUID, name
-	docs, err := s.documents(c, slot, name, peer(r))
+	s.answerDocuments(w, r, ev, c, slot)
+}
+
+// answerDocuments answers a fetch or an assignment of slot to the node
+// ev.Node with its documents, and audits it.
+func (s *Service) answerDocuments(w http.ResponseWriter, r *http.Request, ev Event, c *cluster.Cluster, slot slotstore.Slot) {
+	docs, err := s.documents(c, slot, ev.Node, peer(r))
 	if err != nil {
 		s.refuse(w, r, ev, err)
 		return
