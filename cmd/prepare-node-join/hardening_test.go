@@ -9,7 +9,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -22,32 +21,14 @@ import (
 // nobody is the unprivileged user of the attacks below.
 const nobody = 65534
 
-// syncBuffer is a buffer a run can write while the test reads it.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 // runProg runs prepare-node-join on root with doc on standard input.
 func runProg(t *testing.T, doc []byte, args ...string) (code int, stdout, stderr string) {
-	var out, errb syncBuffer
+	var out, errb fixture.SyncBuffer
 	code = runProgTo(doc, &out, &errb, args...)
 	return code, out.String(), errb.String()
 }
 
-func runProgTo(doc []byte, out, errb *syncBuffer, args ...string) int {
+func runProgTo(doc []byte, out, errb *fixture.SyncBuffer, args ...string) int {
 	env := &cli.Env{Stdin: bytes.NewReader(doc), Stdout: out, Stderr: errb,
 		Log: slog.New(slog.NewTextHandler(errb, &slog.HandlerOptions{Level: slog.LevelWarn}))}
 	return cli.Run(prog, env, args, program.Run)
@@ -185,7 +166,7 @@ func TestLockHeldByAnotherProcess(t *testing.T) {
 	}
 	defer func() { _ = holder.Process.Kill(); _ = holder.Wait() }()
 
-	var out, errb syncBuffer
+	var out, errb fixture.SyncBuffer
 	done := make(chan int, 1)
 	doc := prepareDoc(t)
 	// Wait until flock holds it: a run that got it first would not wait.

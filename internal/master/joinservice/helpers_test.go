@@ -18,6 +18,7 @@ import (
 
 	"golang.org/x/crypto/ssh"
 
+	testfixture "github.com/nodejoin/nodejoin/internal/fixture"
 	"github.com/nodejoin/nodejoin/internal/joinapi"
 	"github.com/nodejoin/nodejoin/internal/master/cluster"
 	"github.com/nodejoin/nodejoin/internal/master/clusterinit"
@@ -35,26 +36,9 @@ type fixture struct {
 	socket string
 	admin  *AdminClient
 	pins   []string
-	audit  *syncBuffer
+	audit  *testfixture.SyncBuffer
 	now    time.Time
 	mu     sync.Mutex // guards now
-}
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
 
 // freePort is a loopback port nothing listens on: the node daemon port of
@@ -93,7 +77,7 @@ func initCluster(t testing.TB, root string) {
 // socket.
 func (f *fixture) serve(t testing.TB, socket string, opts ...func(*Options)) *fixture {
 	t.Helper()
-	f.audit = &syncBuffer{}
+	f.audit = &testfixture.SyncBuffer{}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
