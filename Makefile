@@ -21,6 +21,7 @@ deps:
 	./tools/install-deps.sh
 
 lint:
+	./tools/no-binaries.sh
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); echo "gofmt: files above need formatting"; exit 1; }
 	$(GO) vet ./...
 	$(GO) tool -modfile=tools/go.mod staticcheck ./...
