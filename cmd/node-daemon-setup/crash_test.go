@@ -59,9 +59,10 @@ func TestKilledAtEveryStepFreshNode(t *testing.T) {
 		t.Fatal(err)
 	}
 	fixture.CrashSweep(t, fixture.CrashCase{
-		Pkg:    "./cmd/node-daemon-setup",
-		Doc:    fixture.JSON(c.DaemonSetup("node1.c1.example.org")),
-		Setup:  func(string) {},
-		Random: []string{"var/lib/ganeti/client.pem"},
+		Pkg:   "./cmd/node-daemon-setup",
+		Doc:   fixture.JSON(c.DaemonSetup("node1.c1.example.org")),
+		Setup: func(string) {},
+		// The join record holds the digest of the new client.pem.
+		Random: []string{"var/lib/ganeti/client.pem", "var/lib/nodejoin/join-record.json"},
 	})
 }

@@ -338,7 +338,7 @@ func TestRollbackBlockedByImmutableFile(t *testing.T) {
 	if got := mustRead(t, key); !strings.Contains(got, "PRIVATE KEY") {
 		t.Errorf("host key after the run: %q", got)
 	}
-	if _, err := os.Stat(filepath.Join(root, "var/lib/nodejoin")); !os.IsNotExist(err) {
+	if _, err := os.Stat(filepath.Join(root, "var/lib/nodejoin/journal.json")); !os.IsNotExist(err) {
 		t.Errorf("the journal remains: %v", err)
 	}
 	if code, stdout, _ = runProg(t, nil, "--root", root, "--status"); code != problem.ExitOK || !strings.Contains(stdout, `"pending": null`) {

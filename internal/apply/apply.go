@@ -40,6 +40,14 @@ type Plan struct {
 	// Result holds the facts the program reports besides the files
 	// (e.g. the root public key); Run fills in the rest.
 	Result joindoc.Result
+	// Merged are the node paths of Items merged line by line with what
+	// the node has (authorized_keys): the join record keeps the lines a
+	// run added, not only the file's digest.
+	Merged []string
+	// AfterWrite, if set, runs once the Items are written, in the same
+	// transaction (a failure rolls them back): the join record is
+	// written there, from what the transaction did.
+	AfterWrite func(tx *txn.Tx, changes []txn.Change) error
 }
 
 // LockFile is nodejoin's own lock, in a directory of the node's lock
@@ -121,6 +129,11 @@ func Run(ctx context.Context, cfg *nodeconf.Config, log *slog.Logger, plan Plann
 	}
 	if err := tx.Apply(changes); err != nil {
 		return joindoc.Result{}, rollback(ctx, tx, err)
+	}
+	if p.AfterWrite != nil {
+		if err := p.AfterWrite(tx, changes); err != nil {
+			return joindoc.Result{}, rollback(ctx, tx, err)
+		}
 	}
 	res := result(log, p, changes, false)
 	for _, s := range p.Steps {

@@ -51,6 +51,7 @@ type Config struct {
 	SSHDCheckCommand         []string `json:"sshd_check_command"`
 	SSHDRestartCommand       []string `json:"sshd_restart_command"`
 	NodeDaemonRestartCommand Commands `json:"node_daemon_restart_command"` // default: see fill
+	NodeDaemonStopCommand    Commands `json:"node_daemon_stop_command"`    // node-cleanup's; default: see fill
 	NodeDaemonPort           int      `json:"node_daemon_port"`
 	// SSHQueryKeyCommand lists the key types the node's OpenSSH supports,
 	// one per line (ssh -Q key): asked before a DSA key is used.
@@ -230,6 +231,18 @@ func (c *Config) fill() error {
 			c.NodeDaemonRestartCommand = Commands{{"systemctl", "restart", "noded"}}
 		default:
 			c.NodeDaemonRestartCommand = Commands{{"noded", "--restart"}}
+		}
+	}
+	if c.NodeDaemonStopCommand == nil {
+		// node-cleanup stops what the restart started, the same way
+		// (Ganeti's node-cleanup: daemon-util stop-all).
+		switch {
+		case c.ganeti != "":
+			c.NodeDaemonStopCommand = Commands{{c.Path(c.ganeti), "stop-all"}}
+		case systemdRuns() && c.nodedUnitInstalled():
+			c.NodeDaemonStopCommand = Commands{{"systemctl", "stop", "noded"}}
+		default:
+			c.NodeDaemonStopCommand = Commands{{"noded", "--stop"}}
 		}
 	}
 	if c.ClientKeyBits == 0 {

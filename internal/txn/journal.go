@@ -39,10 +39,13 @@ type entry struct {
 	// Backup holds the old content of an existing file.
 	Backup string `json:"backup,omitempty"`
 	// Keep the backup after commit, as Ganeti keeps backups of keys.
-	Keep bool        `json:"keep,omitempty"`
-	Mode fs.FileMode `json:"mode,omitempty"`
-	UID  int         `json:"uid"`
-	GID  int         `json:"gid"`
+	Keep bool `json:"keep,omitempty"`
+	// RemoveAtCommit is a directory removed once the files removed from
+	// it and their backups are gone; until then it stays as it was.
+	RemoveAtCommit bool        `json:"remove_at_commit,omitempty"`
+	Mode           fs.FileMode `json:"mode,omitempty"`
+	UID            int         `json:"uid"`
+	GID            int         `json:"gid"`
 }
 
 // JournalName is the journal's file name in the state directory.

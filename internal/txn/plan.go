@@ -34,8 +34,10 @@ type Item struct {
 	Secret bool
 	// Remove asks for the file to be gone (node removal): its old content
 	// is kept in a backup until commit, so a rollback puts it back. A file
-	// that is not there is unchanged. Data and Mode are not used; files
-	// only, never a directory.
+	// that is not there is unchanged. Data and Mode are not used. For a
+	// directory it is rmdir(2) at commit, once the backups of the files
+	// removed from it are gone: only an empty one is ever removed, and
+	// until the commit it stays as it was.
 	Remove bool
 }
 
@@ -98,9 +100,6 @@ func Diff(root string, items []Item) ([]Change, error) {
 
 func diffOne(it Item) (Change, error) {
 	c := Change{Item: it}
-	if it.Remove && it.Dir {
-		return c, fmt.Errorf("%s: removing a directory is not supported", it.NodePath)
-	}
 	fi, err := os.Lstat(it.Path)
 	if errors.Is(err, fs.ErrNotExist) {
 		c.Action = Create
@@ -121,6 +120,11 @@ func diffOne(it Item) (Change, error) {
 	if it.Dir {
 		if !fi.IsDir() {
 			return c, fmt.Errorf("%s: exists and is not a directory", it.NodePath)
+		}
+		if it.Remove {
+			c.UID, c.GID, c.Mode = c.oldUID, c.oldGID, c.oldMode
+			c.Action = Remove
+			return c, nil
 		}
 		c.Action = Chmod
 		if sameMeta {

@@ -139,6 +139,7 @@ func (tx *Tx) apply(c Change) error {
 		Mode: c.oldMode, UID: c.oldUID, GID: c.oldGID}
 	if c.Dir {
 		e.Kind = "dir"
+		e.RemoveAtCommit = c.Remove
 	} else if e.Existed {
 		e.Backup = backupName(c.Path, tx.now)
 		e.Keep = c.KeepBackup && !c.contentUnchanged
@@ -148,6 +149,9 @@ func (tx *Tx) apply(c Change) error {
 		return err
 	}
 	crashpoint("journaled " + c.Path)
+	if c.Dir && c.Remove {
+		return nil // at commit (removeDir)
+	}
 	if c.Dir {
 		return applyDir(c)
 	}
@@ -190,6 +194,75 @@ func applyDir(c Change) error {
 		return fmt.Errorf("setting the mode of %s: %w", c.NodePath, err)
 	}
 	return syncRoot(parent)
+}
+
+// removeDir removes an empty directory in its pinned parent, at commit:
+// the backups of the files removed from it stay in it until then.
+// rmdir(2) never takes anything that is in it; one that is not empty by
+// then (something was put in it since the plan) stays.
+func removeDir(e entry) {
+	parent, err := pinDir(filepath.Dir(e.Path))
+	if err != nil {
+		return
+	}
+	defer func() { _ = parent.Close() }()
+	name := filepath.Base(e.Path)
+	if fi, err := parent.Lstat(name); err != nil || !fi.IsDir() {
+		return
+	}
+	if parent.Remove(name) == nil {
+		_ = syncRoot(parent)
+	}
+}
+
+// Applied is one change this transaction made so far, as the journal has
+// it: what was there before, and where its old content is kept.
+type Applied struct {
+	NodePath string
+	Dir      bool
+	Existed  bool
+	// Mode, UID and GID are the old ones, for what existed.
+	Mode     fs.FileMode
+	UID, GID int
+	// Backup is the node path of the old content of a file that existed
+	// (BackupPath its real path); it is there until the commit, and after
+	// it only where Kept.
+	Backup, BackupPath string
+	Kept               bool
+}
+
+// Applied lists the changes made so far, in order, for a plan that keeps
+// a record of what it changed (the join record) within the same
+// transaction.
+func (tx *Tx) Applied() []Applied {
+	out := make([]Applied, 0, len(tx.j.Entries))
+	for _, e := range tx.j.Entries {
+		a := Applied{NodePath: e.nodePath(), Dir: e.Kind == "dir", Existed: e.Existed,
+			Mode: e.Mode, UID: e.UID, GID: e.GID, Kept: e.Keep}
+		if e.Backup != "" {
+			a.Backup, a.BackupPath = e.nodePathOf(e.Backup), e.Backup
+		}
+		out = append(out, a)
+	}
+	return out
+}
+
+// CreatedStateDirs are the levels of the state directory this
+// transaction made (real paths); they go when it ends, unless a file was
+// left in them.
+func (tx *Tx) CreatedStateDirs() []string { return slices.Clone(tx.j.CreatedDirs) }
+
+// ReleaseStateDirs adds levels of the state directory that an earlier
+// run made and kept for a file it left there (the join record) to those
+// removed when this transaction ends, if they are empty by then. Only
+// the state directory and its parents are ever removed (removeDirs).
+func (tx *Tx) ReleaseStateDirs(dirs []string) error {
+	for _, d := range dirs {
+		if !slices.Contains(tx.j.CreatedDirs, d) {
+			tx.j.CreatedDirs = append(tx.j.CreatedDirs, d)
+		}
+	}
+	return writeJournal(tx.journal, &tx.j)
 }
 
 // RecordRestart journals a restart command before it runs, so that a
@@ -268,6 +341,11 @@ func finishCommit(j *journal) {
 		}
 		if e.Kind == "file" {
 			removeTemps(e.Path)
+		}
+	}
+	for i := len(j.Entries) - 1; i >= 0; i-- { // innermost first
+		if e := j.Entries[i]; e.Kind == "dir" && e.RemoveAtCommit {
+			removeDir(e)
 		}
 	}
 }

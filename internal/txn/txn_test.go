@@ -395,9 +395,85 @@ func TestRemove(t *testing.T) {
 			t.Errorf("removing again: %v, %v; want unchanged", again, err)
 		}
 	}
-	dir := item(t.TempDir(), "d", "", 0o755)
-	dir.Dir, dir.Remove = true, true
-	if _, err := Diff(filepath.Dir(dir.Path), []Item{dir}); err == nil {
-		t.Error("a directory to remove was planned")
+}
+
+// A directory is removed with its files in one transaction, at commit; a
+// rollback leaves it and puts its files back; a directory that is not
+// empty is never removed.
+func TestRemoveDir(t *testing.T) {
+	for _, commit := range []bool{false, true} {
+		root := t.TempDir()
+		var restarts []string
+		opts := testOptions(t, root, &restarts)
+		dir := item(root, "etc/nodejoin", "", 0o750)
+		dir.Dir, dir.Remove = true, true
+		file := item(root, "etc/nodejoin/node.json", "", 0)
+		file.Remove = true
+		if err := os.MkdirAll(dir.Path, 0o750); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Chmod(dir.Path, 0o750); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(file.Path, []byte("{}\n"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		before := snapshot(t, root)
+		changes, err := Diff(root, []Item{file, dir})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if changes[1].Action != Remove || changes[1].Mode != 0o750 {
+			t.Fatalf("planned %s %04o, want remove 0750", changes[1].Action, changes[1].Mode)
+		}
+		tx, err := Begin(context.Background(), opts)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := tx.Apply(changes); err != nil {
+			t.Fatal(err)
+		}
+		if !commit {
+			if err := tx.Rollback(context.Background()); err != nil {
+				t.Fatal(err)
+			}
+			equalSnapshots(t, before, snapshot(t, root))
+			continue
+		}
+		if err := tx.Commit(); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := os.Lstat(dir.Path); !errors.Is(err, fs.ErrNotExist) {
+			t.Fatalf("committed: %s is still there (%v)", dir.NodePath, err)
+		}
+		again, err := Diff(root, []Item{dir})
+		if err != nil || again[0].Action != Unchanged {
+			t.Errorf("removing again: %v, %v; want unchanged", again, err)
+		}
+	}
+	root := t.TempDir()
+	var restarts []string
+	opts := testOptions(t, root, &restarts)
+	full := item(root, "d", "", 0o755)
+	full.Dir, full.Remove = true, true
+	if err := os.MkdirAll(filepath.Join(full.Path, "operator"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	changes, err := Diff(root, []Item{full})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tx, err := Begin(context.Background(), opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := tx.Apply(changes); err != nil {
+		t.Fatal(err)
+	}
+	if err := tx.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Lstat(filepath.Join(full.Path, "operator")); err != nil {
+		t.Errorf("the directory's content: %v", err)
 	}
 }

@@ -11,6 +11,7 @@ import (
 	"github.com/nodejoin/nodejoin/internal/apply"
 	"github.com/nodejoin/nodejoin/internal/certs"
 	"github.com/nodejoin/nodejoin/internal/joindoc"
+	"github.com/nodejoin/nodejoin/internal/node/joinrecord"
 	"github.com/nodejoin/nodejoin/internal/node/nodestate"
 	"github.com/nodejoin/nodejoin/internal/nodeconf"
 	"github.com/nodejoin/nodejoin/internal/problem"
@@ -27,9 +28,10 @@ const clientValidity = 1825 * 24 * time.Hour
 // Planner plans the node from doc each time it is called (apply.Run). A
 // client certificate its first plan made is kept for the plan made again
 // under the lock, so it is made once per run and never under the lock.
+// What it writes goes into the join record (node-cleanup undoes it).
 func Planner(cfg *nodeconf.Config, doc *joindoc.DaemonSetup) apply.Planner {
 	var made []byte
-	return func() (*apply.Plan, error) { return newPlan(cfg, doc, &made) }
+	return joinrecord.Planner(cfg, doc.ClusterName, func() (*apply.Plan, error) { return newPlan(cfg, doc, &made) }, true)
 }
 
 // newPlan checks the document against the node and builds the plan; every

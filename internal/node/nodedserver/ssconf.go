@@ -10,6 +10,7 @@ import (
 	"github.com/nodejoin/nodejoin/internal/apply"
 	"github.com/nodejoin/nodejoin/internal/certs"
 	"github.com/nodejoin/nodejoin/internal/joindoc"
+	"github.com/nodejoin/nodejoin/internal/node/joinrecord"
 	"github.com/nodejoin/nodejoin/internal/node/nodestate"
 	"github.com/nodejoin/nodejoin/internal/noded"
 	"github.com/nodejoin/nodejoin/internal/problem"
@@ -55,9 +56,11 @@ func (s *Server) putSsconf(w http.ResponseWriter, r *http.Request) {
 			": the update does not list the sender's own certificate (SHA-1 "+digest+"); it would lock the master out")
 		return
 	}
-	plan := func() (*apply.Plan, error) {
+	// A joined node's record follows its ssconf, so node-cleanup knows
+	// these files for the cluster's, not the operator's.
+	plan := joinrecord.Planner(cfg, doc.ClusterName, func() (*apply.Plan, error) {
 		return &apply.Plan{Items: ssconf.Items(cfg, doc.Ssconf), Locks: []string{path.Join(cfg.LockDir, ssconf.LockFile)}}, nil
-	}
+	}, false)
 	res, err := apply.Run(r.Context(), cfg, s.Log, plan, false)
 	res.Program = "noded"
 	if err != nil {

@@ -18,6 +18,7 @@ import (
 	"github.com/nodejoin/nodejoin/internal/daemon"
 	"github.com/nodejoin/nodejoin/internal/joindoc"
 	"github.com/nodejoin/nodejoin/internal/jsondoc"
+	"github.com/nodejoin/nodejoin/internal/node/joinrecord"
 	"github.com/nodejoin/nodejoin/internal/node/nodestate"
 	"github.com/nodejoin/nodejoin/internal/nodeconf"
 	"github.com/nodejoin/nodejoin/internal/problem"
@@ -55,10 +56,11 @@ type generated struct {
 	private, pub []byte
 }
 
-// Planner plans the node from doc each time it is called (apply.Run).
+// Planner plans the node from doc each time it is called (apply.Run);
+// what it writes goes into the join record (node-cleanup undoes it).
 func Planner(cfg *nodeconf.Config, doc *joindoc.Prepare) apply.Planner {
 	made := &generated{}
-	return func() (*apply.Plan, error) { return newPlan(cfg, doc, made) }
+	return joinrecord.Planner(cfg, doc.ClusterName, func() (*apply.Plan, error) { return newPlan(cfg, doc, made) }, true)
 }
 
 // newPlan checks the document against the node and builds the plan. Every
@@ -128,6 +130,7 @@ func newPlan(cfg *nodeconf.Config, doc *joindoc.Prepare, made *generated) (*appl
 		}
 		if item != nil {
 			sshFiles = append(sshFiles, *item)
+			p.Merged = append(p.Merged, item.NodePath)
 		}
 	}
 	if len(sshFiles) > 0 {
