@@ -28,6 +28,11 @@ type Step struct {
 	Daemon  string   // name in reports, e.g. "sshd"
 	Check   []string // e.g. sshd -t; nil for none
 	Restart []string
+	// Stop says that Restart stops the daemon (node-cleanup): it is
+	// reported as stopped, and a rollback runs Rollback instead (the
+	// daemon's restart, so that it serves the old files again).
+	Stop     bool
+	Rollback [][]string
 }
 
 // Plan is what a program wants the node to be.
@@ -142,13 +147,26 @@ func Run(ctx context.Context, cfg *nodeconf.Config, log *slog.Logger, plan Plann
 				return joindoc.Result{}, rollback(ctx, tx, fmt.Errorf("checking %s's configuration with the new files: %w", s.Daemon, err))
 			}
 		}
-		if err := tx.RecordRestart(s.Restart); err != nil {
-			return joindoc.Result{}, rollback(ctx, tx, err)
+		again := [][]string{s.Restart}
+		if s.Stop {
+			again = s.Rollback
+		}
+		for _, argv := range again {
+			if err := tx.RecordRestart(argv); err != nil {
+				return joindoc.Result{}, rollback(ctx, tx, err)
+			}
 		}
 		if err := daemon.Run(ctx, log, s.Restart); err != nil {
-			return joindoc.Result{}, rollback(ctx, tx, fmt.Errorf("restarting %s: %w", s.Daemon, err))
+			verb := "restarting"
+			if s.Stop {
+				verb = "stopping"
+			}
+			return joindoc.Result{}, rollback(ctx, tx, fmt.Errorf("%s %s: %w", verb, s.Daemon, err))
 		}
-		if !slices.Contains(res.Restarted, s.Daemon) { // a daemon may take several commands
+		switch {
+		case s.Stop && !slices.Contains(res.Stopped, s.Daemon):
+			res.Stopped = append(res.Stopped, s.Daemon)
+		case !s.Stop && !slices.Contains(res.Restarted, s.Daemon): // a daemon may take several commands
 			res.Restarted = append(res.Restarted, s.Daemon)
 		}
 	}

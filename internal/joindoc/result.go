@@ -29,6 +29,20 @@ type Result struct {
 	// Warnings are what was accepted but should change, such as a DSA key;
 	// each is also printed on standard error.
 	Warnings []string `json:"warnings,omitempty"`
+	// Stopped lists the daemons stopped: "node daemon" (node-cleanup).
+	Stopped []string `json:"stopped,omitempty"`
+	// Kept lists what node-cleanup left because it changed since the
+	// join, or holds what the cluster did not write.
+	Kept []Kept `json:"kept,omitempty"`
+}
+
+// Kept is a path node-cleanup left in place, and why.
+type Kept struct {
+	Path   string `json:"path"`
+	Reason string `json:"reason"`
+	// Backup holds the node's own content from before the join, where
+	// the file was left as the operator made it.
+	Backup string `json:"backup,omitempty"`
 }
 
 // FileChange is one planned or made change to a file or directory.

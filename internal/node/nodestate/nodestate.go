@@ -20,8 +20,14 @@ import (
 	"github.com/nodejoin/nodejoin/internal/txn"
 )
 
-// hintOtherCluster is given when a node belongs to another cluster.
-const hintOtherCluster = "if this node is moving to another cluster, run node-cleanup on it first"
+// hintLeave is given when a node belongs to another cluster: how it
+// leaves that one first (node-cleanup(8), node-remove(8)).
+func hintLeave(cluster string) string {
+	if cluster == "" {
+		cluster = "CLUSTER"
+	}
+	return fmt.Sprintf(`if this node is moving to another cluster, take it out of %s first: node-remove NODE on that cluster's master, or on this node: echo '{"cluster_name": "%s"}' | node-cleanup`, cluster, cluster)
+}
 
 // CheckClusterName refuses name unless the node has no cluster name yet or
 // the same one (Ganeti's ssconf.VerifyClusterName).
@@ -40,7 +46,7 @@ func CheckClusterName(cfg *nodeconf.Config, name string) error {
 	}
 	if local != name {
 		return problem.Reject("/cluster_name", "%q does not match this node's cluster %q (%s)", name, local, p).
-			WithHint(hintOtherCluster)
+			WithHint(hintLeave(local))
 	}
 	return nil
 }
@@ -100,7 +106,7 @@ func CheckCertificate(cfg *nodeconf.Config, where string, cert *x509.Certificate
 	}
 	if !certs.SamePublicKey(cert.PublicKey, local.Key.Public()) {
 		return problem.Reject(where, "the certificate does not match this node's key in %s",
-			path.Join(cfg.DataDir, nodeconf.ServerPEM)).WithHint(hintOtherCluster)
+			path.Join(cfg.DataDir, nodeconf.ServerPEM)).WithHint(hintLeave(""))
 	}
 	return nil
 }
