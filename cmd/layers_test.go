@@ -32,6 +32,7 @@ var side = map[string]string{
 	"callback-grant":    "master",
 	// leave (node removal)
 	"node-cleanup": "node",
+	"node-remove":  "master",
 }
 
 // forbidden is, for each side, the prefixes of packages its programs may

@@ -23,10 +23,6 @@ import (
 	"github.com/nodejoin/nodejoin/internal/txn"
 )
 
-// Usage is how node-cleanup is run by hand, for the hints of other
-// programs that send an operator to it.
-const Usage = `echo '{"cluster_name": "CLUSTER"}' | node-cleanup`
-
 const hintNoRecord = "the node joined before nodejoin kept a join record, or the record was removed: remove the cluster's files by hand (ssconf_*, hmac.key, server.pem, client.pem in the data directory; the cluster's host keys and root keys) or reinstall the node"
 
 // Planner plans the node's leave from doc each time it is called.
