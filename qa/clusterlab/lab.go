@@ -23,12 +23,13 @@ type Lab struct {
 
 // NodeConfig is the node.json every lab host gets: the harness's sshd check
 // and restart scripts (there is no systemd in a lab host), and noded's
-// restart named, since lab hosts share the machine's /usr: where Debian's
+// restart and stop named, since lab hosts share the machine's /usr: where Debian's
 // ganeti package is installed, the default would be Ganeti's daemon-util.
 var NodeConfig = map[string]any{
 	"sshd_check_command":          []string{"nj-check-sshd"},
 	"sshd_restart_command":        []string{"nj-restart-sshd"},
 	"node_daemon_restart_command": []string{"noded", "--restart"},
+	"node_daemon_stop_command":    []string{"noded", "--stop"},
 }
 
 // New builds the programs (once per process), starts a lab and installs
