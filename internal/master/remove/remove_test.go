@@ -189,3 +189,29 @@ func TestRemoveDryRun(t *testing.T) {
 	}
 	same(t, was, files(t, c.Config.Root))
 }
+
+// The node's callback grant is revoked with it: the master's files are
+// then as before both the grant and the join.
+func TestRemoveRevokesCallbackGrant(t *testing.T) {
+	c, f, o, before := setup(t, "ok")
+	cleanupOK(t, f)
+	c.Config.SSHDCheckCommand, c.Config.SSHDRestartCommand = []string{"true"}, []string{"true"}
+	o.Callback.UserAdd, o.Callback.UserDel = []string{"true"}, []string{"true"}
+	sshd := filepath.Join(c.Config.Root, "etc/ssh/sshd_config")
+	if err := os.MkdirAll(filepath.Dir(sshd), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(sshd, []byte("UsePAM no\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	before["etc/ssh/sshd_config"] = "-rw-r--r-- UsePAM no\n"
+	req := &callback.Request{Node: node, PublicKey: "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOZ4JPPa70SIJBMkC57XTmA3vVR303EPi7z3LAc9XB4y c1"}
+	if _, err := callback.Grant(context.Background(), c.Config, o.Log, o.Callback, req, false); err != nil {
+		t.Fatal(err)
+	}
+	res, err := Remove(context.Background(), o, node)
+	if err != nil || !res.CallbackRevoked {
+		t.Fatalf("%+v, %v", res, err)
+	}
+	same(t, before, files(t, c.Config.Root))
+}
