@@ -14,10 +14,12 @@ import (
 	"github.com/nodejoin/nodejoin/internal/fixture"
 	"github.com/nodejoin/nodejoin/internal/joindoc"
 	"github.com/nodejoin/nodejoin/internal/node/daemonsetup"
+	"github.com/nodejoin/nodejoin/internal/node/joinrecord"
 	"github.com/nodejoin/nodejoin/internal/node/prepare"
 	"github.com/nodejoin/nodejoin/internal/nodeconf"
 	"github.com/nodejoin/nodejoin/internal/problem"
 	"github.com/nodejoin/nodejoin/internal/sshkeys"
+	"github.com/nodejoin/nodejoin/internal/txn"
 )
 
 const masterLine = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIBjZ9zDC2uMRWOkkqfg+CnFeHnHOFQPUh7q4PcEHJSNM operator@master\n"
@@ -218,4 +220,21 @@ func readFile(t *testing.T, p string) string {
 		t.Fatal(err)
 	}
 	return string(b)
+}
+
+// A file of the node's own that a later cluster run removed (as ssl-update
+// removes a certificate) comes back from the backup that run kept.
+func TestLeavePutsBackWhatALaterRunRemoved(t *testing.T) {
+	cfg, _, before := joinedWith(t)
+	gone := joinrecord.Planner(cfg, "c1.example.org", func() (*apply.Plan, error) {
+		return &apply.Plan{Items: []txn.Item{{NodePath: "/etc/nodejoin/node.json", Remove: true}}}, nil
+	}, false)
+	run(t, gone, false)
+	if _, err := os.Stat(cfg.Path("/etc/nodejoin/node.json")); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("node.json: %v", err)
+	}
+	run(t, Planner(cfg, cleanupDoc()), false)
+	if got := tree(t, cfg); got != before {
+		t.Errorf("after node-cleanup the tree differs:\ngot:\n%s\nwant:\n%s", got, before)
+	}
 }

@@ -194,7 +194,7 @@ func Planner(cfg *nodeconf.Config, clusterName string, inner apply.Planner, crea
 			rec = &Record{ClusterName: clusterName}
 		}
 		for i := range p.Items {
-			if it := &p.Items[i]; !it.Dir && !it.Remove && rec.FileOf(it.NodePath) == nil {
+			if it := &p.Items[i]; !it.Dir && rec.FileOf(it.NodePath) == nil {
 				it.KeepBackup = true
 			}
 		}
