@@ -111,14 +111,27 @@ func Read(cfg *nodeconf.Config) (*Record, error) {
 	if st := fi.Sys().(*syscall.Stat_t); int(st.Uid) != os.Geteuid() || fi.Mode().Perm()&0o022 != 0 {
 		return nil, fmt.Errorf("the join record %s is not the running user's alone (owner %d, mode %04o); it is not believed", np, st.Uid, fi.Mode().Perm())
 	}
+	r, err := decode(data)
+	if err != nil {
+		return nil, fmt.Errorf("the join record %s: %w", np, err)
+	}
+	return r, nil
+}
+
+// decode reads a record strictly: no unknown keys, nothing after it, and
+// only clean paths and backups named as txn names them.
+func decode(data []byte) (*Record, error) {
 	var r Record
 	dec := json.NewDecoder(bytes.NewReader(data))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&r); err != nil {
-		return nil, fmt.Errorf("reading the join record %s: %w", np, err)
+		return nil, err
+	}
+	if dec.More() {
+		return nil, errors.New("data after the record")
 	}
 	if err := r.check(); err != nil {
-		return nil, fmt.Errorf("the join record %s: %w", np, err)
+		return nil, err
 	}
 	return &r, nil
 }
@@ -126,6 +139,9 @@ func Read(cfg *nodeconf.Config) (*Record, error) {
 func (r *Record) check() error {
 	ok := func(p string) bool { return path.IsAbs(p) && path.Clean(p) == p && p != "/" }
 	for _, f := range r.Files {
+		if f == nil {
+			return errors.New("an empty file entry")
+		}
 		if !ok(f.Path) {
 			return fmt.Errorf("%q is not a clean absolute path", f.Path)
 		}
@@ -139,6 +155,9 @@ func (r *Record) check() error {
 		}
 	}
 	for _, d := range r.Dirs {
+		if d == nil {
+			return errors.New("an empty directory entry")
+		}
 		if !ok(d.Path) {
 			return fmt.Errorf("%q is not a clean absolute path", d.Path)
 		}
@@ -149,7 +168,7 @@ func (r *Record) check() error {
 // isBackupOf says whether b is named as txn names backups of p, in p's
 // directory: the record never makes node-cleanup remove anything else.
 func isBackupOf(b, p string) bool {
-	return path.Dir(b) == path.Dir(p) && strings.HasPrefix(path.Base(b), path.Base(p)+".backup-") && !strings.Contains(path.Base(b), "/")
+	return path.Dir(b) == path.Dir(p) && strings.HasPrefix(path.Base(b), path.Base(p)+".backup-")
 }
 
 // FileOf returns the record of node path p, or nil.
