@@ -85,6 +85,7 @@ func run(env *cli.Env, args []string) error {
 		Parallel:          10,
 		Timeout:           *timeout,
 		JoinServiceSocket: *socket,
+		StoreDir:          c.Config.Path(filepath.Join(c.Config.StateDir, "join-service")),
 		Callback:          callback.DefaultOptions(),
 		Log:               env.Log,
 	}

@@ -10,8 +10,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net/url"
-	"os"
 	"strings"
 	"time"
 
@@ -19,7 +17,6 @@ import (
 	"github.com/nodejoin/nodejoin/internal/master/callback"
 	"github.com/nodejoin/nodejoin/internal/master/cluster"
 	"github.com/nodejoin/nodejoin/internal/master/join"
-	"github.com/nodejoin/nodejoin/internal/master/joinservice"
 	"github.com/nodejoin/nodejoin/internal/master/sshrun"
 	"github.com/nodejoin/nodejoin/internal/nodeconf"
 	"github.com/nodejoin/nodejoin/internal/problem"
@@ -46,9 +43,11 @@ type Options struct {
 	NodeDaemonPort int
 	Parallel       int // ssconf pushes at a time
 	Timeout        time.Duration
-	// JoinServiceSocket is join-service's admin socket; its slots for the
-	// node are removed when it runs.
+	// JoinServiceSocket is join-service's admin socket: the node's slots
+	// are removed through it while join-service runs, else in its
+	// embedded store (StoreDir) directly.
 	JoinServiceSocket string
+	StoreDir          string
 	Callback          callback.Options
 	Log               *slog.Logger
 }
@@ -189,12 +188,12 @@ func masterSide(ctx context.Context, o Options, node string, recorded bool, res 
 		return err
 	}
 	granted := st.Lookup(node) != nil
-	slots, err := nodeSlots(ctx, o, node)
-	if err != nil {
-		res.Warnings = append(res.Warnings, err.Error())
-	}
 	if o.DryRun {
-		res.Unrecorded, res.CallbackRevoked, res.SlotsRemoved = recorded, granted, slots
+		res.Unrecorded, res.CallbackRevoked = recorded, granted
+	}
+	removed, warnings := removeSlots(ctx, o, node)
+	res.SlotsRemoved, res.Warnings = removed, append(res.Warnings, warnings...)
+	if o.DryRun {
 		return nil
 	}
 	if recorded {
@@ -207,14 +206,6 @@ func masterSide(ctx context.Context, o Options, node string, recorded bool, res 
 			return fmt.Errorf("revoking the callback grant of %s: %w", node, err)
 		}
 		res.CallbackRevoked = true
-	}
-	cl := joinservice.NewAdminClient(o.JoinServiceSocket)
-	for _, u := range slots {
-		if err := cl.Do(ctx, "DELETE", strings.Replace(joinservice.AdminSlot, "{uuid}", url.PathEscape(u), 1), nil, nil, nil); err != nil {
-			res.Warnings = append(res.Warnings, fmt.Sprintf("removing join-service slot %s: %v", u, err))
-			continue
-		}
-		res.SlotsRemoved = append(res.SlotsRemoved, u)
 	}
 	if res.Unrecorded {
 		jo := join.Options{Cluster: c, NodeDaemonPort: o.NodeDaemonPort, Log: o.Log}
@@ -230,29 +221,4 @@ func masterSide(ctx context.Context, o Options, node string, recorded bool, res 
 		}
 	}
 	return nil
-}
-
-// nodeSlots lists the join-service slots named for node, when the
-// service runs (only it opens its store); none when it does not.
-func nodeSlots(ctx context.Context, o Options, node string) ([]string, error) {
-	if o.JoinServiceSocket == "" {
-		return nil, nil
-	}
-	if _, err := os.Stat(o.JoinServiceSocket); errors.Is(err, os.ErrNotExist) {
-		return nil, nil
-	}
-	var views []joinservice.SlotView
-	if err := joinservice.NewAdminClient(o.JoinServiceSocket).Do(ctx, "GET", joinservice.AdminSlots, nil, nil, &views); err != nil {
-		if errors.Is(err, joinservice.ErrNotRunning) {
-			return nil, nil
-		}
-		return nil, fmt.Errorf("listing join-service's slots: %w", err)
-	}
-	var out []string
-	for _, v := range views {
-		if v.NodeName == node {
-			out = append(out, v.UUID)
-		}
-	}
-	return out, nil
 }

@@ -16,6 +16,7 @@ import (
 	"github.com/nodejoin/nodejoin/internal/master/cluster"
 	"github.com/nodejoin/nodejoin/internal/master/clusterinit"
 	"github.com/nodejoin/nodejoin/internal/master/clustertest"
+	"github.com/nodejoin/nodejoin/internal/master/slotstore"
 	"github.com/nodejoin/nodejoin/internal/master/sshrun"
 	"github.com/nodejoin/nodejoin/internal/problem"
 )
@@ -48,7 +49,8 @@ func setup(t *testing.T, mode string) (*cluster.Cluster, *fakessh.Fake, Options,
 	f := fakessh.Install(t, mode, fakessh.HostKey{Type: fs[0], Base64: fs[1]})
 	o := Options{Cluster: c, CleanupProgram: "node-cleanup", Timeout: 30 * time.Second, Parallel: 1,
 		SSH: sshrun.Config{ConnectTimeout: 5 * time.Second}, Callback: callback.DefaultOptions(),
-		JoinServiceSocket: filepath.Join(root, "run/nodejoin/join-service.sock"), Log: slog.New(slog.DiscardHandler)}
+		JoinServiceSocket: filepath.Join(root, "run/nodejoin/join-service.sock"), StoreDir: filepath.Join(root, "var/lib/nodejoin/join-service"),
+		Log: slog.New(slog.DiscardHandler)}
 	return c, f, o, before
 }
 
@@ -214,4 +216,38 @@ func TestRemoveRevokesCallbackGrant(t *testing.T) {
 		t.Fatalf("%+v, %v", res, err)
 	}
 	same(t, before, files(t, c.Config.Root))
+}
+
+// With join-service stopped, the node's slots go from its embedded store
+// directly; other slots stay.
+func TestRemoveSlotsInTheStore(t *testing.T) {
+	_, f, o, _ := setup(t, "ok")
+	cleanupOK(t, f)
+	ctx := context.Background()
+	st, err := slotstore.Open(ctx, slotstore.Config{Dir: o.StoreDir}, slotstore.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	mine, err := st.Add(ctx, slotstore.NewSlot{NodeName: node, TTL: time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	other, err := st.Add(ctx, slotstore.NewSlot{NodeName: "node2.example.org", TTL: time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	st.Close()
+	res, err := Remove(ctx, o, node)
+	if err != nil || len(res.SlotsRemoved) != 1 || res.SlotsRemoved[0] != mine.Slot.UUID {
+		t.Fatalf("%+v, %v", res, err)
+	}
+	st, err = slotstore.Open(ctx, slotstore.Config{Dir: o.StoreDir}, slotstore.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	left, err := st.List(ctx)
+	if err != nil || len(left) != 1 || left[0].UUID != other.Slot.UUID {
+		t.Errorf("slots left: %+v, %v", left, err)
+	}
 }
