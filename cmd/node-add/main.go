@@ -190,6 +190,7 @@ func pushSsconf(ctx context.Context, env *cli.Env, f flags, o join.Options, resu
 	if !joined {
 		return
 	}
+	o.TunnelSsconf = join.TunnelSsconf(results)
 	pushed, err := join.PushSsconf(ctx, o, f.parallel)
 	if err != nil {
 		cli.PrintWarning(env.Stderr, "node-add", fmt.Sprintf("updating the nodes' ssconf: %v", err))

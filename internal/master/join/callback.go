@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"net"
 	"strings"
 
@@ -95,10 +96,27 @@ func loginUser(o Options) string {
 	return "the login user"
 }
 
+// TunnelSsconf collects, for Options.TunnelSsconf, the ssconf that each
+// node joined through its tunnel was given.
+func TunnelSsconf(results []*Result) map[string]map[string]string {
+	out := map[string]map[string]string{}
+	for _, r := range results {
+		if r.OK && r.sentSsconf != nil {
+			out[r.Node] = r.sentSsconf
+		}
+	}
+	return out
+}
+
 // putSsconfThroughTunnel sends the update to a recorded node behind a
 // callback: one SSH connection through its tunnel (the node presents the
 // cluster's host key, checked under its name) and the daemon asked over it.
+// A node that was given these very values by its join in this run has
+// them already: no second SSH connection for a push that changes nothing.
 func putSsconfThroughTunnel(ctx context.Context, o Options, node string, port int, update *joindoc.SsconfUpdate) (*joindoc.Result, error) {
+	if sent, ok := o.TunnelSsconf[node]; ok && maps.Equal(sent, update.Ssconf) {
+		return &joindoc.Result{}, nil
+	}
 	prep, err := o.Cluster.PrepareDoc()
 	if err != nil {
 		return nil, err

@@ -63,6 +63,26 @@ func TestJoinThroughTunnel(t *testing.T) {
 		t.Error("the node is not recorded")
 	}
 
+	// The push after the join: the node has the master's ssconf from its
+	// document, so no second connection; once the master's ssconf
+	// changes, one through the tunnel.
+	o.TunnelSsconf = TunnelSsconf([]*Result{r})
+	if res, err := PushSsconf(context.Background(), o, 1); err != nil || len(res) != 1 || res[0].Error != "" || res[0].Changed {
+		t.Fatalf("push after the join: %+v, %v", res, err)
+	}
+	if f.Connections() != 1 {
+		t.Errorf("the push after the join opened a connection")
+	}
+	os.WriteFile(filepath.Join(c.Config.Path(c.Config.DataDir), "ssconf_cluster_tags"), []byte("pushed\n"), 0o444)
+	// The test's daemon lists no master certificate: its refusal shows
+	// that the push reached it, through the tunnel.
+	if res, err := PushSsconf(context.Background(), o, 1); err != nil || len(res) != 1 || !strings.Contains(res[0].Error, "PUT /ssconf: 403 Forbidden") {
+		t.Fatalf("push of a changed ssconf: %+v, %v", res, err)
+	}
+	if f.Connections() != 2 {
+		t.Errorf("connections after a push of a changed ssconf: %d, want 2", f.Connections())
+	}
+
 	// Without its tunnel the master asks 127.0.0.2, where nothing answers.
 	o.Tunnels, o.NodeDaemonTimeout = nil, 500_000_000
 	f.Write(t, "user_known_hosts", tunnelNode+" "+nodeKey.Type+" "+nodeKey.Base64+"\n")

@@ -52,6 +52,10 @@ type Options struct {
 	// master's localhost (callback-grant's record): it is reached there,
 	// its host key checked under its name (callback.go).
 	Tunnels map[string]int
+	// TunnelSsconf is the ssconf each node joined through its tunnel in
+	// this run was given (TunnelSsconf(results)); the push skips such a
+	// node while they are still the master's.
+	TunnelSsconf map[string]map[string]string
 }
 
 // Result is what happened to one node. It holds fingerprints, never keys.
@@ -79,6 +83,9 @@ type Result struct {
 	NodedVersion string             `json:"noded_version,omitempty"`
 	Seconds      float64            `json:"seconds"`
 	StepSeconds  map[string]float64 `json:"step_seconds,omitempty"`
+	// sentSsconf: the ssconf node-daemon-setup applied, for a node reached
+	// through its tunnel.
+	sentSsconf map[string]string
 }
 
 // Documents builds both documents for node (secrets included: they go to
@@ -281,6 +288,9 @@ func join(ctx context.Context, o Options, node string, res *Result) error {
 		return err
 	}
 	res.Changed = res.Changed || sres.Changed
+	if tunnel != 0 {
+		res.sentSsconf = setup.Ssconf
+	}
 
 	progress(StepNoded)
 	t = time.Now()
