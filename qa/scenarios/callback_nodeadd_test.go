@@ -70,8 +70,8 @@ func joinResult(t *testing.T, stdout string) joinLine {
 // is joined by node-add through its tunnel, found in the master's
 // callback record: both programs over one SSH connection, node1's own
 // host key checked under its name, noded asked over that connection. A
-// dead tunnel and a listener that is not node1 are refused before any
-// login. After the master's sshd goes down and comes back with every
+// tunnel whose far end does not answer, a dead tunnel and a listener that
+// is not node1 are each told apart, before any login. After the master's sshd goes down and comes back with every
 // session lost (as in a reboot), the tunnel comes back by itself and
 // node-add works through it again.
 func TestCallbackNodeAdd(t *testing.T) {
@@ -98,7 +98,7 @@ func TestCallbackNodeAdd(t *testing.T) {
 		t.Fatalf("node-add through the tunnel: %s", r)
 	}
 	res := joinResult(t, r.Stdout)
-	t.Logf("node-add through %s: %.2f s", res.Tunnel, res.Seconds)
+	t.Logf("node-add through %s took %v (the join %.2f s)", res.Tunnel, r.Took, res.Seconds)
 	if !res.OK || !res.Changed || res.Tunnel != tunnel || res.Connections != 1 || res.VerifiedHostKey != own ||
 		res.NodedVersion == "" || res.PrimaryIP != l.node.IP().String() {
 		t.Errorf("node-add's result: %+v; want joined through %s, verified with node1's own key %s, noded answering", res, tunnel, own)
@@ -125,6 +125,24 @@ func TestCallbackNodeAdd(t *testing.T) {
 	if r := clusterlab.Run(l.ctx, l.Master, nil, "sh", "-c", strings.TrimSpace(r.Stdout)+" hostname"); !r.OK() || strings.TrimSpace(r.Stdout) != l.node.Name {
 		t.Errorf("the printed ssh command: %s", r)
 	}
+
+	t.Run("node1's sshd down", func(t *testing.T) {
+		// The tunnel is up, but what it leads to, node1's sshd on its
+		// localhost, does not answer.
+		if err := l.node.StopSSHD(); err != nil {
+			t.Fatal(err)
+		}
+		defer func() {
+			if err := l.node.StartSSHD(); err != nil {
+				t.Fatal(err)
+			}
+		}()
+		r := l.NodeAdd(l.ctx, l.node.Name)
+		want := "node-add: error: " + l.node.Name + ": failed at connect: the callback tunnel of " + l.node.Name + " on " + tunnel + " is up, but no sshd answered through it"
+		if r.Code != 1 || !strings.Contains(r.Stderr, want) || !strings.Contains(r.Stderr, "check that sshd runs on "+l.node.Name+" and listens on localhost") {
+			t.Errorf("node-add with node1's sshd down: %s\nwant %q", r, want)
+		}
+	})
 
 	t.Run("dead tunnel", func(t *testing.T) {
 		l.stopSupervisor(t, sup, port)
@@ -185,7 +203,9 @@ printf '%s\n' 'Port `+strconv.Itoa(port)+`' 'ListenAddress 127.0.0.1' 'HostKey `
 		if err := l.Master.StartSSHD(); err != nil {
 			t.Fatal(err)
 		}
+		started := time.Now()
 		l.waitListening(t, port, true, 90*time.Second)
+		t.Logf("the tunnel is back %.1f s after master's sshd started", time.Since(started).Seconds())
 		if log := sup.log(); !strings.Contains(log, "the tunnel ended; starting it again") {
 			t.Errorf("the supervisor did not log the restart:\n%s", log)
 		}
