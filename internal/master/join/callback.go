@@ -54,12 +54,19 @@ func tunnelFailure(err error, node string, port int) *failure {
 	var hke *sshrun.HostKeyError
 	switch {
 	case errors.As(err, &hke):
-		f := &failure{step: StepHostKey, msg: fmt.Sprintf("what answers on %s is not %s: %v; no login was attempted", at, node, err)}
-		f.hints = append([]string{
-			fmt.Sprintf("the master reaches %s through its callback tunnel on %s, and the key is checked under the name %s; another process, or another node's tunnel, may hold the port", node, at, node),
-			check,
-		}, hke.Hints()...)
-		return f
+		// A key other than the node's says that the port is not the
+		// node's; an unknown one only that it cannot be told.
+		msg := fmt.Sprintf("through its callback tunnel on %s: %v; no login was attempted", at, err)
+		hints := hke.Hints()
+		switch hke.Problem {
+		case sshrun.HostKeyChanged, sshrun.HostKeyNotPinned, sshrun.HostKeyRevoked:
+			msg = fmt.Sprintf("what answers on %s is not %s: %v; no login was attempted", at, node, err)
+			hints = append([]string{
+				fmt.Sprintf("the master reaches %s through its callback tunnel on %s, and the key is checked under the name %s; another process, or another node's tunnel, may hold the port", node, at, node),
+				check,
+			}, hints...)
+		}
+		return &failure{step: StepHostKey, msg: msg, hints: hints}
 	case errors.Is(err, sshrun.ErrUnreachable) && strings.Contains(msg, "Connection refused"):
 		return &failure{step: StepConnect, msg: fmt.Sprintf("the callback tunnel of %s is down: nothing listens on %s, the port it was granted (%v); no login was attempted", node, at, err),
 			hints: []string{check, "the node calls back on its own once it reaches the master's sshd; callback-grant(8) and callback-setup(8) say how the two sides are set up"}}

@@ -96,11 +96,14 @@ func TestJoinThroughTunnel(t *testing.T) {
 func TestJoinThroughDeadTunnel(t *testing.T) {
 	for _, tc := range []struct {
 		name, mode, step, msg, hint string
-		otherKey                    bool
+		otherKey, unknown           bool
 	}{
 		{name: "nothing listens", mode: "unreachable", step: StepConnect,
 			msg:  "the callback tunnel of 127.0.0.2 is down: nothing listens on localhost:22017, the port it was granted (node unreachable: ssh: connect to host localhost port 22017: Connection refused); no login was attempted",
 			hint: "check callback-setup on 127.0.0.2: `systemctl status nodejoin-callback`"},
+		{name: "unknown key", mode: "ok", unknown: true, step: StepHostKey,
+			msg:  "through its callback tunnel on localhost:22017: host key of 127.0.0.2 is unknown: fingerprint " + nodeKey.Fingerprint() + "; no login was attempted",
+			hint: "or pass --accept-new-host-key to trust the key on first use"},
 		{name: "another machine", mode: "ok", otherKey: true, step: StepHostKey,
 			msg:  "what answers on localhost:22017 is not 127.0.0.2: host key of 127.0.0.2 has changed: known " + nodeKey.Fingerprint() + ", offered SHA256:",
 			hint: "another process, or another node's tunnel, may hold the port"},
@@ -111,6 +114,9 @@ func TestJoinThroughDeadTunnel(t *testing.T) {
 			setupOK(f, t)
 			f.Write(t, "mode", tc.mode)
 			f.Write(t, "user_known_hosts", tunnelNode+" "+nodeKey.Type+" "+nodeKey.Base64+"\n")
+			if tc.unknown {
+				f.Write(t, "user_known_hosts", "")
+			}
 			if tc.otherKey {
 				serverKeys(t, f, []fakessh.HostKey{otherKey(t)})
 			}
