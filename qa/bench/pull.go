@@ -187,5 +187,5 @@ func etcdVersion() string {
 		return "etcd unknown"
 	}
 	line, _, _ := strings.Cut(string(out), "\n")
-	return strings.TrimSpace(line)
+	return "etcd " + strings.TrimSpace(strings.TrimPrefix(line, "etcd Version:"))
 }

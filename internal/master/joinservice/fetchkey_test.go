@@ -1,10 +1,8 @@
 package joinservice
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
-	"io"
 	"net/http"
 	"strings"
 	"testing"
@@ -15,27 +13,7 @@ import (
 // callKey is call with a fetch key in its header.
 func (n *node) callKey(t *testing.T, method, path, secret, key string, body any) (int, []byte) {
 	t.Helper()
-	var rd io.Reader
-	if body != nil {
-		b, _ := json.Marshal(body)
-		rd = bytes.NewReader(b)
-	}
-	req, err := http.NewRequest(method, "https://"+n.f.addr+path, rd)
-	if err != nil {
-		t.Fatal(err)
-	}
-	req.Header.Set("Authorization", "Bearer "+secret)
-	req.Header.Set(joinapi.FetchKeyHeader, key)
-	resp, err := n.http.Do(req)
-	if err != nil {
-		t.Fatalf("%s %s: %v", method, path, err)
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return resp.StatusCode, b
+	return n.callHeader(t, method, path, secret, http.Header{joinapi.FetchKeyHeader: {key}}, body)
 }
 
 func (f *fixture) show(t *testing.T, uuid string) SlotView {
