@@ -119,8 +119,8 @@ func parsePull(text string) ([]*pullCase, error) {
 	return cases, nil
 }
 
-// spread is min / median / max.
-func spread(v []float64, format string) string {
+// minMedMax is min / median / max.
+func minMedMax(v []float64, format string) string {
 	if len(v) == 0 {
 		return "-"
 	}
@@ -152,7 +152,7 @@ func renderPull(cases []*pullCase, loadBefore, loadAfter string, took time.Durat
 	w("| store | in flight | registrations per minute | p50 (ms) | p99 (ms) |")
 	w("|---|---:|---:|---:|---:|")
 	for _, c := range cases {
-		w("| %s | %d | %s | %s | %s |", c.store, c.inFlight, spread(c.perMin, "%.0f"), spread(c.p50, "%.1f"), spread(c.p99, "%.1f"))
+		w("| %s | %d | %s | %s | %s |", c.store, c.inFlight, minMedMax(c.perMin, "%.0f"), minMedMax(c.p50, "%.1f"), minMedMax(c.p99, "%.1f"))
 	}
 	w("")
 	w("The issue's goal is at least 10,000 registrations per minute with p99 under 50 ms on the embedded")

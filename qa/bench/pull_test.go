@@ -20,7 +20,7 @@ PASS
 		cases[1].store != "etcd" || cases[1].inFlight != 64 || cases[1].p99[0] != 917.4 {
 		t.Fatalf("%+v %+v", cases[0], cases[1])
 	}
-	if got := spread([]float64{3, 1, 2}, "%.0f"); got != "1 / 2 / 3" {
+	if got := minMedMax([]float64{3, 1, 2}, "%.0f"); got != "1 / 2 / 3" {
 		t.Errorf("spread: %q", got)
 	}
 	if _, err := parsePull("PASS\n"); err == nil {
