@@ -116,8 +116,13 @@ func (e *APIError) transient() bool {
 }
 
 // do sends one request and decodes a 200 answer into out; 304 returns
-// (false, nil). A fetch carries the run's fetch key.
-func (c *Client) do(ctx context.Context, method, path string, body, out any, fetch bool) (bool, error) {
+// (false, nil).
+func (c *Client) do(ctx context.Context, method, path string, body, out any) (bool, error) {
+	return c.send(ctx, method, path, body, out, false)
+}
+
+// send is do; fetch: the request carries the run's fetch key.
+func (c *Client) send(ctx context.Context, method, path string, body, out any, fetch bool) (bool, error) {
 	var rd io.Reader
 	if body != nil {
 		b, err := json.Marshal(body)
@@ -244,10 +249,10 @@ func (c *Client) Fetch(ctx context.Context, nodeName string) (*joinapi.Documents
 	err := c.retry(ctx, "fetching the documents", func(ctx context.Context) error {
 		c.fetches++
 		if c.tok.UUID == joinapi.DynamicUUID {
-			_, err := c.do(ctx, http.MethodPost, joinapi.PathAssign, joinapi.AssignRequest{NodeName: nodeName}, &docs, true)
+			_, err := c.send(ctx, http.MethodPost, joinapi.PathAssign, joinapi.AssignRequest{NodeName: nodeName}, &docs, true)
 			return err
 		}
-		_, err := c.do(ctx, http.MethodGet, slotPath(joinapi.PathSlot, c.tok.UUID)+"?node_name="+url.QueryEscape(nodeName), nil, &docs, true)
+		_, err := c.send(ctx, http.MethodGet, slotPath(joinapi.PathSlot, c.tok.UUID)+"?node_name="+url.QueryEscape(nodeName), nil, &docs, true)
 		return err
 	})
 	if err != nil {
@@ -271,7 +276,7 @@ func (c *Client) Report(ctx context.Context, req joinapi.StatusRequest) (*joinap
 		if req.ClaimedAddr == "" {
 			req.ClaimedAddr = c.local
 		}
-		_, err := c.do(ctx, http.MethodPost, slotPath(joinapi.PathStatus, c.tok.UUID), req, &ans, false)
+		_, err := c.do(ctx, http.MethodPost, slotPath(joinapi.PathStatus, c.tok.UUID), req, &ans)
 		return err
 	})
 	if err != nil {
@@ -287,7 +292,7 @@ func (c *Client) PollConfig(ctx context.Context, after int64, wait time.Duration
 	var got bool
 	err := c.retry(ctx, "waiting for a new config", func(ctx context.Context) error {
 		var err error
-		got, err = c.do(ctx, http.MethodGet, fmt.Sprintf("%s?after=%d&wait=%s", slotPath(joinapi.PathConfig, c.tok.UUID), after, wait), nil, &ans, false)
+		got, err = c.do(ctx, http.MethodGet, fmt.Sprintf("%s?after=%d&wait=%s", slotPath(joinapi.PathConfig, c.tok.UUID), after, wait), nil, &ans)
 		return err
 	})
 	if err != nil {
