@@ -15,6 +15,7 @@ import (
 
 	"github.com/nodejoin/nodejoin/internal/joindoc"
 	"github.com/nodejoin/nodejoin/internal/master/callback"
+	"github.com/nodejoin/nodejoin/internal/master/callbackstate"
 	"github.com/nodejoin/nodejoin/internal/master/cluster"
 	"github.com/nodejoin/nodejoin/internal/master/join"
 	"github.com/nodejoin/nodejoin/internal/master/sshrun"
@@ -183,7 +184,7 @@ func cleanNode(ctx context.Context, o Options, node string, recorded bool, res *
 // its callback grant, and pushes ssconf to the remaining nodes.
 func masterSide(ctx context.Context, o Options, node string, recorded bool, res *Result) error {
 	c := o.Cluster
-	st, err := callback.ReadState(c.Config)
+	st, err := callbackstate.Read(c.Config)
 	if err != nil {
 		return err
 	}
