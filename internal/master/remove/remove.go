@@ -130,6 +130,15 @@ func cleanNode(ctx context.Context, o Options, node string, recorded bool, res *
 	cfg.ClusterKeys = join.ClusterHostKeys(prep)
 	cfg.TrustClusterKeys = recorded
 	cfg.Log = o.Log
+	// A node behind a machine callback is reached through its tunnel, as
+	// node-add reaches it.
+	st, err := callbackstate.Read(c.Config)
+	if err != nil {
+		return err
+	}
+	if g := st.Lookup(node); g != nil {
+		cfg.Address, cfg.Port = join.TunnelHost, g.Port
+	}
 	if o.Timeout > 0 {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(ctx, o.Timeout)

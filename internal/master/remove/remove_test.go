@@ -192,8 +192,9 @@ func TestRemoveDryRun(t *testing.T) {
 	same(t, was, files(t, c.Config.Root))
 }
 
-// The node's callback grant is revoked with it: the master's files are
-// then as before both the grant and the join.
+// A node behind a machine callback is cleaned through its tunnel, and its
+// grant revoked with it: the master's files are then as before both the
+// grant and the join.
 func TestRemoveRevokesCallbackGrant(t *testing.T) {
 	c, f, o, before := setup(t, "ok")
 	cleanupOK(t, f)
@@ -208,12 +209,17 @@ func TestRemoveRevokesCallbackGrant(t *testing.T) {
 	}
 	before["etc/ssh/sshd_config"] = "-rw-r--r-- UsePAM no\n"
 	req := &callback.Request{Node: node, PublicKey: "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOZ4JPPa70SIJBMkC57XTmA3vVR303EPi7z3LAc9XB4y c1"}
-	if _, err := callback.Grant(context.Background(), c.Config, o.Log, o.Callback, req, false); err != nil {
+	g, err := callback.Grant(context.Background(), c.Config, o.Log, o.Callback, req, false)
+	if err != nil {
 		t.Fatal(err)
 	}
 	res, err := Remove(context.Background(), o, node)
-	if err != nil || !res.CallbackRevoked {
+	if err != nil || !res.CallbackRevoked || !res.Reached {
 		t.Fatalf("%+v, %v", res, err)
+	}
+	// node-cleanup went through the node's tunnel, as node-add would.
+	if cl := f.Cmdlines(); !strings.Contains(cl, "HostName=localhost") || !strings.Contains(cl, fmt.Sprintf("-p %d", g.Port)) {
+		t.Errorf("ssh command lines:\n%s", cl)
 	}
 	same(t, before, files(t, c.Config.Root))
 }
