@@ -1,0 +1,171 @@
+package cloudconfig
+
+import (
+	"os"
+	"path"
+	"slices"
+	"strconv"
+	"strings"
+	"testing"
+
+	"go.yaml.in/yaml/v3"
+)
+
+// everything is a document with every key that renders a file, a command or
+// a URL.
+const everything = `{"token": "TOKEN", "node_name": "node1.example.org", "timeout": "15m",
+ "install": {"from": "join-service"},
+ "packages": ["chrony"], "tasks": ["ssh-server"], "updates": true,
+ "apt_sources": {"extra": {"source": "deb [signed-by=$KEY_FILE] https://apt.example.org/extra bookworm main",
+                           "key": "-----BEGIN PGP PUBLIC KEY BLOCK-----\n\nmDMEZ\n-----END PGP PUBLIC KEY BLOCK-----\n"}},
+ "write_files": [{"path": "/etc/motd", "content": "node\n"}, {"path": "/etc/late", "content": "x", "defer": true}],
+ "scripts": {"boot": [["echo", "boot"]], "before_join": [["echo", "before"]], "after_join": [["echo", "after"]]},
+ "config_exec": ["/usr/bin/puppet", "apply", "-"],
+ "phone_home": {"url": "https://inventory.example.org/up"}}`
+
+func withConfig() Slot {
+	s := freeSlot()
+	c := "node { }\n"
+	s.Config, s.ConfigRevision = &c, 1
+	return s
+}
+
+func parse(t *testing.T, ud []byte) map[string]any {
+	t.Helper()
+	var m map[string]any
+	if err := yaml.Unmarshal(ud, &m); err != nil {
+		t.Fatal(err)
+	}
+	return m
+}
+
+// walkStrings walks v and calls f with each string and where it is.
+func walkStrings(v any, where string, f func(where, s string)) {
+	switch t := v.(type) {
+	case string:
+		f(where, t)
+	case []any:
+		for i, e := range t {
+			walkStrings(e, where+"/"+strconv.Itoa(i), f)
+		}
+	case map[string]any:
+		for k, e := range t {
+			walkStrings(e, where+"/"+k, f)
+		}
+	}
+}
+
+func argv(v any) []string {
+	l, _ := v.([]any)
+	var out []string
+	for _, a := range l {
+		s, _ := a.(string)
+		out = append(out, s)
+	}
+	return out
+}
+
+// cloud-init's write_files is not atomic: util.write_file opens the file
+// with the process's umask, writes it, and chmods it only then. The token
+// must therefore land in a directory that is closed to others before
+// write_files runs: the first bootcmd makes it 0700, root's, and bootcmd
+// runs before write_files in the init stage. The directory is removed
+// after node-join, and however runcmd's script ends.
+func TestTokenLandsInClosedDirectory(t *testing.T) {
+	r, err := render(t, everything, withConfig())
+	if err != nil {
+		t.Fatal(err)
+	}
+	ud := parse(t, r.UserData)
+
+	boot, _ := ud["bootcmd"].([]any)
+	if len(boot) == 0 || !slices.Equal(argv(boot[0]), []string{"install", "-d", "-m", "0700", "-o", "root", "-g", "root", stageDir}) {
+		t.Errorf("the first bootcmd is %q, want the 0700 directory %s made", argv(boot[0]), stageDir)
+	}
+	var holders []map[string]any
+	files, _ := ud["write_files"].([]any)
+	for _, f := range files {
+		m, _ := f.(map[string]any)
+		if c, _ := m["content"].(string); strings.Contains(c, testSecret) {
+			holders = append(holders, m)
+		}
+	}
+	if len(holders) != 1 {
+		t.Fatalf("%d write_files entries hold the secret, want 1", len(holders))
+	}
+	tf := holders[0]
+	if p, _ := tf["path"].(string); path.Dir(p) != stageDir {
+		t.Errorf("the token is written to %s, not directly inside %s", p, stageDir)
+	}
+	if tf["permissions"] != "0600" || tf["owner"] != "root:root" {
+		t.Errorf("the token file is %v %v, want 0600 root:root", tf["permissions"], tf["owner"])
+	}
+	if d, _ := tf["defer"].(bool); d {
+		t.Error("the token file is deferred to the final stage")
+	}
+	run, _ := ud["runcmd"].([]any)
+	if len(run) < 2 || run[1] != "trap 'rm -rf "+stageDir+"' EXIT" || run[0] != "set -eu" {
+		t.Errorf("runcmd does not start with set -eu and the trap that removes %s: %v", stageDir, run[:2])
+	}
+	joined := -1
+	for i, c := range run {
+		if a := argv(c); len(a) > 0 && strings.HasSuffix(a[0], "/node-join") {
+			joined = i
+		}
+	}
+	if joined < 0 || joined+1 >= len(run) || !slices.Equal(argv(run[joined+1]), []string{"rm", "-rf", stageDir}) {
+		t.Errorf("node-join (runcmd %d) is not followed by rm -rf %s", joined, stageDir)
+	}
+
+	// The order the above relies on is Debian's: bootcmd before
+	// write-files in the init stage.
+	cfg, err := os.ReadFile("/etc/cloud/cloud.cfg")
+	if os.IsNotExist(err) {
+		t.Skip("no /etc/cloud/cloud.cfg: cloud-init's module order not checked here")
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	var cc struct {
+		Init []string `yaml:"cloud_init_modules"`
+	}
+	if err := yaml.Unmarshal(cfg, &cc); err != nil {
+		t.Fatal(err)
+	}
+	b, w := slices.Index(cc.Init, "bootcmd"), slices.Index(cc.Init, "write-files")
+	if b < 0 || w < 0 || b > w {
+		t.Errorf("cloud.cfg's cloud_init_modules run bootcmd at %d and write-files at %d: the directory would not be closed first", b, w)
+	}
+}
+
+// /var/log/cloud-init.log is world-readable and records every URL cloud-init
+// reads or posts to (and runcmd's script and argv are not secret either):
+// the secret appears in the user-data exactly once, as the token file's
+// content, and in no URL, command or other value.
+func TestNoSecretInAnyURL(t *testing.T) {
+	for _, doc := range []string{everything,
+		strings.Replace(everything, `{"from": "join-service"}`, `{"from": "apt", "source": "deb https://apt.example.org/nj bookworm main"}`, 1)} {
+		r, err := render(t, doc, withConfig())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if n := strings.Count(string(r.UserData), testSecret); n != 1 {
+			t.Errorf("the user-data holds the secret %d times, want once", n)
+		}
+		urls := 0
+		walkStrings(parse(t, r.UserData), "", func(where, s string) {
+			if strings.Contains(s, "://") {
+				urls++
+				if strings.Contains(s, testSecret) {
+					t.Errorf("%s: a URL holds the secret", where)
+				}
+			}
+			if strings.Contains(s, testSecret) && !strings.HasPrefix(where, "/write_files/") {
+				t.Errorf("%s holds the secret", where)
+			}
+		})
+		if urls < 3 {
+			t.Errorf("only %d URLs rendered: the test does not cover them", urls)
+		}
+	}
+}
