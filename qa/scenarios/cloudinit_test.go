@@ -49,7 +49,7 @@ var nodePrograms = joinapi.NodePrograms
 // the user-data first. While cloud-init runs, the token is watched
 // (inotify on the node's /run, a poll of its modes, and an unprivileged
 // reader that tries to open it): never readable by others, gone after, and
-// the secret in no file others can read.
+// the secret in no file others can read, nor an operator's private file.
 func TestCloudInitFirstBoot(t *testing.T) {
 	harness.Require(t)
 	for _, p := range []string{"cloud-init", "curl", "setpriv"} {
@@ -82,9 +82,12 @@ func TestCloudInitFirstBoot(t *testing.T) {
 	uuid, bootParam := slotAdd(t, ctx, l.Master, `{"node_name": "`+node.Name+`", "ttl": "10m"}`)
 	secret := strings.Split(strings.TrimPrefix(bootParam, joinapi.BootParamKey+"="+uuid+":"), ":")[2]
 
+	// An operator's private file: staged in the closed directory too.
+	private := "QA-PRIVATE-" + uuid
 	in, _ := json.Marshal(map[string]any{"token": bootParam, "install": map[string]string{"from": "join-service"},
-		"timeout":     "2m",
-		"write_files": []map[string]any{{"path": "/etc/motd", "content": "a cluster node\n"}},
+		"timeout": "2m",
+		"write_files": []map[string]any{{"path": "/etc/motd", "content": "a cluster node\n"},
+			{"path": "/etc/nodejoin-qa/site.key", "content": private + "\n", "permissions": "0600"}},
 		"scripts": map[string]any{"boot": [][]string{{"touch", "/run/qa-boot"}},
 			"after_join": [][]string{{"sh", "-c", "test ! -e /run/nodejoin-cloud && touch /root/qa-after-join"}}}})
 	r := must(t, "render-cloud-config", clusterlab.Run(ctx, l.Master, in, "render-cloud-config"))
@@ -160,6 +163,12 @@ func TestCloudInitFirstBoot(t *testing.T) {
 	}
 	for _, f := range worldReadableWith(t, node, secret) {
 		t.Errorf("%s: readable by others and holds the secret", f)
+	}
+	for _, f := range worldReadableWith(t, node, private) {
+		t.Errorf("%s: readable by others and holds the operator's private file", f)
+	}
+	if fi, err := os.Stat(fmt.Sprintf("/proc/%d/root/etc/nodejoin-qa/site.key", node.InitPID())); err != nil || fi.Mode().Perm() != 0o600 {
+		t.Errorf("the operator's private file: %v %v, want 0600", fi, err)
 	}
 
 	// Installed from join-service, as pinned; joined; the operator's steps ran.

@@ -169,3 +169,45 @@ func TestNoSecretInAnyURL(t *testing.T) {
 		}
 	}
 }
+
+// The same fact for the operator's private files (permissions without o+r):
+// they are staged in the closed directory, 0600, and install(1) puts them
+// in place (created 0600, then chowned and chmodded), before the join.
+func TestPrivateFilesStagedInClosedDirectory(t *testing.T) {
+	r := mustRender(t, `{"token": "TOKEN", "install": {"from": "image"}, "write_files": [
+		{"path": "/etc/public", "content": "PUBLIC"},
+		{"path": "/etc/krb5.keytab", "content": "KEYTAB", "permissions": "0600"},
+		{"path": "/etc/app/key", "content": "APPKEY", "owner": "app:adm", "permissions": "0640"},
+		{"path": "/etc/app/k2", "content": "K2", "owner": "app", "permissions": "600"}]}`)
+	ud := parse(t, r.UserData)
+	files, _ := ud["write_files"].([]any)
+	at := map[string]map[string]any{}
+	for _, f := range files {
+		m, _ := f.(map[string]any)
+		c, _ := m["content"].(string)
+		at[c] = m
+	}
+	if p := at["PUBLIC"]["path"]; p != "/etc/public" {
+		t.Errorf("a public file is written to %v, want /etc/public", p)
+	}
+	for _, c := range []string{"KEYTAB", "APPKEY", "K2"} {
+		m := at[c]
+		if p, _ := m["path"].(string); !strings.HasPrefix(p, stageDir+"/files/") || m["permissions"] != "0600" || m["owner"] != "root:root" {
+			t.Errorf("private content %s is written to %v %v %v, want 0600 root:root in %s/files", c, m["path"], m["permissions"], m["owner"], stageDir)
+		}
+	}
+	run, _ := ud["runcmd"].([]any)
+	want := [][]string{
+		{"install", "-D", "-m", "0600", "-o", "root", "-g", "root", stageDir + "/files/1", "/etc/krb5.keytab"},
+		{"install", "-D", "-m", "0640", "-o", "app", "-g", "adm", stageDir + "/files/2", "/etc/app/key"},
+		{"install", "-D", "-m", "600", "-o", "app", "-g", "root", stageDir + "/files/3", "/etc/app/k2"},
+	}
+	for i, w := range want {
+		if got := argv(run[2+i]); !slices.Equal(got, w) {
+			t.Errorf("runcmd %d is %q, want %q", 2+i, got, w)
+		}
+	}
+	if len(r.Warnings) != 0 {
+		t.Errorf("warnings %q", r.Warnings)
+	}
+}

@@ -133,9 +133,9 @@ func (in *Input) Check() (joinapi.Token, error) {
 			add("/timeout", "not a positive duration")
 		}
 	}
-	for _, t := range in.Tasks {
+	for i, t := range in.Tasks {
 		if len("task-"+t) > 100 {
-			add("/tasks", "task-"+t+": longer than a package name may be")
+			add("/tasks/"+strconv.Itoa(i), "task-"+t+" is longer than a package name may be (100)")
 		}
 	}
 	for i, f := range in.WriteFiles {

@@ -172,27 +172,14 @@ func Render(in *Input, tok joinapi.Token, f Facts) (*Rendered, error) {
 	}
 	cc.PackageUpgrade = in.Updates
 
-	for i, wf := range in.WriteFiles {
-		out := writeFile{Path: wf.Path, Content: wf.Content, Owner: wf.Owner, Permissions: wf.Permissions, Defer: wf.Defer}
-		if out.Owner == "" {
-			out.Owner = "root:root"
-		}
-		if out.Permissions == "" {
-			out.Permissions = "0644"
-		}
-		if m, _ := strconv.ParseUint(out.Permissions, 8, 32); m&0o004 == 0 {
-			warn = append(warn, fmt.Sprintf("write_files/%d: %s: cloud-init creates the file with its umask and sets %s "+
-				"only after writing it: for an instant others can read it where its directory lets them; a secret belongs "+
-				"in the slot's config (config_exec)", i, wf.Path, out.Permissions))
-		}
-		cc.WriteFiles = append(cc.WriteFiles, out)
-	}
+	private := privateFiles(in.WriteFiles, &cc)
 
 	// runcmd is one shell script (cloud-init's shellify: a list is quoted
 	// word by word, a string is a line as it is): it stops at the first
 	// failure, and removes the staging directory, token and all, however
 	// it ends.
 	cc.Runcmd = []any{"set -eu", "trap 'rm -rf " + stageDir + "' EXIT"}
+	cc.Runcmd = append(cc.Runcmd, private...)
 	for _, c := range in.Scripts.BeforeJoin {
 		cc.Runcmd = append(cc.Runcmd, command(c))
 	}
@@ -249,6 +236,38 @@ func Render(in *Input, tok joinapi.Token, f Facts) (*Rendered, error) {
 				"and give config_exec: node-join hands it to that program after joining")
 	}
 	return &Rendered{UserData: out, Warnings: warn}, nil
+}
+
+// privateFiles renders the operator's files. A file others may read is a
+// write_files entry as given. A private one (permissions without o+r) is
+// not: write_files would create it with the umask and chmod it only after
+// writing. It is staged inside the closed directory, and runcmd's first
+// commands install(1) it in place, which creates the file 0600 (O_EXCL),
+// then chowns and chmods it: never readable by others. Such a file lands in
+// the final stage, after the packages, as with defer.
+func privateFiles(files []File, cc *cloudConfig) []any {
+	var cmds []any
+	for i, f := range files {
+		owner, perms := f.Owner, f.Permissions
+		if owner == "" {
+			owner = "root:root"
+		}
+		if perms == "" {
+			perms = "0644"
+		}
+		if m, _ := strconv.ParseUint(perms, 8, 32); m&0o004 != 0 {
+			cc.WriteFiles = append(cc.WriteFiles, writeFile{Path: f.Path, Content: f.Content, Owner: owner, Permissions: perms, Defer: f.Defer})
+			continue
+		}
+		staged := fmt.Sprintf("%s/files/%d", stageDir, i)
+		cc.WriteFiles = append(cc.WriteFiles, writeFile{Path: staged, Content: f.Content, Owner: "root:root", Permissions: "0600"})
+		user, group, ok := strings.Cut(owner, ":")
+		if !ok {
+			group = "root"
+		}
+		cmds = append(cmds, command{"install", "-D", "-m", perms, "-o", user, "-g", group, staged, f.Path})
+	}
+	return cmds
 }
 
 // fromJoinService downloads each program from join-service with curl,
