@@ -137,7 +137,7 @@ func Render(in *Input, tok joinapi.Token, f Facts) (*Rendered, error) {
 
 	sources := map[string]aptSource{}
 	for name, s := range in.AptSources {
-		sources[name] = aptSource{Source: s.Source, Key: s.Key}
+		sources[name] = aptSource(s)
 	}
 	node := "node-join"
 	var install []any
