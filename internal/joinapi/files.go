@@ -12,6 +12,11 @@ const PathFile = "/v1/files/{name}"
 // daemon, and the other two are the node-side programs node-add runs.
 var NodePrograms = []string{"node-join", "prepare-node-join", "node-daemon-setup", "noded"}
 
+// OptionalNodePrograms are served too when the administrator put them
+// there, for the machines that need them: callback-setup, for a node behind
+// NAT (render-cloud-config's callback).
+var OptionalNodePrograms = []string{"callback-setup"}
+
 // FilePath is PathFile for one program.
 func FilePath(name string) string { return "/v1/files/" + name }
 

@@ -211,3 +211,56 @@ func TestPrivateFilesStagedInClosedDirectory(t *testing.T) {
 		t.Errorf("warnings %q", r.Warnings)
 	}
 }
+
+// The callback option: callback-setup's document, which holds the callback
+// key's private half, is staged in the closed directory like the token and
+// fed to callback-setup before node-join; a join-service install fetches
+// callback-setup too, and is refused when join-service does not serve it.
+func TestCallbackStagedInClosedDirectory(t *testing.T) {
+	doc := `{"token": "TOKEN", "install": {"from": "join-service"}, "callback": {"master_host": "10.0.0.1",
+		"master_host_keys": ["ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIMasterKey master"], "callback_user": "cb", "remote_port": 22001,
+		"key": {"private": "-----BEGIN OPENSSH PRIVATE KEY-----\nCALLBACKPRIVATE\n-----END OPENSSH PRIVATE KEY-----\n", "public": "ssh-ed25519 AAAA cb"}}}`
+	if _, err := render(t, doc, freeSlot()); err == nil || !strings.Contains(err.Error(), "/callback: join-service serves no callback-setup") {
+		t.Errorf("without callback-setup served: %v", err)
+	}
+	in, tok, err := Decode(strings.NewReader(strings.ReplaceAll(doc, "TOKEN", testToken())))
+	if err != nil {
+		t.Fatal(err)
+	}
+	files := append(append([]NodeFile(nil), testFiles...), NodeFile{Name: "callback-setup", SHA256: strings.Repeat("c", 64)})
+	r, err := Render(in, tok, Facts{Slot: freeSlot(), Files: files})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := strings.Count(string(r.UserData), "CALLBACKPRIVATE"); n != 1 {
+		t.Fatalf("the callback key appears %d times", n)
+	}
+	ud := parse(t, r.UserData)
+	fl, _ := ud["write_files"].([]any)
+	for _, f := range fl {
+		m, _ := f.(map[string]any)
+		if c, _ := m["content"].(string); strings.Contains(c, "CALLBACKPRIVATE") &&
+			(m["path"] != stageDir+"/callback.json" || m["permissions"] != "0600") {
+			t.Errorf("the callback document is written to %v %v", m["path"], m["permissions"])
+		}
+	}
+	run, _ := ud["runcmd"].([]any)
+	cb, join := -1, -1
+	for i, c := range run {
+		if c == binDir+"/callback-setup < "+stageDir+"/callback.json" {
+			cb = i
+		}
+		if a := argv(c); len(a) > 0 && a[0] == binDir+"/node-join" {
+			join = i
+		}
+	}
+	if cb < 0 || join < 0 || cb > join {
+		t.Errorf("callback-setup at runcmd %d, node-join at %d: want callback-setup first", cb, join)
+	}
+	if !strings.Contains(string(r.UserData), "/run/nodejoin-cloud/callback-setup\n") {
+		t.Errorf("callback-setup is not among the downloads:\n%s", r.UserData)
+	}
+	if len(r.Warnings) != 1 || !strings.HasPrefix(r.Warnings[0], "callback: the callback key's private half travels in the user-data") {
+		t.Errorf("warnings %q", r.Warnings)
+	}
+}

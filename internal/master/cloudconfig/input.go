@@ -1,6 +1,7 @@
 package cloudconfig
 
 import (
+	"encoding/json"
 	"errors"
 	"io"
 	"path"
@@ -29,7 +30,10 @@ type Input struct {
 	WriteFiles []File               `json:"write_files,omitempty"`
 	Scripts    Scripts              `json:"scripts,omitempty"`
 	ConfigExec []string             `json:"config_exec,omitempty"`
-	PhoneHome  *PhoneHome           `json:"phone_home,omitempty"`
+	// Callback is callback-setup's document, kept as given: the schema
+	// checked it, and callback-setup checks it again on the node.
+	Callback  json.RawMessage `json:"callback,omitempty"`
+	PhoneHome *PhoneHome      `json:"phone_home,omitempty"`
 }
 
 // Ways the node programs get onto the machine.

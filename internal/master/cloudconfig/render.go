@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/base64"
 	"encoding/hex"
+	"encoding/json"
 	"fmt"
 	"sort"
 	"strconv"
@@ -29,6 +30,9 @@ const (
 	// TokenFile is where the token lands, read by node-join --token-file.
 	TokenFile = stageDir + "/join.token"
 	sumsFile  = stageDir + "/SHA256SUMS"
+	// callbackFile is callback-setup's document, which may hold the
+	// callback key's private half.
+	callbackFile = stageDir + "/callback.json"
 	// binDir is where the programs from join-service go: root's PATH, not
 	// a package's directory.
 	binDir = "/usr/local/sbin"
@@ -139,7 +143,7 @@ func Render(in *Input, tok joinapi.Token, f Facts) (*Rendered, error) {
 	for name, s := range in.AptSources {
 		sources[name] = aptSource(s)
 	}
-	node := "node-join"
+	node, callbackSetup := "node-join", "callback-setup"
 	var install []any
 	switch in.Install.From {
 	case FromApt:
@@ -152,13 +156,13 @@ func Render(in *Input, tok joinapi.Token, f Facts) (*Rendered, error) {
 		}
 		sources[pkg] = aptSource{Source: in.Install.Source, Key: in.Install.Key}
 		cc.Packages = append(cc.Packages, pkg)
-		node = "/usr/bin/node-join"
+		node, callbackSetup = "/usr/bin/node-join", "/usr/bin/callback-setup"
 	case FromJoinService:
 		var err error
-		if install, err = fromJoinService(tok, f.Files, &cc); err != nil {
+		if install, err = fromJoinService(tok, f.Files, len(in.Callback) > 0, &cc); err != nil {
 			return nil, err
 		}
-		node = binDir + "/node-join"
+		node, callbackSetup = binDir+"/node-join", binDir+"/callback-setup"
 	}
 	if len(sources) > 0 {
 		cc.Apt = &apt{Sources: sources}
@@ -184,6 +188,15 @@ func Render(in *Input, tok joinapi.Token, f Facts) (*Rendered, error) {
 		cc.Runcmd = append(cc.Runcmd, command(c))
 	}
 	cc.Runcmd = append(cc.Runcmd, install...)
+	if len(in.Callback) > 0 {
+		w, err := callbackDoc(in.Callback, &cc)
+		if err != nil {
+			return nil, err
+		}
+		warn = append(warn, w...)
+		// The document on standard input: a fixed path, so a shell line.
+		cc.Runcmd = append(cc.Runcmd, callbackSetup+" < "+callbackFile)
+	}
 	join := command{node, "--token-file", TokenFile}
 	if in.NodeName != "" {
 		join = append(join, "--node-name", in.NodeName)
@@ -275,10 +288,20 @@ func privateFiles(files []File, cc *cloudConfig) []any {
 // before anything is sent; --insecure only drops the CA and name checks,
 // which the cluster's self-signed certificate cannot pass), then checks
 // every file against its SHA-256 before installing any.
-func fromJoinService(tok joinapi.Token, files []NodeFile, cc *cloudConfig) ([]any, error) {
-	if len(files) == 0 {
+func fromJoinService(tok joinapi.Token, all []NodeFile, callback bool, cc *cloudConfig) ([]any, error) {
+	if len(all) == 0 {
 		return nil, problem.Reject("/install", "join-service serves no node programs").
 			WithHint("copy node-join, prepare-node-join, node-daemon-setup and noded into its files directory (render-cloud-config --files-dir)")
+	}
+	var files []NodeFile
+	for _, f := range all {
+		if f.Name != "callback-setup" || callback {
+			files = append(files, f)
+		}
+	}
+	if callback && !hasFile(all, "callback-setup") {
+		return nil, problem.Reject("/callback", "join-service serves no callback-setup").
+			WithHint("copy callback-setup (the nodejoin-node package's) into its files directory beside node-join")
 	}
 	var pins []string
 	for _, p := range tok.Pins {
@@ -304,6 +327,37 @@ func fromJoinService(tok joinapi.Token, files []NodeFile, cc *cloudConfig) ([]an
 	cmds = append(cmds, command{"sha256sum", "--check", "--strict", "--quiet", sumsFile})
 	cmds = append(cmds, append(command{"install", "-m", "0755", "-o", "root", "-g", "root", "-t", binDir}, staged...))
 	return cmds, nil
+}
+
+func hasFile(files []NodeFile, name string) bool {
+	for _, f := range files {
+		if f.Name == name {
+			return true
+		}
+	}
+	return false
+}
+
+// callbackDoc stages callback-setup's document in the closed directory: it
+// may hold the callback key's private half.
+func callbackDoc(doc json.RawMessage, cc *cloudConfig) ([]string, error) {
+	var d struct {
+		Key json.RawMessage `json:"key"`
+	}
+	if err := json.Unmarshal(doc, &d); err != nil {
+		return nil, problem.Reject("/callback", "%v", err)
+	}
+	var compact bytes.Buffer
+	if err := json.Compact(&compact, doc); err != nil {
+		return nil, problem.Reject("/callback", "%v", err)
+	}
+	cc.WriteFiles = append(cc.WriteFiles, writeFile{Path: callbackFile, Content: compact.String() + "\n", Owner: "root:root", Permissions: "0600"})
+	if string(d.Key) == `"generate"` {
+		return []string{"callback: the key is generated on the node, so the master has not granted it: " +
+			"the tunnel is refused until callback-grant is given the key callback-setup prints (or give a granted key pair)"}, nil
+	}
+	return []string{"callback: the callback key's private half travels in the user-data (the metadata service); " +
+		"it can open only the one forward callback-grant allowed"}, nil
 }
 
 // command is an argument list, written as a flow sequence so that each

@@ -36,7 +36,7 @@ func FilesDir(root string) (string, error) {
 // openNodeFile opens one of joinapi.NodePrograms in dir: a regular file
 // inside dir (os.Root: no link leads out of it), at most MaxNodeFile.
 func openNodeFile(dir, name string) (*os.File, fs.FileInfo, error) {
-	if !slices.Contains(joinapi.NodePrograms, name) {
+	if !slices.Contains(joinapi.NodePrograms, name) && !slices.Contains(joinapi.OptionalNodePrograms, name) {
 		return nil, nil, fs.ErrNotExist
 	}
 	root, err := os.OpenRoot(dir)
@@ -69,13 +69,16 @@ type NodeFile struct {
 	SHA256 string
 }
 
-// NodeFiles digests every program in dir, in joinapi.NodePrograms' order;
-// the renderer pins each by its digest. A missing program is an error: a
-// machine needs all of them.
+// NodeFiles digests every program in dir, in joinapi.NodePrograms' order,
+// then the optional ones that are there; the renderer pins each by its
+// digest. A missing program is an error: a machine needs all of them.
 func NodeFiles(dir string) ([]NodeFile, error) {
 	var out []NodeFile
-	for _, name := range joinapi.NodePrograms {
+	for _, name := range append(append([]string(nil), joinapi.NodePrograms...), joinapi.OptionalNodePrograms...) {
 		f, _, err := openNodeFile(dir, name)
+		if errors.Is(err, fs.ErrNotExist) && slices.Contains(joinapi.OptionalNodePrograms, name) {
+			continue
+		}
 		if err != nil {
 			return nil, fmt.Errorf("%s: %w", filepath.Join(dir, name), unwrapPath(err))
 		}
