@@ -105,44 +105,12 @@ func TestCloudInitFirstBoot(t *testing.T) {
 		t.Fatalf("cloud-init schema --config-file: %v\n%s", err, out)
 	}
 
-	// The node: a private /etc and /var/lib, the seed, the drop-in.
-	if err := clusterlab.PrivateRoot(ctx, node); err != nil {
-		t.Fatal(err)
-	}
-	must(t, "seeding", clusterlab.Run(ctx, node, nil, "sh", "-c", `set -eu
-		rm -rf /var/lib/cloud
-		install -d -m 0700 /var/lib/cloud/seed/nocloud
-		printf 'instance-id: qa-`+node.Name+`\nlocal-hostname: `+node.Name+`\n' > /var/lib/cloud/seed/nocloud/meta-data
-		install -d /etc/cloud/cloud.cfg.d`))
-	if err := os.WriteFile("/proc/"+fmt.Sprint(node.InitPID())+"/root/etc/cloud/cloud.cfg.d/99-nodejoin-qa.cfg", []byte(ciConfig), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	seed := fmt.Sprintf("/proc/%d/root/var/lib/cloud/seed/nocloud/user-data", node.InitPID())
-	if err := os.WriteFile(seed, userData, 0o600); err != nil {
-		t.Fatal(err)
-	}
-
+	seedNoCloud(t, ctx, node, userData)
 	w := watchToken(t, ctx, node)
-	var stages []string
-	for _, stage := range [][]string{{"init", "--local"}, {"init"}, {"modules", "--mode", "config"}, {"modules", "--mode", "final"}} {
-		r := clusterlab.Run(ctx, node, nil, append([]string{"cloud-init"}, stage...)...)
-		stages = append(stages, fmt.Sprintf("cloud-init %s: exit %d in %v", strings.Join(stage, " "), r.Code, r.Took.Round(time.Millisecond)))
-		if !r.OK() {
-			t.Errorf("cloud-init %s: %s", strings.Join(stage, " "), r)
-		}
-	}
+	stages := runStages(t, ctx, node)
 	obs := w.stop()
 	t.Logf("%s", strings.Join(stages, "\n"))
-	logs := must(t, "cloud-init's logs", clusterlab.Run(ctx, node, nil, "sh", "-c",
-		"cat /run/cloud-init/result.json; tail -n 30 /var/log/cloud-init-output.log"))
-	var result struct {
-		V1 struct {
-			Errors []string `json:"errors"`
-		} `json:"v1"`
-	}
-	if err := json.NewDecoder(strings.NewReader(logs.Stdout)).Decode(&result); err != nil || len(result.V1.Errors) > 0 {
-		t.Errorf("cloud-init's result.json: %v %q\n%s", err, result.V1.Errors, logs.Stdout)
-	}
+	checkResult(t, ctx, node)
 
 	// The token: seen while it existed, never readable by others, gone.
 	if obs.seen == 0 {
@@ -209,6 +177,58 @@ func TestCloudInitFirstBoot(t *testing.T) {
 		t.Errorf("%s's noded: %v", node.Name, err)
 	} else {
 		t.Logf("%s's noded after cloud-init: %s", node.Name, v)
+	}
+}
+
+// seedNoCloud gives node a private /etc and /var/lib, a NoCloud seed
+// directory holding userData (0600, as cloud-init keeps it) and the lab's
+// cloud.cfg.d drop-in.
+func seedNoCloud(t *testing.T, ctx context.Context, node *harness.Host, userData []byte) {
+	t.Helper()
+	if err := clusterlab.PrivateRoot(ctx, node); err != nil {
+		t.Fatal(err)
+	}
+	must(t, "seeding", clusterlab.Run(ctx, node, nil, "sh", "-c", `set -eu
+		rm -rf /var/lib/cloud
+		install -d -m 0700 /var/lib/cloud/seed/nocloud
+		printf 'instance-id: qa-`+node.Name+`\nlocal-hostname: `+node.Name+`\n' > /var/lib/cloud/seed/nocloud/meta-data
+		install -d /etc/cloud/cloud.cfg.d`))
+	root := fmt.Sprintf("/proc/%d/root", node.InitPID())
+	if err := os.WriteFile(root+"/etc/cloud/cloud.cfg.d/99-nodejoin-qa.cfg", []byte(ciConfig), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(root+"/var/lib/cloud/seed/nocloud/user-data", userData, 0o600); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// runStages runs cloud-init's four stages of a first boot on node, as its
+// systemd units would, and says how each went.
+func runStages(t *testing.T, ctx context.Context, node *harness.Host) []string {
+	t.Helper()
+	var stages []string
+	for _, stage := range [][]string{{"init", "--local"}, {"init"}, {"modules", "--mode", "config"}, {"modules", "--mode", "final"}} {
+		r := clusterlab.Run(ctx, node, nil, append([]string{"cloud-init"}, stage...)...)
+		stages = append(stages, fmt.Sprintf("cloud-init %s: exit %d in %v", strings.Join(stage, " "), r.Code, r.Took.Round(time.Millisecond)))
+		if !r.OK() {
+			t.Errorf("cloud-init %s: %s", strings.Join(stage, " "), r)
+		}
+	}
+	return stages
+}
+
+// checkResult fails the test if cloud-init's result.json lists errors.
+func checkResult(t *testing.T, ctx context.Context, node *harness.Host) {
+	t.Helper()
+	logs := must(t, "cloud-init's logs", clusterlab.Run(ctx, node, nil, "sh", "-c",
+		"cat /run/cloud-init/result.json; tail -n 30 /var/log/cloud-init-output.log"))
+	var result struct {
+		V1 struct {
+			Errors []string `json:"errors"`
+		} `json:"v1"`
+	}
+	if err := json.NewDecoder(strings.NewReader(logs.Stdout)).Decode(&result); err != nil || len(result.V1.Errors) > 0 {
+		t.Errorf("cloud-init's result.json: %v %q\n%s", err, result.V1.Errors, logs.Stdout)
 	}
 }
 
