@@ -33,6 +33,8 @@ var side = map[string]string{
 	// leave (node removal)
 	"node-cleanup": "node",
 	"node-remove":  "master",
+	// render-cloud-config
+	"render-cloud-config": "master",
 }
 
 // forbidden is, for each side, the prefixes of packages its programs may
