@@ -30,6 +30,7 @@ var side = map[string]string{
 	"join-service":      "master",
 	"callback-setup":    "node",
 	"callback-grant":    "master",
+	"join-advertise":    "node", // node and master alike: a master is a Ganeti node too
 }
 
 // forbidden is, for each side, the prefixes of packages its programs may
