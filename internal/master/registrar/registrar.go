@@ -66,6 +66,9 @@ type Options struct {
 	Mode     Mode
 	// Subnets are local besides the subnets of the interfaces (--subnet).
 	Subnets []netip.Prefix
+	// InterfaceNets returns the subnets of the interface holding an
+	// address (0: InterfaceNets, the machine's).
+	InterfaceNets func(netip.Addr) []netip.Prefix
 	// PendingTimeout: a record whose parent nobody knows becomes blocked
 	// after this long (0: 10 minutes).
 	PendingTimeout time.Duration
@@ -119,6 +122,9 @@ func New(o Options) (*Registrar, error) {
 	}
 	if o.Audit == nil {
 		o.Audit = func(Event) {}
+	}
+	if o.InterfaceNets == nil {
+		o.InterfaceNets = InterfaceNets
 	}
 	if o.Recorded == nil {
 		o.Recorded = func(string) (bool, error) { return false, nil }

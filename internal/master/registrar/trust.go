@@ -195,9 +195,19 @@ func (g *Registrar) Local(peer, local netip.Addr) bool {
 			return true
 		}
 	}
+	for _, n := range g.o.InterfaceNets(local) {
+		if n.Bits() > 0 && n.Contains(peer) {
+			return true
+		}
+	}
+	return false
+}
+
+// InterfaceNets returns the subnets of the interface that holds addr.
+func InterfaceNets(addr netip.Addr) []netip.Prefix {
 	ifs, err := net.Interfaces()
 	if err != nil {
-		return false
+		return nil
 	}
 	for _, ifc := range ifs {
 		addrs, err := ifc.Addrs()
@@ -216,18 +226,11 @@ func (g *Registrar) Local(peer, local netip.Addr) bool {
 				continue
 			}
 			nets = append(nets, p.Masked())
-			if p.Addr().Unmap() == local {
-				holds = true
-			}
+			holds = holds || p.Addr().Unmap() == addr
 		}
-		if !holds {
-			continue
-		}
-		for _, n := range nets {
-			if n.Contains(peer) && n.Bits() > 0 {
-				return true
-			}
+		if holds {
+			return nets
 		}
 	}
-	return false
+	return nil
 }
