@@ -7,20 +7,15 @@ package main
 import (
 	"context"
 	"encoding/json"
-	"errors"
-	"fmt"
-	"io/fs"
 	"os"
-	"path"
 
 	"github.com/nodejoin/nodejoin/cmd/internal/cli"
 	"github.com/nodejoin/nodejoin/internal/advert"
 	"github.com/nodejoin/nodejoin/internal/apply"
 	"github.com/nodejoin/nodejoin/internal/jsondoc"
+	"github.com/nodejoin/nodejoin/internal/node/nodeadvert"
 	"github.com/nodejoin/nodejoin/internal/nodeconf"
 	"github.com/nodejoin/nodejoin/internal/problem"
-	"github.com/nodejoin/nodejoin/internal/sshkeys"
-	"github.com/nodejoin/nodejoin/internal/txn"
 	"github.com/nodejoin/nodejoin/schemas"
 )
 
@@ -39,10 +34,6 @@ builders); --remove withdraws the advert.
 Exit status: 0 done, 1 failed and rolled back, 2 usage, 3 input rejected.`
 
 func main() { os.Exit(cli.Main(prog, os.Args[1:], run)) }
-
-// HostKeyFile is the host key whose fingerprint an advert carries when the
-// document gives none: the ed25519 key every supported sshd has.
-const HostKeyFile = "/etc/ssh/ssh_host_ed25519_key.pub"
 
 // document is join-advertise's input: the advert and its port.
 type document struct {
@@ -69,23 +60,24 @@ func run(env *cli.Env, args []string) error {
 	if err != nil {
 		return err
 	}
-	var data []byte
+	var a *advert.Advert
+	port := 0
 	if !*remove {
 		doc, err := decode(env, cfg)
 		if err != nil {
 			return err
 		}
-		data = advert.ServiceXML(doc.Advert, doc.Port)
 		if *printOnly {
-			_, err := env.Stdout.Write(data)
+			_, err := env.Stdout.Write(advert.ServiceXML(doc.Advert, doc.Port))
 			return err
 		}
+		a, port = &doc.Advert, doc.Port
 	}
 	ctx := context.Background()
 	if err := apply.Recover(ctx, cfg, env.Log, f.DryRun); err != nil {
 		return err
 	}
-	res, err := apply.Run(ctx, cfg, env.Log, planner(cfg, data, *remove), f.DryRun)
+	res, err := apply.Run(ctx, cfg, env.Log, nodeadvert.Planner(cfg, a, port), f.DryRun)
 	if err != nil {
 		return err
 	}
@@ -111,7 +103,7 @@ func decode(env *cli.Env, cfg *nodeconf.Config) (*document, error) {
 		}
 	}
 	if d.HostKey == "" {
-		fp, err := hostKeyFingerprint(cfg)
+		fp, err := nodeadvert.HostKeyFingerprint(cfg)
 		if err != nil {
 			return nil, err
 		}
@@ -121,36 +113,4 @@ func decode(env *cli.Env, cfg *nodeconf.Config) (*document, error) {
 		return nil, err
 	}
 	return &d, nil
-}
-
-func hostKeyFingerprint(cfg *nodeconf.Config) (string, error) {
-	b, err := os.ReadFile(cfg.Path(HostKeyFile))
-	if errors.Is(err, fs.ErrNotExist) {
-		return "", problem.Reject("/host_key_fingerprint", "not given, and this machine has no %s to take it from", HostKeyFile)
-	}
-	if err != nil {
-		return "", fmt.Errorf("reading %s: %w", HostKeyFile, err)
-	}
-	pub, err := sshkeys.ParsePublicLine(string(b))
-	if err != nil {
-		return "", problem.Reject("/host_key_fingerprint", "not given, and %s does not read as a public key: %v", HostKeyFile, err)
-	}
-	return sshkeys.Fingerprint(pub), nil
-}
-
-// planner writes (or removes) the service file; avahi-daemon notices a
-// change of its services directory by inotify, so nothing is restarted.
-func planner(cfg *nodeconf.Config, data []byte, remove bool) apply.Planner {
-	return func() (*apply.Plan, error) {
-		uid, gid := os.Geteuid(), os.Getegid()
-		file := txn.Item{Path: cfg.Path(advert.ServiceFile), NodePath: advert.ServiceFile, Data: data, Mode: 0o644, UID: uid, GID: gid, Remove: remove}
-		if remove {
-			return &apply.Plan{Items: []txn.Item{file}}, nil
-		}
-		dirs, err := txn.MissingDirs(cfg.Root, path.Dir(advert.ServiceFile), 0o755, uid, gid)
-		if err != nil {
-			return nil, err
-		}
-		return &apply.Plan{Items: append(dirs, file)}, nil
-	}
 }

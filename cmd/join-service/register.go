@@ -19,6 +19,7 @@ import (
 	"github.com/nodejoin/nodejoin/internal/master/registrar"
 	"github.com/nodejoin/nodejoin/internal/master/slotstore"
 	"github.com/nodejoin/nodejoin/internal/problem"
+	"github.com/nodejoin/nodejoin/internal/sshkeys"
 )
 
 // registerFlags are serve's flags of auto-registration.
@@ -68,7 +69,7 @@ func (f *registerFlags) start(ctx context.Context, env *cli.Env, store *slotstor
 	}
 	mode, _ := registrar.ParseMode(f.mode)
 	g, err := registrar.New(registrar.Options{Backend: store.Backend(), Slots: store, Master: c.Settings.MasterNode,
-		Recorded: c.Recorded, Mode: mode, Subnets: subnets, PendingTimeout: f.pendingTimeout,
+		Recorded: c.Recorded, ClusterHostKeys: func() []string { return clusterHostKeys(c, env) }, Mode: mode, Subnets: subnets, PendingTimeout: f.pendingTimeout,
 		Log: env.Log, Audit: joinservice.RegistrarAudit(audit)})
 	if err != nil {
 		return nil, nil, err
@@ -187,4 +188,21 @@ func requests(env *cli.Env, cmd string, args []string) error {
 		return fmt.Errorf("writing the answer: %w", err)
 	}
 	return nil
+}
+
+// clusterHostKeys are the fingerprints of the master's host keys, which
+// Ganeti gives every node it adds.
+func clusterHostKeys(c *cluster.Cluster, env *cli.Env) []string {
+	keys, err := cluster.ReadHostKeys(c.Config)
+	if err != nil {
+		env.Log.Warn("reading the cluster's host keys", "err", err)
+		return nil
+	}
+	var out []string
+	for _, k := range keys {
+		if pub, err := sshkeys.ParsePublicLine(k.Public); err == nil {
+			out = append(out, sshkeys.Fingerprint(pub))
+		}
+	}
+	return out
 }

@@ -2,7 +2,9 @@ package joinapi
 
 import (
 	"crypto/rand"
+	"crypto/sha256"
 	"encoding/base64"
+	"encoding/hex"
 	"fmt"
 
 	"golang.org/x/crypto/ssh"
@@ -55,6 +57,13 @@ type RegisterAnswer struct {
 	State  string `json:"state"`
 	Reason string `json:"reason,omitempty"`
 	Slot   string `json:"slot,omitempty"`
+}
+
+// SecretHash is the form a request secret is sent and stored in: the hex
+// SHA-256 of its text, as the master stores every slot's secret.
+func SecretHash(secret string) string {
+	h := sha256.Sum256([]byte(secret))
+	return hex.EncodeToString(h[:])
 }
 
 // RegisterSigned is what a request's signature signs: the purpose, the

@@ -4,6 +4,8 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"os"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -170,4 +172,192 @@ func fingerprintOf(t *testing.T, ctx context.Context, h *harness.Host, knownHost
 	}
 	t.Fatalf("no ed25519 key in %q", knownHosts)
 	return ""
+}
+
+// masterPin is the pin of master's cluster certificate, as serve prints it.
+func masterPin(t *testing.T, ctx context.Context, h *harness.Host) string {
+	t.Helper()
+	r := must(t, "serve --dry-run", clusterlab.Run(ctx, h, nil, "join-service", "serve", "--dry-run"))
+	_, pin, ok := strings.Cut(strings.TrimSpace(r.Stdout), " pin ")
+	if !ok {
+		t.Fatalf("no pin in %q", r.Stdout)
+	}
+	return pin
+}
+
+// advertiseMaster publishes master's advert with its pin.
+func advertiseMaster(t *testing.T, ctx context.Context, h *harness.Host, pin string) {
+	t.Helper()
+	doc := fmt.Sprintf(`{"role": "master", "cluster": %q, "name": %q, "pin": %q, "state": "registered"}`, clusterlab.ClusterName, h.Name, pin)
+	must(t, "join-advertise on master", clusterlab.Run(ctx, h, []byte(doc), "join-advertise"))
+}
+
+// nodeJoin starts node-join on h in the background; wait returns its result.
+func nodeJoin(t *testing.T, ctx context.Context, h *harness.Host, args ...string) (wait func() clusterlab.Result) {
+	t.Helper()
+	done := make(chan clusterlab.Result, 1)
+	go func() { done <- clusterlab.Run(ctx, h, nil, append([]string{"node-join"}, args...)...) }()
+	return func() clusterlab.Result { return <-done }
+}
+
+type auditLine struct {
+	Event, Node, Slot, Reason string
+}
+
+func auditLog(t *testing.T, h *harness.Host) []auditLine {
+	t.Helper()
+	b, err := os.ReadFile(h.Path("/var/log/nodejoin/join-service.audit.log"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []auditLine
+	for _, l := range strings.Split(strings.TrimSpace(string(b)), "\n") {
+		var a auditLine
+		if err := json.Unmarshal([]byte(l), &a); err != nil {
+			t.Fatalf("audit line %q: %v", l, err)
+		}
+		out = append(out, a)
+	}
+	return out
+}
+
+// local-network mode with an install window: a parent and three children,
+// the children advertised and asking first. Every machine finds the master
+// by its advert (checking its pin), advertises itself, registers, joins and
+// advertises itself registered; each child is accepted only after its
+// parent registered; each machine has exactly one slot, also after its
+// advert and its node-join run again. A changed host key is a conflict
+// with both fingerprints; once the window has closed nothing is accepted.
+func TestLocalNetworkParentFirstExactlyOnce(t *testing.T) {
+	l, ctx := newAvahiLab(t, 5)
+	parent, kids, late := l.Nodes[0], l.Nodes[1:4], l.Nodes[4]
+	serveRegistrar(t, ctx, l.Master, "--register-mode", "local-network", "--browse", "avahi")
+	pin := masterPin(t, ctx, l.Master)
+	advertiseMaster(t, ctx, l.Master, pin)
+	must(t, "install-window", clusterlab.Run(ctx, l.Master, nil, "join-service", "install-window", "--for", "10m"))
+
+	var waits []func() clusterlab.Result
+	for _, k := range kids {
+		waits = append(waits, nodeJoin(t, ctx, k, "--discover", "--ca-pin", pin, "--parent", parent.Name, "--timeout", "2m"))
+	}
+	waitRequests(t, ctx, l.Master, "three children waiting for their parent", func(m map[string]requestView) bool {
+		n := 0
+		for _, k := range kids {
+			if v := m[k.Name]; v.State == "pending" && v.Reason == "waiting for parent "+parent.Name && len(v.Sources) == 2 {
+				n++
+			}
+		}
+		return n == 3
+	})
+	waits = append(waits, nodeJoin(t, ctx, parent, "--discover", "--ca-pin", pin, "--timeout", "2m"))
+	for i, w := range waits {
+		r := w()
+		if !r.OK() || !strings.Contains(r.Stdout, `"status": "joined"`) || !strings.Contains(r.Stdout, `"state": "registered"`) {
+			rl := clusterlab.Run(ctx, l.Master, nil, "join-service", "requests", "list")
+			b, _ := os.ReadFile(l.Master.Path("/var/log/nodejoin/join-service.audit.log"))
+			t.Fatalf("node-join %d: %s\nrequests list:\n%s\naudit log:\n%s", i, r, rl.Stdout, b)
+		}
+	}
+	// Parent first: its "registered" comes before every child's "accept".
+	parentAt, seen := -1, map[string]int{}
+	for i, a := range auditLog(t, l.Master) {
+		switch {
+		case a.Event == "registered" && a.Node == parent.Name:
+			parentAt = i
+		case a.Event == "accept" && a.Slot != "":
+			seen[a.Node]++
+			if a.Node != parent.Name && (parentAt < 0 || i < parentAt) {
+				t.Errorf("%s accepted (audit line %d) before its parent registered (line %d)", a.Node, i, parentAt)
+			}
+		}
+	}
+	all := append([]*harness.Host{parent}, kids...)
+	reqs := waitRequests(t, ctx, l.Master, "four registered", func(m map[string]requestView) bool {
+		for _, h := range all {
+			if m[h.Name].State != "registered" {
+				return false
+			}
+		}
+		return true
+	})
+	for _, h := range all {
+		if v := reqs[h.Name]; v.State != "registered" || v.AcceptedBy != "install-window" || v.Attempts != 1 || seen[h.Name] != 1 {
+			t.Errorf("%s: %+v, accepted %d times", h.Name, v, seen[h.Name])
+		}
+		if ss, err := clusterlab.Ssconf(l.Master); err != nil || !strings.Contains(ss["node_list"], h.Name) {
+			t.Errorf("the master does not record %s (%v)", h.Name, err)
+		}
+	}
+	// Each advert now says registered, as avahi shows it on the master
+	// (once avahi has the new record).
+	var r clusterlab.Result
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(500 * time.Millisecond) {
+		r = must(t, "avahi-browse", clusterlab.Run(ctx, l.Master, nil, "avahi-browse", "-prt", "_nodejoin._tcp"))
+		n := 0
+		for _, h := range all {
+			if regexp.MustCompile(`;` + h.Name + `;_nodejoin._tcp;local;[^\n]*"state=registered"`).MatchString(r.Stdout) {
+				n++
+			}
+		}
+		if n == len(all) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the adverts do not all say registered:\n%s", r.Stdout)
+		}
+	}
+
+	// Repeated adverts and a second run: still one slot each.
+	for range 3 {
+		advertise(t, ctx, kids[0], parent.Name, "ready")
+		advertise(t, ctx, kids[0], parent.Name, "registered")
+	}
+	if r := nodeJoin(t, ctx, kids[0], "--discover", "--ca-pin", pin, "--parent", parent.Name, "--timeout", "1m")(); !r.OK() {
+		t.Errorf("node-join again on %s: %s", kids[0].Name, r)
+	}
+	countSlots := func() map[string]int {
+		r := must(t, "slot list", clusterlab.Run(ctx, l.Master, nil, "join-service", "slot", "list"))
+		var slots []struct {
+			NodeName string `json:"node_name"`
+		}
+		if err := json.Unmarshal([]byte(r.Stdout), &slots); err != nil {
+			t.Fatal(err)
+		}
+		n := map[string]int{}
+		for _, s := range slots {
+			n[s.NodeName]++
+		}
+		return n
+	}
+	for name, n := range countSlots() {
+		if n != 1 {
+			t.Errorf("%s has %d slots", name, n)
+		}
+	}
+
+	// Another host key for a registered name: a conflict, with both.
+	old := reqs[kids[1].Name].HostKey
+	must(t, "new host key", clusterlab.Run(ctx, kids[1], nil, "sh", "-c",
+		"rm -f /etc/ssh/ssh_host_ed25519_key /etc/ssh/ssh_host_ed25519_key.pub && ssh-keygen -q -t ed25519 -N '' -f /etc/ssh/ssh_host_ed25519_key"))
+	advertise(t, ctx, kids[1], parent.Name, "ready")
+	got := waitRequests(t, ctx, l.Master, "the conflict", func(m map[string]requestView) bool { return m[kids[1].Name].State == "conflict" })[kids[1].Name]
+	if got.HostKey != old || got.ConflictKey == "" || got.ConflictKey == old || !strings.Contains(got.Reason, old) || !strings.Contains(got.Reason, got.ConflictKey) {
+		t.Errorf("conflict: %+v", got)
+	}
+
+	// The window closes by the clock: a new machine is kept, not accepted.
+	must(t, "install-window", clusterlab.Run(ctx, l.Master, nil, "join-service", "install-window", "--for", "1s"))
+	time.Sleep(1500 * time.Millisecond)
+	r = must(t, "node-join --register", clusterlab.Run(ctx, late, nil, "node-join", "--register", "--server", l.Master.IP().String(),
+		"--ca-pin", pin, "--cluster", clusterlab.ClusterName, "--timeout", "1m"))
+	if !strings.Contains(r.Stdout, `"state": "discovered"`) {
+		t.Errorf("a request after the window closed: %s", r.Stdout)
+	}
+	time.Sleep(3 * time.Second) // passes of the registrar
+	if v := listRequests(t, ctx, l.Master)[late.Name]; v.State != "discovered" || !strings.Contains(v.Reason, "no install window") {
+		t.Errorf("after the window: %+v", v)
+	}
+	if n := countSlots()[late.Name]; n != 0 {
+		t.Errorf("%s got %d slots after the window closed", late.Name, n)
+	}
 }

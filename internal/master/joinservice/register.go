@@ -148,7 +148,7 @@ func (s *Service) sighting(r *http.Request, c *cluster.Cluster, req joinapi.Regi
 
 func answerOf(rec *registrar.Record) joinapi.RegisterAnswer {
 	a := joinapi.RegisterAnswer{Name: rec.Name, State: string(rec.State), Reason: rec.Reason}
-	if rec.State == registrar.Registering || rec.State == registrar.Registered {
+	if (rec.State == registrar.Registering || rec.State == registrar.Registered) && rec.Issued {
 		a.Slot = rec.Slot
 	}
 	return a
@@ -182,7 +182,7 @@ func (s *Service) registration(w http.ResponseWriter, r *http.Request) {
 		s.refuse(w, r, ev, err)
 		return
 	}
-	if wait > 0 && rec.State != registrar.Registering && rec.State != registrar.Registered {
+	if wait > 0 && answerOf(rec).Slot == "" {
 		ctx, cancel := context.WithTimeout(r.Context(), wait)
 		err := s.o.Registrar.Watch(ctx, name)
 		cancel()

@@ -197,3 +197,12 @@ func TestRegisterLocalNetwork(t *testing.T) {
 		t.Fatalf("forged signature: %d %s", code, body)
 	}
 }
+
+// The node sends the hash the store compares: both sides hash alike.
+func TestRequestSecretHashesAgree(t *testing.T) {
+	for _, s := range []string{"", "a", "q8Yb2mFz-secret_of_43_characters_long_000000"} {
+		if joinapi.SecretHash(s) != slotstore.HashSecret(s) {
+			t.Errorf("SecretHash(%q) differs from the store's hash", s)
+		}
+	}
+}

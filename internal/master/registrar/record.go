@@ -80,13 +80,16 @@ type Record struct {
 	AcceptedBy string `json:"accepted_by,omitempty"`
 	// AdminAccepted: `requests accept NAME` (the record still waits for
 	// its parent).
-	AdminAccepted bool      `json:"admin_accepted,omitempty"`
-	Slot          string    `json:"slot,omitempty"`
-	Attempts      int       `json:"attempts,omitempty"`
-	NextTry       time.Time `json:"next_try,omitzero"`
-	First         time.Time `json:"first"`
-	Seen          time.Time `json:"seen"`
-	Changed       time.Time `json:"changed"`
+	AdminAccepted bool   `json:"admin_accepted,omitempty"`
+	Slot          string `json:"slot,omitempty"`
+	// Issued: the slot is in the store (written after it is issued, so
+	// that a machine is told the slot only once it can fetch it).
+	Issued   bool      `json:"issued,omitempty"`
+	Attempts int       `json:"attempts,omitempty"`
+	NextTry  time.Time `json:"next_try,omitzero"`
+	First    time.Time `json:"first"`
+	Seen     time.Time `json:"seen"`
+	Changed  time.Time `json:"changed"`
 }
 
 const (

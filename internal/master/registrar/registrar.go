@@ -63,7 +63,11 @@ type Options struct {
 	// Recorded tells whether the cluster already has the node (a parent
 	// added by node-add needs no record either).
 	Recorded func(name string) (bool, error)
-	Mode     Mode
+	// ClusterHostKeys returns the fingerprints of the cluster's SSH host
+	// keys: a node that joined has them (Ganeti gives every node the
+	// cluster's host keys), so its advert after the join carries one.
+	ClusterHostKeys func() []string
+	Mode            Mode
 	// Subnets are local besides the subnets of the interfaces (--subnet).
 	Subnets []netip.Prefix
 	// InterfaceNets returns the subnets of the interface holding an
@@ -128,6 +132,9 @@ func New(o Options) (*Registrar, error) {
 	}
 	if o.Recorded == nil {
 		o.Recorded = func(string) (bool, error) { return false, nil }
+	}
+	if o.ClusterHostKeys == nil {
+		o.ClusterHostKeys = func() []string { return nil }
 	}
 	return &Registrar{o: o, b: o.Backend, kick: make(chan struct{}, 1)}, nil
 }
@@ -271,6 +278,10 @@ func (g *Registrar) Observe(ctx context.Context, s Sighting) (*Record, error) {
 			r.Withdrawn, r.Seen = true, now
 			return r, nil, nil
 		case r.State == Rejected:
+			return nil, nil, nil
+		case s.HostKey != r.HostKey && (r.State == Registered || r.State == Registering) && slices.Contains(g.o.ClusterHostKeys(), s.HostKey):
+			// the machine joined: it has the cluster's host keys now; the
+			// same machine, nothing to write
 			return nil, nil, nil
 		case s.HostKey != r.HostKey:
 			if r.State == Conflict && r.ConflictKey == s.HostKey {
@@ -481,7 +492,7 @@ func (g *Registrar) step(ctx context.Context, name string, by map[string]*Record
 		state, reason := g.decide(r, by, gate, now)
 		if state == Registering {
 			r.State, r.Reason, r.Changed = Registering, "", now
-			r.Slot = slotstore.NewUUID()
+			r.Slot, r.Issued = slotstore.NewUUID(), false
 			r.Attempts++
 			r.AcceptedBy = reason
 			ev = &Event{Event: "accept", Node: r.Name, Outcome: "ok", Reason: reason, Slot: r.Slot}
@@ -563,17 +574,21 @@ func (g *Registrar) check(ctx context.Context, r *Record) (*Record, error) {
 	if errors.Is(err, slotstore.ErrUnknown) {
 		_, err = g.o.Slots.Add(ctx, slotstore.NewSlot{UUID: r.Slot, NodeName: r.Name, SecretHash: r.SecretHash,
 			Uses: 2, TTL: g.o.SlotTTL, Params: map[string]string{"registration": r.Name}})
-		if errors.Is(err, slotstore.ErrExists) {
-			return r, nil
-		}
-		if err != nil {
+		if err != nil && !errors.Is(err, slotstore.ErrExists) {
 			return nil, fmt.Errorf("issuing the slot: %w", err)
 		}
-		g.o.Audit(Event{Event: "register", Node: r.Name, Outcome: "ok", Slot: r.Slot, Peer: r.RequestAddr})
-		return r, nil
+		if err == nil {
+			g.o.Audit(Event{Event: "register", Node: r.Name, Outcome: "ok", Slot: r.Slot, Peer: r.RequestAddr})
+		}
+		return g.issued(ctx, r)
 	}
 	if err != nil {
 		return nil, err
+	}
+	if !r.Issued {
+		if r, err = g.issued(ctx, r); err != nil {
+			return nil, err
+		}
 	}
 	now := g.now()
 	var state State
@@ -608,6 +623,21 @@ func (g *Registrar) check(ctx context.Context, r *Record) (*Record, error) {
 		g.o.Audit(*ev)
 	}
 	return nr, err
+}
+
+// issued records that r's slot is in the store.
+func (g *Registrar) issued(ctx context.Context, r *Record) (*Record, error) {
+	nr, err := g.update(ctx, r.Name, func(cur *Record, exists bool) (*Record, []slotstore.Op, error) {
+		if !exists || cur.State != Registering || cur.Slot != r.Slot || cur.Issued {
+			return nil, nil, nil
+		}
+		cur.Issued = true
+		return cur, nil, nil
+	})
+	if err != nil || nr == nil {
+		return r, err
+	}
+	return nr, nil
 }
 
 func (g *Registrar) backoff(attempts int) time.Duration {

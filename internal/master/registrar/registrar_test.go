@@ -43,6 +43,8 @@ type env struct {
 	b      slotstore.Backend
 	events []Event
 	mu     sync.Mutex
+	// clusterKeys are the cluster's host key fingerprints.
+	clusterKeys []string
 }
 
 // backends runs f on the embedded store and on one etcd member.
@@ -89,7 +91,7 @@ func (e *env) registrar(mode Mode, slots Slots) *Registrar {
 		slots = e.store
 	}
 	g, err := New(Options{Backend: e.b, Slots: slots, Master: "master.example.org", Mode: mode, Now: e.clock.now,
-		PendingTimeout: 10 * time.Minute, Audit: func(ev Event) { e.mu.Lock(); e.events = append(e.events, ev); e.mu.Unlock() }})
+		PendingTimeout: 10 * time.Minute, ClusterHostKeys: func() []string { return e.clusterKeys }, Audit: func(ev Event) { e.mu.Lock(); e.events = append(e.events, ev); e.mu.Unlock() }})
 	if err != nil {
 		e.t.Fatal(err)
 	}
@@ -405,6 +407,15 @@ func TestConflict(t *testing.T) {
 		e.reconcile(g)
 		e.join(g, "n.example.org")
 		e.reconcile(g)
+		// Joined, the node has the cluster's host keys: its advert with
+		// one of them is the same machine, not a conflict.
+		const fpCluster = "SHA256:o5WMwCdfvf1duo7awTTax+ct9028MSUdFc0ZcC6MzPA"
+		e.clusterKeys = []string{fpCluster}
+		before, _ := e.b.Get(ctx, recordKey("n.example.org"))
+		e.observe(g, mdns("n.example.org", "", fpCluster))
+		if after, _ := e.b.Get(ctx, recordKey("n.example.org")); after.Rev != before.Rev {
+			t.Fatal("an advert with the cluster's host key changed the registered record")
+		}
 		other := request("n.example.org", "", fpB)
 		other.SecretHash = slotstore.HashSecret("another machine's secret, long enough")
 		e.observe(g, other)
@@ -464,8 +475,8 @@ func TestCrashMidRegistration(t *testing.T) {
 					t.Fatalf("Reconcile: %v", err)
 				}
 				r := e.state(g, tc.node)
-				if r.State != Registering || r.Slot == "" {
-					t.Fatalf("the decision was not written before the side effect: %+v", r)
+				if r.State != Registering || r.Slot == "" || r.Issued {
+					t.Fatalf("the decision was not written before the side effect (or the slot told as issued): %+v", r)
 				}
 				// A new registrar over the same store (the restart).
 				e2 := &env{t: t, clock: e.clock, b: open()}
@@ -482,8 +493,8 @@ func TestCrashMidRegistration(t *testing.T) {
 				if len(slots) != 1 || slots[0].UUID != r.Slot {
 					t.Fatalf("after the restart: %d slots (%v), want exactly %s", len(slots), slots, r.Slot)
 				}
-				if r2 := e2.state(g2, tc.node); r2.Attempts != 1 {
-					t.Fatalf("attempts %d", r2.Attempts)
+				if r2 := e2.state(g2, tc.node); r2.Attempts != 1 || !r2.Issued {
+					t.Fatalf("after the restart: %+v", r2)
 				}
 			})
 		}

@@ -153,7 +153,7 @@ func (c *Client) do(ctx context.Context, method, path string, body, out any) (bo
 		return false, &APIError{Status: resp.StatusCode, Message: fmt.Sprintf("the answer is more than %d bytes", joinapi.MaxAnswerBody)}
 	}
 	switch resp.StatusCode {
-	case http.StatusOK:
+	case http.StatusOK, http.StatusAccepted: // 202: a registration request kept
 		if err := json.Unmarshal(data, out); err != nil {
 			return false, fmt.Errorf("reading the answer: %w", err)
 		}
