@@ -361,3 +361,120 @@ func TestLocalNetworkParentFirstExactlyOnce(t *testing.T) {
 		t.Errorf("%s got %d slots after the window closed", late.Name, n)
 	}
 }
+
+// The registrar killed (SIGKILL) again and again while machines register:
+// after each acceptance it is killed and started again on the same store.
+// Every machine still joins, each with exactly one slot and one attempt;
+// the install window outlives the restarts.
+func TestRegistrarKilledMidRegistration(t *testing.T) {
+	l, ctx := newAvahiLab(t, 3)
+	flags := []string{"--register-mode", "local-network", "--browse", "avahi"}
+	stop := serveRegistrar(t, ctx, l.Master, flags...)
+	pin := masterPin(t, ctx, l.Master)
+	advertiseMaster(t, ctx, l.Master, pin)
+	must(t, "install-window", clusterlab.Run(ctx, l.Master, nil, "join-service", "install-window", "--for", "10m"))
+	var waits []func() clusterlab.Result
+	for _, n := range l.Nodes {
+		waits = append(waits, nodeJoin(t, ctx, n, "--discover", "--ca-pin", pin, "--timeout", "2m30s"))
+	}
+	kills, seen := 0, 0
+	for deadline := time.Now().Add(90 * time.Second); seen < len(l.Nodes) && time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+		accepts := 0
+		for _, a := range auditLog(t, l.Master) {
+			if a.Event == "accept" && a.Slot != "" {
+				accepts++
+			}
+		}
+		if accepts > seen {
+			seen = accepts
+			stop()
+			kills++
+			stop = serveRegistrar(t, ctx, l.Master, flags...)
+		}
+	}
+	for i, w := range waits {
+		if r := w(); !r.OK() || !strings.Contains(r.Stdout, `"status": "joined"`) {
+			t.Fatalf("node-join on %s: %s", l.Nodes[i].Name, r)
+		}
+	}
+	t.Logf("join-service killed %d times", kills)
+	if kills == 0 {
+		t.Fatal("the registrar was never killed")
+	}
+	reqs := waitRequests(t, ctx, l.Master, "all registered", func(m map[string]requestView) bool {
+		for _, n := range l.Nodes {
+			if m[n.Name].State != "registered" {
+				return false
+			}
+		}
+		return true
+	})
+	slots := map[string]int{}
+	r := must(t, "slot list", clusterlab.Run(ctx, l.Master, nil, "join-service", "slot", "list"))
+	var sl []struct {
+		NodeName string `json:"node_name"`
+	}
+	if err := json.Unmarshal([]byte(r.Stdout), &sl); err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range sl {
+		slots[s.NodeName]++
+	}
+	for _, n := range l.Nodes {
+		if v := reqs[n.Name]; v.Attempts != 1 || slots[n.Name] != 1 {
+			t.Errorf("%s: %d attempts, %d slots", n.Name, v.Attempts, slots[n.Name])
+		}
+	}
+}
+
+// A machine on another subnet (its address routed, not on the master's
+// interface) must ask directly, and local-network mode does not accept it
+// by the install window: only by a pre-pinned host key (that the request
+// proves) or a registration token.
+func TestSecondSubnetNeedsPinnedKeyOrToken(t *testing.T) {
+	l, ctx := newAvahiLab(t, 3)
+	serveRegistrar(t, ctx, l.Master, "--register-mode", "local-network", "--browse", "avahi")
+	pin := masterPin(t, ctx, l.Master)
+	must(t, "install-window", clusterlab.Run(ctx, l.Master, nil, "join-service", "install-window", "--for", "10m"))
+	// node1..3 speak to the master from 192.168.77.0/24 (a routed subnet).
+	must(t, "master route", clusterlab.Run(ctx, l.Master, nil, "ip", "route", "add", "192.168.77.0/24", "dev", "eth0"))
+	for i, n := range l.Nodes {
+		addr := fmt.Sprintf("192.168.77.%d", 10+i)
+		must(t, "second address", clusterlab.Run(ctx, n, nil, "ip", "addr", "add", addr+"/32", "dev", "eth0"))
+		must(t, "source route", clusterlab.Run(ctx, n, nil, "ip", "route", "add", l.Master.IP().String()+"/32", "dev", "eth0", "src", addr))
+	}
+	plain, pinned, tokened := l.Nodes[0], l.Nodes[1], l.Nodes[2]
+	kh, err := pinned.KnownHosts()
+	if err != nil {
+		t.Fatal(err)
+	}
+	must(t, "requests expect", clusterlab.Run(ctx, l.Master, nil, "join-service", "requests", "expect", pinned.Name, fingerprintOf(t, ctx, l.Master, string(kh))))
+	r := must(t, "requests token", clusterlab.Run(ctx, l.Master, nil, "join-service", "requests", "token", "--uses", "1"))
+	var tok struct{ Token string }
+	if err := json.Unmarshal([]byte(r.Stdout), &tok); err != nil || tok.Token == "" {
+		t.Fatalf("requests token: %v\n%s", err, r.Stdout)
+	}
+	writeRootFile(t, tokened, "/root/register.token", tok.Token+"\n")
+	args := []string{"--register", "--wait", "--server", l.Master.IP().String(), "--ca-pin", pin, "--cluster", clusterlab.ClusterName, "--timeout", "90s"}
+	wp := nodeJoin(t, ctx, pinned, args...)
+	wt := nodeJoin(t, ctx, tokened, append(args, "--register-token-file", "/root/register.token")...)
+	r = must(t, "node-join --register", clusterlab.Run(ctx, plain, nil, "node-join", "--register", "--server", l.Master.IP().String(),
+		"--ca-pin", pin, "--cluster", clusterlab.ClusterName, "--timeout", "1m"))
+	for _, w := range []func() clusterlab.Result{wp, wt} {
+		if r := w(); !r.OK() || !strings.Contains(r.Stdout, `"status": "joined"`) {
+			t.Fatalf("node-join: %s", r)
+		}
+	}
+	reqs := waitRequests(t, ctx, l.Master, "two registered", func(m map[string]requestView) bool {
+		return m[pinned.Name].State == "registered" && m[tokened.Name].State == "registered"
+	})
+	if v := reqs[pinned.Name]; v.AcceptedBy != "expected-key" {
+		t.Errorf("%s: %+v", pinned.Name, v)
+	}
+	if v := reqs[tokened.Name]; v.AcceptedBy != "token" {
+		t.Errorf("%s: %+v", tokened.Name, v)
+	}
+	if v := reqs[plain.Name]; v.State != "discovered" || !strings.Contains(v.Reason, "from 192.168.77.10, not a local subnet") {
+		t.Errorf("%s from the second subnet in the window: %+v", plain.Name, v)
+	}
+}
