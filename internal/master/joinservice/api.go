@@ -341,6 +341,7 @@ func (s *Service) report(w http.ResponseWriter, r *http.Request) {
 		s.audit.Log(rev)
 		ans.Recorded = true
 		s.pusher.kick()
+		s.kickRegistrar()
 	}
 	writeJSON(w, http.StatusOK, ans)
 }

@@ -43,6 +43,14 @@ func (s *Service) registerAdminRoutes(mux *http.ServeMux) {
 	mux.HandleFunc("POST "+AdminTokens, s.adminToken)
 }
 
+// kickRegistrar asks the registrar for a pass after a join, so that a
+// registration's record is registered at once, not at its next tick.
+func (s *Service) kickRegistrar() {
+	if s.o.Registrar != nil {
+		s.o.Registrar.Kick()
+	}
+}
+
 // registrarError maps the registrar's refusals to answers.
 func registrarError(err error) error {
 	switch {

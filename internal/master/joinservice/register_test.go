@@ -41,7 +41,7 @@ type machine struct {
 	hostKey      ssh.Signer
 }
 
-func (f *fixture) machine(t *testing.T, ip, name string) *machine {
+func (f *fixture) machine(t testing.TB, ip, name string) *machine {
 	_, priv, err := ed25519.GenerateKey(rand.Reader)
 	if err != nil {
 		t.Fatal(err)
@@ -53,7 +53,7 @@ func (f *fixture) machine(t *testing.T, ip, name string) *machine {
 	return &machine{node: f.node(t, ip, f.pins), name: name, secret: "request-secret-of-" + name + "-0123456789", hostKey: hk}
 }
 
-func (m *machine) request(t *testing.T, sign bool) (int, []byte) {
+func (m *machine) request(t testing.TB, sign bool) (int, []byte) {
 	h := slotstore.HashSecret(m.secret)
 	req := joinapi.RegisterRequest{Name: m.name, Role: "node", Cluster: "c1.example.org",
 		HostKey: strings.TrimSpace(string(ssh.MarshalAuthorizedKey(m.hostKey.PublicKey()))), RequestSecretHash: h}
@@ -206,3 +206,7 @@ func TestRequestSecretHashesAgree(t *testing.T) {
 		}
 	}
 }
+
+func fingerprint(m *machine) string { return sshkeys.Fingerprint(m.hostKey.PublicKey()) }
+
+func jsonInto(b []byte, v any) error { return json.Unmarshal(b, v) }
