@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -477,4 +478,22 @@ func TestSecondSubnetNeedsPinnedKeyOrToken(t *testing.T) {
 	if v := reqs[plain.Name]; v.State != "discovered" || !strings.Contains(v.Reason, "from 192.168.77.10, not a local subnet") {
 		t.Errorf("%s from the second subnet in the window: %+v", plain.Name, v)
 	}
+}
+
+// The pure-Go fallback (--browse mdns, for a master without avahi-daemon)
+// sees the adverts avahi publishes on the nodes, and a withdrawn one.
+func TestRegistrarGoMDNSFallback(t *testing.T) {
+	l, ctx := newAvahiLab(t, 2)
+	serveRegistrar(t, ctx, l.Master, "--browse", "mdns")
+	for _, n := range l.Nodes {
+		advertise(t, ctx, n, "", "ready")
+	}
+	reqs := waitRequests(t, ctx, l.Master, "two adverts", func(m map[string]requestView) bool { return len(m) == 2 })
+	for _, n := range l.Nodes {
+		if v := reqs[n.Name]; v.State != "discovered" || v.AdvertAddr != n.IP().String() || !slices.Equal(v.Sources, []string{"mdns"}) {
+			t.Errorf("%s: %+v", n.Name, v)
+		}
+	}
+	must(t, "join-advertise --remove", clusterlab.Run(ctx, l.Nodes[1], nil, "join-advertise", "--remove"))
+	waitRequests(t, ctx, l.Master, "the withdrawal", func(m map[string]requestView) bool { return m[l.Nodes[1].Name].Withdrawn && !m[l.Nodes[0].Name].Withdrawn })
 }
