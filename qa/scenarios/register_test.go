@@ -495,5 +495,7 @@ func TestRegistrarGoMDNSFallback(t *testing.T) {
 		}
 	}
 	must(t, "join-advertise --remove", clusterlab.Run(ctx, l.Nodes[1], nil, "join-advertise", "--remove"))
-	waitRequests(t, ctx, l.Master, "the withdrawal", func(m map[string]requestView) bool { return m[l.Nodes[1].Name].Withdrawn && !m[l.Nodes[0].Name].Withdrawn })
+	waitRequests(t, ctx, l.Master, "the withdrawal", func(m map[string]requestView) bool {
+		return m[l.Nodes[1].Name].Withdrawn && !m[l.Nodes[0].Name].Withdrawn
+	})
 }
