@@ -64,6 +64,8 @@ func registrarError(err error) error {
 		return &apiError{http.StatusConflict, "registered", err.Error(), err.Error()}
 	case errors.Is(err, registrar.ErrInvalid):
 		return invalid("%v", err)
+	case errors.Is(err, registrar.ErrFull):
+		return &apiError{http.StatusServiceUnavailable, joinapi.CodeUnavailable, "the registrar is full; try again later", err.Error()}
 	}
 	return err
 }

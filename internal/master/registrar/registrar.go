@@ -8,6 +8,7 @@ import (
 	"net/netip"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/nodejoin/nodejoin/internal/advert"
@@ -40,7 +41,12 @@ var (
 	ErrRegistered     = errors.New("already registered")
 	ErrBadToken       = errors.New("the registration token is unknown, expired or used up")
 	ErrInvalid        = errors.New("invalid")
+	ErrFull           = errors.New("the registrar keeps as many records as it may; reject or accept some first")
 )
+
+// DefaultMaxRecords bounds the records kept: anyone on the link can send
+// adverts and requests under new names.
+const DefaultMaxRecords = 10000
 
 // Slots is what the registrar needs of the slot store: a registration
 // becomes a slot that the machine fetches with its own request secret.
@@ -83,9 +89,12 @@ type Options struct {
 	Backoff time.Duration
 	// Every is how often Run reconciles without a kick (0: 2 seconds).
 	Every time.Duration
-	Now   func() time.Time
-	Log   *slog.Logger
-	Audit func(Event)
+	// MaxRecords bounds the records (0: DefaultMaxRecords); a sighting of
+	// a new name beyond it is refused with ErrFull.
+	MaxRecords int
+	Now        func() time.Time
+	Log        *slog.Logger
+	Audit      func(Event)
 }
 
 // Registrar keeps the registration records and moves them along.
@@ -93,6 +102,10 @@ type Registrar struct {
 	o    Options
 	b    slotstore.Backend
 	kick chan struct{}
+	// records is the number of records as the last pass counted them,
+	// plus those made since: a bound that costs no listing per sighting
+	// (several replicas may each add a few beyond it).
+	records atomic.Int64
 }
 
 // New returns a Registrar; Run moves its records along.
@@ -118,6 +131,9 @@ func New(o Options) (*Registrar, error) {
 	if o.Every <= 0 {
 		o.Every = 2 * time.Second
 	}
+	if o.MaxRecords <= 0 {
+		o.MaxRecords = DefaultMaxRecords
+	}
 	if o.Now == nil {
 		o.Now = time.Now
 	}
@@ -136,7 +152,13 @@ func New(o Options) (*Registrar, error) {
 	if o.ClusterHostKeys == nil {
 		o.ClusterHostKeys = func() []string { return nil }
 	}
-	return &Registrar{o: o, b: o.Backend, kick: make(chan struct{}, 1)}, nil
+	g := &Registrar{o: o, b: o.Backend, kick: make(chan struct{}, 1)}
+	items, err := g.b.List(context.Background(), recordPrefix)
+	if err != nil {
+		return nil, fmt.Errorf("registrar: reading the records: %w", err)
+	}
+	g.records.Store(int64(len(items)))
+	return g, nil
 }
 
 // Mode is the registrar's mode.
@@ -257,13 +279,18 @@ func (g *Registrar) Observe(ctx context.Context, s Sighting) (*Record, error) {
 		tokenOps = []slotstore.Op{op}
 	}
 	var ev *Event
+	created := false
 	r, err := g.update(ctx, s.Name, func(r *Record, exists bool) (*Record, []slotstore.Op, error) {
-		ev = nil
+		ev, created = nil, false
 		now := g.now()
 		if !exists {
 			if s.Withdrawn {
 				return nil, nil, nil
 			}
+			if g.records.Load() >= int64(g.o.MaxRecords) {
+				return nil, nil, ErrFull
+			}
+			created = true
 			r = &Record{Name: s.Name, State: Discovered, First: now, Changed: now}
 			r.Role, r.Cluster, r.Parent, r.HostKey = s.Role, s.Cluster, s.Parent, s.HostKey
 			g.merge(r, s, now)
@@ -311,6 +338,9 @@ func (g *Registrar) Observe(ctx context.Context, s Sighting) (*Record, error) {
 		}
 		return r, tokenOps, nil
 	})
+	if err == nil && created {
+		g.records.Add(1)
+	}
 	if err == nil && ev != nil {
 		g.o.Audit(*ev)
 	}
@@ -435,6 +465,7 @@ func (g *Registrar) Reconcile(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	g.records.Store(int64(len(recs)))
 	byName := make(map[string]*Record, len(recs))
 	for _, r := range recs {
 		byName[r.Name] = r

@@ -570,3 +570,34 @@ func freePort(t testing.TB) int {
 	defer ln.Close()
 	return ln.Addr().(*net.TCPAddr).Port
 }
+
+// A flood of new names stops at MaxRecords; known names still update.
+func TestMaxRecords(t *testing.T) {
+	e := newEnv(t, func() slotstore.Backend {
+		b, err := slotstore.OpenBolt(t.TempDir())
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = b.Close() })
+		return b
+	}())
+	g, err := New(Options{Backend: e.b, Slots: e.store, MaxRecords: 3, Now: e.clock.now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range 3 {
+		e.observe(g, mdns(fmt.Sprintf("n%d.example.org", i), "", fpA))
+	}
+	if _, err := g.Observe(context.Background(), mdns("n3.example.org", "", fpA)); !errors.Is(err, ErrFull) {
+		t.Fatalf("a fourth name: %v", err)
+	}
+	e.observe(g, request("n0.example.org", "", fpA))
+	// A restarted registrar counts what is there.
+	g2, err := New(Options{Backend: e.b, Slots: e.store, MaxRecords: 3, Now: e.clock.now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := g2.Observe(context.Background(), mdns("n3.example.org", "", fpA)); !errors.Is(err, ErrFull) {
+		t.Fatalf("a fourth name after a restart: %v", err)
+	}
+}
