@@ -33,6 +33,7 @@ Commands:
   slot set-config UUID          replace a slot's config with standard input (text, up to 1 MiB)
   requests list                 auto-registration's records: adverts and direct requests
   requests accept|reject NAME   register NAME (after its parent), or never
+  requests forget NAME          delete NAME's record
   requests expect NAME SHA256:...   pre-pin NAME's host key
   requests token                a registration token, printed once
   install-window --for D        auto-accept for D (local-network and anything modes)
@@ -87,7 +88,7 @@ func run(env *cli.Env, args []string) error {
 		return slot(env, rest[1], rest[2:])
 	case "requests":
 		if len(rest) < 2 {
-			return problem.Usagef("requests: want one of list, accept, reject, expect, token")
+			return problem.Usagef("requests: want one of list, accept, reject, forget, expect, token")
 		}
 		return requests(env, rest[1], rest[2:])
 	case "install-window":

@@ -92,7 +92,7 @@ func (f *registerFlags) start(ctx context.Context, env *cli.Env, store *slotstor
 	return g, func() { cancel(); wg.Wait() }, nil
 }
 
-const requestsUsage = `Usage: join-service requests list|accept NAME|reject NAME|expect NAME SHA256:...|token [flags]
+const requestsUsage = `Usage: join-service requests list|accept NAME|reject NAME|forget NAME|expect NAME SHA256:...|token [flags]
        join-service install-window --for D [flags]
 
 Auto-registration's records (one per machine name, from adverts and direct
@@ -104,6 +104,8 @@ requests) over the daemon's root-only admin socket.
   accept NAME          register NAME (after its parent); a conflict accepted takes
                        the new host key, whose machine then asks again
   reject NAME          never register NAME (later adverts and requests change nothing)
+  forget NAME          delete NAME's record (a rejected name may ask again; a
+                       registered node stays in the cluster)
   expect NAME SHA256:... pre-pin NAME's host key: a request proving that key is
                        accepted in local-network and anything modes
   token --ttl D --uses N   a registration token, printed this once: a request that
@@ -127,10 +129,10 @@ func requests(env *cli.Env, cmd string, args []string) error {
 	if err := cli.Parse(env, fs, &f.Flags, args); err != nil {
 		return err
 	}
-	want := map[string]int{"list": 0, "accept": 1, "reject": 1, "expect": 2, "token": 0, "install-window": 0}
+	want := map[string]int{"list": 0, "accept": 1, "reject": 1, "forget": 1, "expect": 2, "token": 0, "install-window": 0}
 	n, ok := want[cmd]
 	if !ok {
-		return problem.Usagef("requests: unknown command %q: want list, accept, reject, expect or token", cmd)
+		return problem.Usagef("requests: unknown command %q: want list, accept, reject, forget, expect or token", cmd)
 	}
 	if fs.NArg() != n {
 		return problem.Usagef("%s: want %d arguments, got %d", cmd, n, fs.NArg())
@@ -171,6 +173,8 @@ func requests(env *cli.Env, cmd string, args []string) error {
 		err = do(http.MethodPost, "/admin/v1/requests/"+name+"/accept", nil, nil, &joinservice.RequestView{})
 	case "reject":
 		err = do(http.MethodPost, "/admin/v1/requests/"+name+"/reject", nil, nil, &joinservice.RequestView{})
+	case "forget":
+		err = do(http.MethodDelete, "/admin/v1/requests/"+name, nil, nil, &joinservice.RequestView{})
 	case "expect":
 		body, _ := json.Marshal(joinservice.ExpectRequest{HostKey: fs.Arg(1)})
 		err = do(http.MethodPut, "/admin/v1/expect/"+name, nil, body, &map[string]string{})

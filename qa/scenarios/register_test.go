@@ -159,6 +159,11 @@ func TestRegistrarSeesAdvertsDisabledRegistersNothing(t *testing.T) {
 	// The advert withdrawn: avahi's goodbye reaches the registrar.
 	must(t, "join-advertise --remove", clusterlab.Run(ctx, l.Nodes[0], nil, "join-advertise", "--remove"))
 	waitRequests(t, ctx, l.Master, "the withdrawal", func(m map[string]requestView) bool { return m[l.Nodes[0].Name].Withdrawn })
+	// The admin forgets it; the others stay.
+	must(t, "requests forget", clusterlab.Run(ctx, l.Master, nil, "join-service", "requests", "forget", l.Nodes[0].Name))
+	if m := listRequests(t, ctx, l.Master); len(m) != 2 || m[l.Nodes[0].Name].Name != "" {
+		t.Errorf("after forget: %+v", m)
+	}
 }
 
 // fingerprintOf is ssh-keygen -lf of the ed25519 line of a known_hosts text.

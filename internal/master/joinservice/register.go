@@ -22,6 +22,7 @@ const (
 	AdminRequests      = "/admin/v1/requests"
 	AdminRequestAccept = "/admin/v1/requests/{name}/accept"
 	AdminRequestReject = "/admin/v1/requests/{name}/reject"
+	AdminRequest       = "/admin/v1/requests/{name}"
 	AdminExpect        = "/admin/v1/expect/{name}"
 	AdminInstallWindow = "/admin/v1/install-window"
 	AdminTokens        = "/admin/v1/tokens" //nolint:gosec // G101: a path, not a credential
@@ -38,6 +39,7 @@ func (s *Service) registerAdminRoutes(mux *http.ServeMux) {
 	mux.HandleFunc("GET "+AdminRequests, s.adminRequests)
 	mux.HandleFunc("POST "+AdminRequestAccept, s.adminAccept)
 	mux.HandleFunc("POST "+AdminRequestReject, s.adminReject)
+	mux.HandleFunc("DELETE "+AdminRequest, s.adminForget)
 	mux.HandleFunc("PUT "+AdminExpect, s.adminExpect)
 	mux.HandleFunc("POST "+AdminInstallWindow, s.adminWindow)
 	mux.HandleFunc("POST "+AdminTokens, s.adminToken)
@@ -331,6 +333,10 @@ func (s *Service) adminAccept(w http.ResponseWriter, r *http.Request) {
 
 func (s *Service) adminReject(w http.ResponseWriter, r *http.Request) {
 	s.adminDecide(w, r, s.o.Registrar.Reject)
+}
+
+func (s *Service) adminForget(w http.ResponseWriter, r *http.Request) {
+	s.adminDecide(w, r, s.o.Registrar.Forget)
 }
 
 // ExpectRequest is `requests expect`'s body.

@@ -459,6 +459,39 @@ func (g *Registrar) Reject(ctx context.Context, name string) (*Record, error) {
 	return r, err
 }
 
+// Forget is the admin's `requests forget NAME`: the record is deleted (a
+// registered node stays in the cluster; a rejected name may ask again). A
+// record registering is refused: its slot is out.
+func (g *Registrar) Forget(ctx context.Context, name string) (*Record, error) {
+	for range 200 {
+		it, err := g.b.Get(ctx, recordKey(name))
+		if err != nil {
+			return nil, err
+		}
+		if it.Rev == 0 {
+			return nil, ErrUnknown
+		}
+		r, err := decodeRecord(it)
+		if err != nil {
+			return nil, err
+		}
+		if r.State == Registering {
+			return nil, fmt.Errorf("%w: %s is registering (slot %s): reject it or wait", ErrInvalid, name, r.Slot)
+		}
+		err = g.b.Commit(ctx, slotstore.Op{Key: it.Key, Rev: it.Rev, Delete: true})
+		if errors.Is(err, slotstore.ErrConflict) {
+			continue
+		}
+		if err != nil {
+			return nil, err
+		}
+		g.records.Add(-1)
+		g.o.Audit(Event{Event: "forget", Node: name, Peer: "admin", Outcome: "ok"})
+		return r, nil
+	}
+	return nil, slotstore.ErrContended
+}
+
 // Reconcile takes one step for every record that can take one.
 func (g *Registrar) Reconcile(ctx context.Context) error {
 	recs, err := g.List(ctx)

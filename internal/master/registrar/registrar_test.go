@@ -600,4 +600,12 @@ func TestMaxRecords(t *testing.T) {
 	if _, err := g2.Observe(context.Background(), mdns("n3.example.org", "", fpA)); !errors.Is(err, ErrFull) {
 		t.Fatalf("a fourth name after a restart: %v", err)
 	}
+	// Forgetting one makes room.
+	if _, err := g2.Forget(context.Background(), "n1.example.org"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := g2.Get(context.Background(), "n1.example.org"); !errors.Is(err, ErrUnknown) {
+		t.Fatalf("forgotten: %v", err)
+	}
+	e.observe(g2, mdns("n3.example.org", "", fpA))
 }
