@@ -77,6 +77,11 @@ func run(env *cli.Env, args []string) error {
 	if err := apply.Recover(ctx, cfg, env.Log, f.DryRun); err != nil {
 		return err
 	}
+	if !f.DryRun {
+		if err := nodeadvert.NextSecond(ctx, cfg); err != nil {
+			return err
+		}
+	}
 	res, err := apply.Run(ctx, cfg, env.Log, nodeadvert.Planner(cfg, a, port), f.DryRun)
 	if err != nil {
 		return err

@@ -201,6 +201,9 @@ func runRegister(env *cli.Env, f *cli.Flags, o *opts, r *registerOpts) error {
 	out.result = res
 	if reg.Advertised {
 		self.State = advert.Registered
+		if err := nodeadvert.NextSecond(ctx, cfg); err != nil {
+			return err
+		}
 		if _, err := apply.Run(ctx, cfg, env.Log, nodeadvert.Planner(cfg, &self, 22), false); err != nil {
 			return fmt.Errorf("joined, but changing the advert to registered failed: %w", err)
 		}

@@ -5,11 +5,13 @@
 package nodeadvert
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io/fs"
 	"os"
 	"path"
+	"time"
 
 	"golang.org/x/crypto/ssh"
 
@@ -69,5 +71,30 @@ func Planner(cfg *nodeconf.Config, a *advert.Advert, port int) apply.Planner {
 			return nil, err
 		}
 		return &apply.Plan{Items: append(dirs, file)}, nil
+	}
+}
+
+// NextSecond waits, before the advert is rewritten, until the clock is
+// past the second of the file's modification time: avahi-daemon reloads a
+// static service only when the file's st_mtime, in whole seconds, has
+// changed (static-services.c), so a second write within the same second
+// (ready, then registered at once) would go unnoticed.
+func NextSecond(ctx context.Context, cfg *nodeconf.Config) error {
+	fi, err := os.Stat(cfg.Path(advert.ServiceFile))
+	if err != nil {
+		return nil // no file: avahi loads a new one whatever its time
+	}
+	next := time.Unix(fi.ModTime().Unix()+1, 0)
+	d := time.Until(next)
+	if d <= 0 {
+		return nil
+	}
+	t := time.NewTimer(d + 10*time.Millisecond)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+		return nil
 	}
 }
