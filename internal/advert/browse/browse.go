@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"log"
 	"log/slog"
+	"net/netip"
 	"strings"
 	"sync"
 	"time"
@@ -113,7 +114,13 @@ func runAvahi(ctx context.Context, o Options, found func(Found)) error {
 	names := map[inst]string{}
 	var mu sync.Mutex
 	resolve := func(s avahi.Service) {
-		r, err := srv.ResolveService(s.Interface, s.Protocol, s.Name, s.Type, s.Domain, avahi.ProtoUnspec, 0)
+		// IPv4 first: avahi publishes AAAA records over IPv4 too
+		// (publish-aaaa-on-ipv4), and a link-local IPv6 address is of
+		// use only with its interface.
+		r, err := srv.ResolveService(s.Interface, s.Protocol, s.Name, s.Type, s.Domain, avahi.ProtoInet, 0)
+		if err != nil {
+			r, err = srv.ResolveService(s.Interface, s.Protocol, s.Name, s.Type, s.Domain, avahi.ProtoUnspec, 0)
+		}
 		if err != nil {
 			o.Log.Debug("resolving an advert", "instance", s.Name, "err", err)
 			return
@@ -124,10 +131,14 @@ func runAvahi(ctx context.Context, o Options, found func(Found)) error {
 			o.Log.Info("an advert that does not parse", "instance", s.Name, "interface", ifname, "address", r.Address, "err", err)
 			return
 		}
+		addr := r.Address
+		if ip, err := netip.ParseAddr(addr); err == nil && ip.Is6() && ip.IsLinkLocalUnicast() && ip.Zone() == "" && ifname != "" {
+			addr = ip.WithZone(ifname).String()
+		}
 		mu.Lock()
 		names[inst{s.Interface, s.Protocol, s.Name}] = a.Name
 		mu.Unlock()
-		found(Found{Advert: a, Addr: r.Address, Port: int(r.Port), Interface: ifname, Instance: s.Name})
+		found(Found{Advert: a, Addr: addr, Port: int(r.Port), Interface: ifname, Instance: s.Name})
 	}
 	for {
 		sb, err := srv.ServiceBrowserNew(avahi.InterfaceUnspec, avahi.ProtoUnspec, advert.ServiceType, "local", 0)
