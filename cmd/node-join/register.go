@@ -181,6 +181,17 @@ func runRegister(env *cli.Env, f *cli.Flags, o *opts, r *registerOpts) error {
 		reg.State, reg.Reason = a.State, a.Reason
 		return printJSON(env, map[string]any{"program": prog, "node_name": o.nodeName, "registration": reg})
 	}
+	if a.State == "registered" {
+		// Registered before (the master recorded it; the slot is spent):
+		// nothing to fetch again. The advert says so.
+		reg.State = a.State
+		if reg.Advertised {
+			if err := advertiseRegistered(ctx, env, cfg, self); err != nil {
+				return err
+			}
+		}
+		return printJSON(env, map[string]any{"program": prog, "node_name": o.nodeName, "status": "registered before", "registration": reg})
+	}
 	for a.Slot == "" {
 		switch a.State {
 		case "rejected", "conflict":
@@ -200,16 +211,24 @@ func runRegister(env *cli.Env, f *cli.Flags, o *opts, r *registerOpts) error {
 	}
 	out.result = res
 	if reg.Advertised {
-		self.State = advert.Registered
-		if err := nodeadvert.NextSecond(ctx, cfg); err != nil {
-			return err
-		}
-		if _, err := apply.Run(ctx, cfg, env.Log, nodeadvert.Planner(cfg, &self, 22), false); err != nil {
-			return fmt.Errorf("joined, but changing the advert to registered failed: %w", err)
+		if err := advertiseRegistered(ctx, env, cfg, self); err != nil {
+			return fmt.Errorf("joined, but %w", err)
 		}
 	}
 	reg.State = "registered"
 	return printJSON(env, out)
+}
+
+// advertiseRegistered changes the machine's advert to registered.
+func advertiseRegistered(ctx context.Context, env *cli.Env, cfg *nodeconf.Config, self advert.Advert) error {
+	self.State = advert.Registered
+	if err := nodeadvert.NextSecond(ctx, cfg); err != nil {
+		return err
+	}
+	if _, err := apply.Run(ctx, cfg, env.Log, nodeadvert.Planner(cfg, &self, 22), false); err != nil {
+		return fmt.Errorf("changing the advert to registered failed: %w", err)
+	}
+	return nil
 }
 
 // discover browses until a master's advert of the cluster turns up whose

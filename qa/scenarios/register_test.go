@@ -318,7 +318,8 @@ func TestLocalNetworkParentFirstExactlyOnce(t *testing.T) {
 		advertise(t, ctx, kids[0], parent.Name, "ready")
 		advertise(t, ctx, kids[0], parent.Name, "registered")
 	}
-	if r := nodeJoin(t, ctx, kids[0], "--discover", "--ca-pin", pin, "--parent", parent.Name, "--timeout", "1m")(); !r.OK() {
+	if r := nodeJoin(t, ctx, kids[0], "--discover", "--ca-pin", pin, "--parent", parent.Name, "--timeout", "1m")(); !r.OK() ||
+		!strings.Contains(r.Stdout, `"status": "registered before"`) {
 		t.Errorf("node-join again on %s: %s", kids[0].Name, r)
 	}
 	countSlots := func() map[string]int {
