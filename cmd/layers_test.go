@@ -31,6 +31,8 @@ var side = map[string]string{
 	"callback-setup":    "node",
 	"callback-grant":    "master",
 	"join-advertise":    "node", // node and master alike: a master is a Ganeti node too
+	// render-cloud-config
+	"render-cloud-config": "master",
 }
 
 // forbidden is, for each side, the prefixes of packages its programs may

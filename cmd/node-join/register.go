@@ -77,8 +77,8 @@ func (r *registerOpts) check(o *opts) error {
 		return problem.Usagef("--register needs --server HOST[:PORT] (or --discover)")
 	case !r.discover && r.cluster == "":
 		return problem.Usagef("--register needs --cluster NAME (--discover takes it from the master's advert)")
-	case o.follow:
-		return problem.Usagef("--follow goes with a token, not with --register")
+	case o.follow || o.exec != "":
+		return problem.Usagef("--follow and --exec go with a token, not with --register")
 	}
 	for _, p := range o.pins {
 		if _, err := joinapi.ParsePin(p); err != nil {
