@@ -8,8 +8,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
-	"strconv"
-	"strings"
 
 	"github.com/nodejoin/nodejoin/cmd/internal/cli"
 	"github.com/nodejoin/nodejoin/internal/apply"
@@ -114,13 +112,9 @@ func run(env *cli.Env, args []string) error {
 }
 
 func parseRange(s string, o *callback.Options) error {
-	a, b, ok := strings.Cut(s, "-")
-	first, err1 := strconv.Atoi(a)
-	last, err2 := strconv.Atoi(b)
-	if !ok || err1 != nil || err2 != nil || first < 1024 || last > 65535 || first > last {
-		return problem.Usagef("--port-range %q is not FIRST-LAST within 1024-65535", s)
+	if err := callback.ParseRange(s, o); err != nil {
+		return problem.Usagef("--port-range %v", err)
 	}
-	o.First, o.Last = first, last
 	return nil
 }
 

@@ -42,6 +42,7 @@ type serveFlags struct {
 	extraPins      []string
 	connsPerClient int
 	conns          int
+	callback       callbackFlags // callback.go
 }
 
 func serve(env *cli.Env, args []string) error {
@@ -59,6 +60,7 @@ func serve(env *cli.Env, args []string) error {
 	fs.StringArrayVar(&f.extraPins, "extra-pin", nil, "another `sha256:HEX` pin that tokens carry (a rotation's next certificate); repeatable")
 	fs.IntVar(&f.connsPerClient, "conns-per-client", connlimit.Default.ConnsPerClient, "open connections from one `N` address at most")
 	fs.IntVar(&f.conns, "conns", connlimit.Default.Conns, "open connections in all at most `N`")
+	f.callback.register(fs)
 	if err := cli.RefuseSecretFlag(args, givePrivately); err != nil {
 		return err
 	}
@@ -75,6 +77,10 @@ func serve(env *cli.Env, args []string) error {
 	}
 	if f.connsPerClient < 1 || f.conns < 1 {
 		return problem.Usagef("--conns-per-client and --conns: at least 1")
+	}
+	cbOpts, err := f.callback.options(fs.Changed)
+	if err != nil {
+		return err
 	}
 	cfg, err := nodeconf.Load(f.root)
 	if err != nil {
@@ -135,7 +141,7 @@ func serve(env *cli.Env, args []string) error {
 	defer func() { _ = store.Close() }() // bbolt fsyncs every commit: nothing is left to flush
 	svc, err := joinservice.New(joinservice.Options{Store: store, Root: f.root, Host: advHost, Port: advPort,
 		ExtraPins: f.extraPins, Audit: joinservice.NewAudit(audits...), Log: env.Log,
-		Limits: connlimit.Limits{ConnsPerClient: f.connsPerClient, Conns: f.conns}})
+		Limits: connlimit.Limits{ConnsPerClient: f.connsPerClient, Conns: f.conns}, Callback: cbOpts})
 	if err != nil {
 		return err
 	}

@@ -34,6 +34,7 @@ nothing changed).`
 // opts are node-join's flags.
 type opts struct {
 	root, server, uuid, secretFile, tokenFile, cmdline, nodeName, exec string
+	callback                                                           string
 	pins                                                               []string
 	bootParam, follow                                                  bool
 	timeout                                                            time.Duration
@@ -58,7 +59,11 @@ func run(env *cli.Env, args []string) error {
 	fs.DurationVar(&o.timeout, "timeout", 10*time.Minute, "retry the fetch and the report for at most `D`")
 	fs.BoolVar(&o.follow, "follow", false, "after joining, wait for config changes and run --exec with each")
 	fs.StringVar(&o.exec, "exec", "", "with --follow: run `PROGRAM` (arguments after --, no shell) with the config on standard input")
+	fs.StringVar(&o.callback, "callback", callbackNever, "keep a reverse SSH tunnel to the master: `MODE` never, auto (when the master cannot reach this node) or always")
 	if err := cli.Parse(env, fs, &f, args); err != nil {
+		return err
+	}
+	if err := checkCallbackMode(o.callback); err != nil {
 		return err
 	}
 	var execArgs []string

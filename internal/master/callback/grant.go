@@ -520,3 +520,16 @@ func cmpOr(a, b string) string {
 	}
 	return b
 }
+
+// ParseRange sets o's port range from "FIRST-LAST" (callback-grant's and
+// join-service serve's --callback-port-range).
+func ParseRange(s string, o *Options) error {
+	a, b, ok := strings.Cut(s, "-")
+	first, err1 := strconv.Atoi(a)
+	last, err2 := strconv.Atoi(b)
+	if !ok || err1 != nil || err2 != nil || first < 1024 || last > 65535 || first > last {
+		return fmt.Errorf("%q is not FIRST-LAST within 1024-65535", s)
+	}
+	o.First, o.Last = first, last
+	return nil
+}

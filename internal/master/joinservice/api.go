@@ -27,6 +27,7 @@ func (s *Service) APIHandler() http.Handler {
 	mux.HandleFunc("POST "+joinapi.PathStatus, s.report)
 	mux.HandleFunc("GET "+joinapi.PathConfig, s.pollConfig)
 	mux.HandleFunc("POST "+joinapi.PathAssign, s.assign)
+	mux.HandleFunc("POST "+joinapi.PathCallback, s.callbackGrant) // callback.go
 	return mux
 }
 
@@ -330,6 +331,10 @@ func (s *Service) report(w http.ResponseWriter, r *http.Request) {
 	ev.Peer, ev.Outcome = p, OutcomeOK
 	s.audit.Log(ev)
 	ans := joinapi.StatusAnswer{UUID: uuid, Status: req.Status, Peer: p}
+	if req.CheckReach {
+		ok := reachable(r.Context(), primaryIP(slot, p), s.sshPort())
+		ans.Reachable = &ok
+	}
 	if req.Status == joinapi.StatusJoined {
 		n := cluster.Node{Name: name, PrimaryIP: primaryIP(slot, p), RootPublicKey: slot.PinnedKey}
 		rev := Event{Event: "record", Slot: uuid, Peer: p, Node: name, Outcome: OutcomeOK}

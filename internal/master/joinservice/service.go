@@ -38,6 +38,8 @@ type Options struct {
 	// and the least time between two pushes (0: 2s): a boot storm of a
 	// thousand machines makes a few pushes, not a thousand.
 	PushDelay time.Duration
+	// Callback grants machine callbacks (callback.go); nil: none.
+	Callback *CallbackOptions
 }
 
 // Service is the join-service daemon's state.
