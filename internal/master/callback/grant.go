@@ -161,9 +161,13 @@ func Grant(ctx context.Context, cfg *nodeconf.Config, log *slog.Logger, o Option
 		out.Port = port
 		p, err := plan(cfg, o, st)
 		if err == nil && o.Pull && len(p.Steps) > 0 {
-			// The block is missing or differs: only callback-grant changes
-			// sshd's configuration.
-			return nil, fmt.Errorf("%w: sshd's Match block for %s is not in place (callback-grant --enable puts it)", ErrNotEnabled, o.User)
+			// Only callback-grant changes sshd's configuration: a block in
+			// place is kept as it is (its ClientAlive settings are
+			// callback-grant's), a missing one is a refusal.
+			if !blockInPlace(cfg, o.User) {
+				return nil, fmt.Errorf("%w: sshd's Match block for %s is not in place (callback-grant --enable puts it)", ErrNotEnabled, o.User)
+			}
+			p.Items, p.Steps = withoutSSHD(cfg, p.Items), nil
 		}
 		return p, err
 	}
@@ -532,4 +536,30 @@ func ParseRange(s string, o *Options) error {
 	}
 	o.First, o.Last = first, last
 	return nil
+}
+
+// blockInPlace says whether sshd's configuration has callback-grant's
+// block for user, in the drop-in or at the end of sshd_config.
+func blockInPlace(cfg *nodeconf.Config, user string) bool {
+	for _, np := range []string{filepath.Join(cfg.SSHConfigDir, DropIn), filepath.Join(cfg.SSHConfigDir, "sshd_config")} {
+		b, err := os.ReadFile(cfg.Path(np))
+		if err != nil {
+			continue
+		}
+		if i := strings.Index(string(b), begin); i >= 0 && strings.HasPrefix(string(b[i+len(begin):]), "Match User "+user+"\n") {
+			return true
+		}
+	}
+	return false
+}
+
+// withoutSSHD drops the sshd configuration's item from a plan.
+func withoutSSHD(cfg *nodeconf.Config, items []txn.Item) []txn.Item {
+	var out []txn.Item
+	for _, it := range items {
+		if it.NodePath != filepath.Join(cfg.SSHConfigDir, DropIn) && it.NodePath != filepath.Join(cfg.SSHConfigDir, "sshd_config") {
+			out = append(out, it)
+		}
+	}
+	return out
 }

@@ -67,6 +67,7 @@ func TestCallbackGrant(t *testing.T) {
 	var root string
 	f := newFixture(t, func(o *Options) { root = o.Root })
 	grantOpts := enableCallback(t, root)
+	grantOpts.ClientAliveInterval = 7 // not --enable's: the block in place is kept
 	f.svc.o.Callback = &CallbackOptions{Grant: grantOpts}
 	sshdBefore := readFile(t, filepath.Join(root, "etc/ssh/sshd_config"))
 
