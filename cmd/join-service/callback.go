@@ -11,7 +11,7 @@ import (
 )
 
 // callbackFlags are serve's machine-callback flags (join-service(8),
-// CALLBACK): off unless --callback.
+// "The machine callback"): off unless --callback.
 type callbackFlags struct {
 	on        bool
 	user      string

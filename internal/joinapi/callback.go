@@ -1,6 +1,6 @@
 package joinapi
 
-// The machine callback in pull mode (join-service(8), CALLBACK): a node
+// The machine callback in pull mode (join-service(8), "The machine callback"): a node
 // the master cannot reach asks for a reverse-tunnel grant with its slot's
 // secret, then keeps the tunnel that callback-setup(8) keeps.
 const (

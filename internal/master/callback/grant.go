@@ -30,11 +30,12 @@ type Options struct {
 	ClientAliveCountMax int
 	// UserAdd and UserDel make and remove the account; the name is appended.
 	UserAdd, UserDel []string
-	// Pull is join-service's grant (join-service(8), CALLBACK): a node's
-	// first key wins (another is ErrKeyTaken), a slot grants one node, and
-	// only the keys file and the record change: the account and sshd's
-	// block must be there already (ErrNotEnabled), as callback-grant puts
-	// them, so that a network daemon runs no useradd and no sshd reload.
+	// Pull is join-service's grant (join-service(8), "The machine
+	// callback"): a node's first key wins (another is ErrKeyTaken), a slot
+	// grants one node, and only the keys file and the record change: the
+	// account and sshd's block must be there already (ErrNotEnabled), as
+	// callback-grant puts them, so that a network daemon runs no useradd
+	// and no sshd reload.
 	Pull bool
 }
 
@@ -229,7 +230,7 @@ func Revoke(ctx context.Context, cfg *nodeconf.Config, log *slog.Logger, o Optio
 		return nil, err
 	}
 	out.Result = res
-	if out.Port == 0 && node != "" {
+	if out.Port == 0 {
 		res.Warnings = append(res.Warnings, fmt.Sprintf("node %s has no callback grant; nothing to revoke", node))
 		out.Result = res
 	}

@@ -46,7 +46,7 @@ type Record struct {
 	Port      int    `json:"port"`
 	PublicKey string `json:"public_key"` // "type base64", no options or comment
 	// Slot is the join-service slot whose secret asked for the grant
-	// (join-service(8), CALLBACK); empty for callback-grant's own.
+	// (join-service(8), "The machine callback"); empty for callback-grant's own.
 	Slot string `json:"slot,omitempty"`
 }
 

@@ -355,7 +355,7 @@ func clip(s string) string {
 func (c *Client) Address() string { return c.tok.Address() }
 
 // Callback asks for the slot's machine-callback grant (join-service(8),
-// CALLBACK) for the node's callback public key.
+// "The machine callback") for the node's callback public key.
 func (c *Client) Callback(ctx context.Context, req joinapi.CallbackRequest) (*joinapi.CallbackAnswer, error) {
 	var ans joinapi.CallbackAnswer
 	err := c.retry(ctx, "asking for a callback grant", func(ctx context.Context) error {
