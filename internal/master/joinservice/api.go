@@ -28,6 +28,7 @@ func (s *Service) APIHandler() http.Handler {
 	mux.HandleFunc("GET "+joinapi.PathConfig, s.pollConfig)
 	mux.HandleFunc("POST "+joinapi.PathAssign, s.assign)
 	mux.HandleFunc("POST "+joinapi.PathCallback, s.callbackGrant) // callback.go
+	mux.HandleFunc("GET "+joinapi.PathFile, s.serveFile)          // files.go
 	return mux
 }
 
