@@ -43,6 +43,7 @@ type serveFlags struct {
 	connsPerClient int
 	conns          int
 	reg            registerFlags
+	callback       callbackFlags // callback.go
 }
 
 func serve(env *cli.Env, args []string) error {
@@ -61,6 +62,7 @@ func serve(env *cli.Env, args []string) error {
 	fs.IntVar(&f.connsPerClient, "conns-per-client", connlimit.Default.ConnsPerClient, "open connections from one `N` address at most")
 	fs.IntVar(&f.conns, "conns", connlimit.Default.Conns, "open connections in all at most `N`")
 	f.reg.add(fs)
+	f.callback.register(fs)
 	if err := cli.RefuseSecretFlag(args, givePrivately); err != nil {
 		return err
 	}
@@ -79,6 +81,10 @@ func serve(env *cli.Env, args []string) error {
 		return problem.Usagef("--conns-per-client and --conns: at least 1")
 	}
 	if _, err := f.reg.check(); err != nil {
+		return err
+	}
+	cbOpts, err := f.callback.options(fs.Changed)
+	if err != nil {
 		return err
 	}
 	cfg, err := nodeconf.Load(f.root)
@@ -146,7 +152,7 @@ func serve(env *cli.Env, args []string) error {
 	defer regDone()
 	svc, err := joinservice.New(joinservice.Options{Store: store, Root: f.root, Host: advHost, Port: advPort,
 		ExtraPins: f.extraPins, Audit: audit, Log: env.Log,
-		Limits: connlimit.Limits{ConnsPerClient: f.connsPerClient, Conns: f.conns}, Registrar: reg})
+		Limits: connlimit.Limits{ConnsPerClient: f.connsPerClient, Conns: f.conns}, Registrar: reg, Callback: cbOpts})
 	if err != nil {
 		return err
 	}

@@ -39,6 +39,7 @@ and fetches its documents with its own request secret.`
 // opts are node-join's flags.
 type opts struct {
 	root, server, uuid, secretFile, tokenFile, cmdline, nodeName, exec string
+	callback                                                           string
 	pins                                                               []string
 	bootParam, follow                                                  bool
 	timeout                                                            time.Duration
@@ -65,7 +66,11 @@ func run(env *cli.Env, args []string) error {
 	fs.StringVar(&o.exec, "exec", "", "after joining, run `PROGRAM` (arguments after --, no shell) with the config on standard input: once, or with --follow at each change")
 	var reg registerOpts
 	reg.add(fs)
+	fs.StringVar(&o.callback, "callback", callbackNever, "keep a reverse SSH tunnel to the master: `MODE` never, auto (when the master cannot reach this node) or always")
 	if err := cli.Parse(env, fs, &f, args); err != nil {
+		return err
+	}
+	if err := checkCallbackMode(o.callback); err != nil {
 		return err
 	}
 	var execArgs []string

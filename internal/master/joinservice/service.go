@@ -43,6 +43,9 @@ type Options struct {
 	// Registrar, when set, serves auto-registration's direct requests
 	// (register.go); its Run is the caller's.
 	Registrar *registrar.Registrar
+
+	// Callback grants machine callbacks (callback.go); nil: none.
+	Callback *CallbackOptions
 }
 
 // Service is the join-service daemon's state.

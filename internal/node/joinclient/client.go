@@ -353,3 +353,20 @@ func clip(s string) string {
 
 // Address is the server's HOST:PORT.
 func (c *Client) Address() string { return c.tok.Address() }
+
+// Callback asks for the slot's machine-callback grant (join-service(8),
+// "The machine callback") for the node's callback public key.
+func (c *Client) Callback(ctx context.Context, req joinapi.CallbackRequest) (*joinapi.CallbackAnswer, error) {
+	var ans joinapi.CallbackAnswer
+	err := c.retry(ctx, "asking for a callback grant", func(ctx context.Context) error {
+		_, err := c.do(ctx, http.MethodPost, slotPath(joinapi.PathCallback, c.tok.UUID), req, &ans)
+		return err
+	})
+	if err != nil {
+		return nil, c.refusal(err, "asking for a callback grant for slot "+c.tok.UUID)
+	}
+	return &ans, nil
+}
+
+// Host is the master's host as the token names it, which the node dials.
+func (c *Client) Host() string { return c.tok.Host }
