@@ -78,6 +78,15 @@ for pkg in $packages; do
 			install -D -m 0644 "dist/systemd/$prog.service" "$stage/usr/lib/systemd/system/$prog.service"
 		fi
 	done
+	# carries: another package's programs, for node-add --install.
+	if [ -f "dist/debian/$pkg/carries" ]; then
+		grep -v '^#' "dist/debian/$pkg/carries" | while read -r other dir; do
+			[ -n "$other" ] || continue
+			for prog in $(programs "$other"); do
+				install -D -m 0755 "$bindir/$prog" "$stage$dir/$prog"
+			done
+		done
+	fi
 	install -m 0644 dist/debian/copyright "$stage/usr/share/doc/$pkg/copyright"
 	printf '%s\n' "nodejoin ($version) unstable; urgency=medium" "" \
 		"  * Built from commit $(git rev-parse HEAD)." "" \

@@ -59,6 +59,7 @@ type flags struct {
 	printPayload   string
 	printSSH       bool
 	output         string
+	install        installFlags
 }
 
 func run(env *cli.Env, args []string) error {
@@ -80,6 +81,7 @@ func run(env *cli.Env, args []string) error {
 	fs.StringVar(&f.printPayload, "print-payload", "", "print `PROGRAM`'s document for the one NODE on standard output, for piping to it by hand, and exit")
 	fs.BoolVar(&f.printSSH, "print-ssh-command", false, "print the ssh command line that reaches the one NODE once it has the cluster's host key (recovery by hand), and exit")
 	fs.StringVar(&f.output, "output", "text", "`FORMAT` of the report on standard output: text, or json (one object per line)")
+	f.install.register(fs)
 	if err := cli.Parse(env, fs, &f.Flags, args); err != nil {
 		return err
 	}
@@ -136,12 +138,15 @@ func run(env *cli.Env, args []string) error {
 	} else if f.Verbose {
 		remoteArgs = append(remoteArgs, "--verbose")
 	}
-	if f.DryRun {
-		return dryRun(env, c, nodes, &f, remoteArgs)
-	}
-
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
+	inst, err := f.install.options(ctx)
+	if err != nil {
+		return err
+	}
+	if f.DryRun {
+		return dryRun(env, c, nodes, &f, remoteArgs, inst)
+	}
 	prog := newProgress(env.Stderr, len(nodes))
 	o := join.Options{
 		Cluster: c,
@@ -156,6 +161,7 @@ func run(env *cli.Env, args []string) error {
 		Timeout:           f.timeout,
 		Log:               env.Log,
 		Progress:          prog.step,
+		Install:           inst,
 	}
 	results := make([]*join.Result, len(nodes))
 	var mu sync.Mutex
@@ -224,8 +230,8 @@ func report(env *cli.Env, output string, r *join.Result) {
 		if r.VerifiedHostKey != "" {
 			hostKey += ", verified as " + r.VerifiedHostKey
 		}
-		fmt.Fprintf(env.Stdout, "%s: %s in %.1fs (host key %s, root key %s, noded %s)\n",
-			r.Node, state, r.Seconds, hostKey, r.RootKey, r.NodedVersion)
+		fmt.Fprintf(env.Stdout, "%s: %s in %.1fs (host key %s, root key %s, noded %s%s)\n",
+			r.Node, state, r.Seconds, hostKey, r.RootKey, r.NodedVersion, installedText(r))
 		return
 	}
 	status := ""

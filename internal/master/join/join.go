@@ -14,6 +14,7 @@ import (
 
 	"github.com/nodejoin/nodejoin/internal/joindoc"
 	"github.com/nodejoin/nodejoin/internal/master/cluster"
+	"github.com/nodejoin/nodejoin/internal/master/install"
 	"github.com/nodejoin/nodejoin/internal/master/sshrun"
 	"github.com/nodejoin/nodejoin/internal/nodeconf"
 	"github.com/nodejoin/nodejoin/internal/noded"
@@ -49,6 +50,7 @@ type Options struct {
 	Log               *slog.Logger
 	// Progress, if set, is told each step as it starts.
 	Progress func(node, step string)
+	Install  *Install // node-add --install (install.go); nil: the node has the programs
 }
 
 // Result is what happened to one node. It holds fingerprints, never keys.
@@ -75,6 +77,7 @@ type Result struct {
 	NodedVersion string             `json:"noded_version,omitempty"`
 	Seconds      float64            `json:"seconds"`
 	StepSeconds  map[string]float64 `json:"step_seconds,omitempty"`
+	Installed    []install.Action   `json:"installed,omitempty"` // --install's programs put on the node
 }
 
 // Documents builds both documents for node (secrets included: they go to
@@ -233,6 +236,13 @@ func join(ctx context.Context, o Options, node string, res *Result) error {
 	defer func() { _ = conn.Close() }() // idempotent; closed below once both programs ran
 	res.HostKey = conn.HostKey().Fingerprint()
 
+	if o.Install != nil {
+		progress(StepInstall)
+		if err := installPrograms(ctx, &o, conn, res); err != nil {
+			return err
+		}
+	}
+
 	progress(StepPrepare)
 	t = time.Now()
 	pres, err := runProgram(ctx, conn, StepPrepare, append([]string{o.PrepareProgram}, o.RemoteArgs...), prepJSON)
@@ -379,7 +389,7 @@ func runProgram(ctx context.Context, conn *sshrun.Conn, step string, argv []stri
 			}
 		case 127:
 			flag := map[string]string{StepPrepare: "--prepare-program", StepSetup: "--setup-program"}[step]
-			f.hints = append(f.hints, fmt.Sprintf("%s is not on the login user's PATH on the node; install nodejoin there or name its path with %s", argv[0], flag))
+			f.hints = append(f.hints, fmt.Sprintf("%s is not on the login user's PATH on the node; pass node-add --install to put the programs there over this connection, install nodejoin there, or name its path with %s", argv[0], flag))
 		}
 		return nil, f
 	}
