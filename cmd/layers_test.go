@@ -30,6 +30,7 @@ var side = map[string]string{
 	"join-service":      "master",
 	"callback-setup":    "node",
 	"callback-grant":    "master",
+	"node-list":         "master",
 }
 
 // forbidden is, for each side, the prefixes of packages its programs may

@@ -2,6 +2,7 @@ package join
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -318,7 +319,8 @@ func join(ctx context.Context, o Options, node string, res *Result) error {
 	res.NodedVersion = v.Version
 
 	progress(StepRecord)
-	res.Recorded, err = o.Cluster.RecordNode(cluster.Node{Name: node, PrimaryIP: ip, RootPublicKey: pres.RootPublicKey})
+	res.Recorded, err = o.Cluster.RecordNode(cluster.Node{Name: node, PrimaryIP: ip, RootPublicKey: pres.RootPublicKey,
+		Via: cluster.ViaPush, HostKey: cmp.Or(res.VerifiedHostKey, res.HostKey)})
 	if err != nil {
 		return fail(StepRecord, "%v", err)
 	}

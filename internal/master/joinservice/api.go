@@ -327,7 +327,7 @@ func (s *Service) report(w http.ResponseWriter, r *http.Request) {
 	s.audit.Log(ev)
 	ans := joinapi.StatusAnswer{UUID: uuid, Status: req.Status, Peer: p}
 	if req.Status == joinapi.StatusJoined {
-		n := cluster.Node{Name: name, PrimaryIP: primaryIP(slot, p), RootPublicKey: slot.PinnedKey}
+		n := cluster.Node{Name: name, PrimaryIP: primaryIP(slot, p), RootPublicKey: slot.PinnedKey, Via: cluster.ViaPull}
 		rev := Event{Event: "record", Slot: uuid, Peer: p, Node: name, Outcome: OutcomeOK}
 		if err := s.recorder.record(r.Context(), n); err != nil {
 			rev.Outcome, rev.Reason = OutcomeFailed, err.Error()
