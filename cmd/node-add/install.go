@@ -9,6 +9,7 @@ import (
 
 	"github.com/spf13/pflag"
 
+	"github.com/nodejoin/nodejoin/cmd/internal/cli"
 	"github.com/nodejoin/nodejoin/internal/master/install"
 	"github.com/nodejoin/nodejoin/internal/master/join"
 	"github.com/nodejoin/nodejoin/internal/problem"
@@ -27,6 +28,10 @@ func (f *installFlags) register(fs *pflag.FlagSet) {
 	fs.StringVar(&f.from, "install-from", "", "the master's node-side programs for --install are in `DIR` (default "+install.DefaultDir+", else the directory of node-add itself)")
 	fs.StringVar(&f.dir, "install-dir", install.DefaultTarget, "--install puts a program the node lacks into `DIR` on the node (one on the login user's PATH)")
 	fs.BoolVar(&f.allowDowngrade, "allow-downgrade", false, "let --install replace a node's program that is newer than the master's, or whose version cannot be ordered with it")
+	// Shell completion (cli.Args, cli.Values): NODE is a host name.
+	cli.Args(fs, cli.ArgsHostnames)
+	cli.Values(fs, "output", "text", "json")
+	cli.Values(fs, "print-payload", join.StepPrepare, join.StepSetup)
 }
 
 // options checks the flags and reads the master's programs once for

@@ -56,6 +56,8 @@ func run(env *cli.Env, args []string) error {
 	fs.DurationVar(&f.timeout, "timeout", 5*time.Second, "with --check, `DURATION` each node's daemon has to answer")
 	fs.IntVar(&f.parallel, "parallel", 32, "with --check, ask at most `N` nodes at a time")
 	fs.IntVar(&f.port, "node-daemon-port", 0, "`PORT` of the node daemons (default the cluster's, "+strconv.Itoa(nodeconf.DefaultNodeDaemonPort)+")")
+	cli.Args(fs, cli.ArgsNodes)
+	cli.Values(fs, "output", "text", "json")
 	if err := cli.Parse(env, fs, &f.Flags, args); err != nil {
 		return err
 	}
