@@ -47,6 +47,7 @@ func TestInstallOnBareNode(t *testing.T) {
 	if got := node1.CountSSHConnections() - conns; got != 1 {
 		t.Errorf("%s: node-add --install took %d SSH connections, want 1", node1.Name, got)
 	}
+	t.Logf("node-add --install: %s", r.Took)
 	if got := installed(t, r.Stdout); !slices.Equal(got, install.Programs) {
 		t.Errorf("node-add --install reports installing %q, want %q", got, install.Programs)
 	}
@@ -79,6 +80,7 @@ func TestInstallOnBareNode(t *testing.T) {
 	// The rerun finds the master's version on the node: nothing is sent.
 	conns = node1.CountSSHConnections()
 	r = must(t, "node-add --install again", l.NodeAdd(ctx, "--install", "--output", "json", node1.Name))
+	t.Logf("node-add --install again: %s", r.Took)
 	if got := installed(t, r.Stdout); len(got) != 0 {
 		t.Errorf("the rerun installed %q, want nothing", got)
 	}
@@ -120,13 +122,15 @@ func TestInstallOnBareNode(t *testing.T) {
 func installed(t *testing.T, stdout string) []string {
 	t.Helper()
 	var line struct {
-		Node      string           `json:"node"`
-		Installed []install.Action `json:"installed"`
+		Node        string             `json:"node"`
+		Installed   []install.Action   `json:"installed"`
+		StepSeconds map[string]float64 `json:"step_seconds"`
 	}
 	first, _, _ := strings.Cut(stdout, "\n")
 	if err := json.NewDecoder(bytes.NewReader([]byte(first))).Decode(&line); err != nil || line.Node == "" {
 		t.Fatalf("node-add --output json: first line %q: %v", first, err)
 	}
+	t.Logf("install step %.3f s, the whole join %.3f s", line.StepSeconds["install"], sum(line.StepSeconds))
 	var names []string
 	for _, a := range line.Installed {
 		names = append(names, a.Name)
@@ -145,4 +149,12 @@ func listNames(t *testing.T, dir string) []string {
 		names = append(names, e.Name())
 	}
 	return slices.Sorted(slices.Values(names))
+}
+
+func sum(m map[string]float64) float64 {
+	var s float64
+	for _, v := range m {
+		s += v
+	}
+	return s
 }
