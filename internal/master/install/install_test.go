@@ -280,6 +280,11 @@ func TestPlanRefusals(t *testing.T) {
 		t.Errorf("a package's older program: %v", err)
 	}
 	n = base()
+	n.Programs["noded"] = Found{Name: "noded", Path: "/usr/local/bin/noded", Said: "-"}
+	if _, err := MakePlan(src, n, "/usr/local/sbin", true); err == nil || err.Error() != "not installing: /usr/local/bin/noded does not say it is nodejoin's noded (its --version printed nothing)" {
+		t.Errorf("another program named noded: %v", err)
+	}
+	n = base()
 	n.Arch, n.Machine = "riscv64", "riscv64"
 	if runtime.GOARCH == "riscv64" {
 		n.Arch = "amd64"
@@ -310,5 +315,20 @@ func TestElfArch(t *testing.T) {
 	}
 	if _, err := elfArch("/etc/hostname"); err == nil {
 		t.Errorf("elfArch of a text file: no error")
+	}
+}
+
+// A program of the same name that is not ours is left alone, through the
+// real handshake.
+func TestForeignProgramLeftAlone(t *testing.T) {
+	n, target, other := node(t)
+	foreign := []byte("#!/bin/sh\necho 'noded from elsewhere, 2.1'\n")
+	if err := os.WriteFile(filepath.Join(other, "noded"), foreign, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	_, err := plan(t, n, source("v1.2.0"), target, true)
+	want := "not installing: " + filepath.Join(other, "noded") + ` does not say it is nodejoin's noded (its --version printed "noded from elsewhere, 2.1")`
+	if err == nil || err.Error() != want {
+		t.Errorf("plan: %v\nwant: %s", err, want)
 	}
 }

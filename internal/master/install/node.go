@@ -27,6 +27,9 @@ type Found struct {
 	Path    string // "" when the node has none on the login user's PATH
 	Version string // "" when it has none, or it did not say
 	Package string // the dpkg package that owns Path, if any
+	// Said is what its --version printed when that was not "NAME
+	// VERSION": then it is not one of ours (or a broken copy).
+	Said string
 }
 
 // Node is what the handshake learnt of the node.
@@ -82,6 +85,8 @@ func Handshake(ctx context.Context, r Runner, target string) (*Node, error) {
 				fd.Path = f[2]
 				if v, ok := versionOf(f[3], f[1]); ok {
 					fd.Version = v
+				} else {
+					fd.Said = f[3]
 				}
 				if f[4] != "-" {
 					fd.Package = f[4]
@@ -137,6 +142,15 @@ func MakePlan(src *Source, n *Node, target string, allowDowngrade bool) (*Plan, 
 		}
 		if order == Same {
 			p.Paths[b.Name] = have.Path
+			continue
+		}
+		if have.Said != "" {
+			said := "nothing"
+			if have.Said != "-" {
+				said = fmt.Sprintf("%q", have.Said)
+			}
+			refused = append(refused, fmt.Sprintf("%s does not say it is nodejoin's %s (its --version printed %s)", have.Path, b.Name, said))
+			hints = appendOnce(hints, "node-add replaces only programs that say which nodejoin version they are: remove or rename the node's own, then run node-add --install again")
 			continue
 		}
 		if have.Package != "" {
