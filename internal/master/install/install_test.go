@@ -232,14 +232,14 @@ func TestPlan(t *testing.T) {
 	write("prepare-node-join", "v1.2.0") // the master's: kept
 	write("noded", "v1.1.0")             // older: replaced where it is
 	write("node-join", "v1.3.0")         // newer: refused
-	p, err := plan(t, n, source("v1.2.0"), target, false)
+	_, err := plan(t, n, source("v1.2.0"), target, false)
 	if err == nil || err.Error() != "not installing: "+filepath.Join(other, "node-join")+" is version v1.3.0, newer than the master's v1.2.0" {
 		t.Fatalf("plan: %v", err)
 	}
 	if h := problem.Hints(err); len(h) != 1 || !strings.Contains(h[0], "--allow-downgrade") {
 		t.Errorf("hints %q, want --allow-downgrade", h)
 	}
-	p, err = plan(t, n, source("v1.2.0"), target, true)
+	p, err := plan(t, n, source("v1.2.0"), target, true)
 	if err != nil {
 		t.Fatal(err)
 	}
