@@ -31,6 +31,8 @@ var side = map[string]string{
 	"callback-setup":    "node",
 	"callback-grant":    "master",
 	"node-list":         "master",
+	// render-cloud-config
+	"render-cloud-config": "master",
 }
 
 // forbidden is, for each side, the prefixes of packages its programs may
