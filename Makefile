@@ -60,7 +60,7 @@ bench: deps build
 NODES ?= 2
 HOST ?= master
 lab: deps
-	$(GO) run ./qa/lab up --nodes $(NODES)
+	$(GO) run ./qa/lab up --nodes $(NODES) --bare $(or $(BARE),0)
 
 lab-shell:
 	$(GO) run ./qa/lab shell $(HOST)

@@ -31,6 +31,7 @@ var side = map[string]string{
 	"callback-setup":    "node",
 	"callback-grant":    "master",
 	"join-advertise":    "node", // node and master alike: a master is a Ganeti node too
+	"node-list":         "master",
 	// render-cloud-config
 	"render-cloud-config": "master",
 }

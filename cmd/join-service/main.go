@@ -71,6 +71,7 @@ func run(env *cli.Env, args []string) error {
 	var f cli.Flags
 	fs := cli.NewFlagSet("join-service", usage, &f)
 	fs.SetInterspersed(false)
+	cli.Args(fs, "", "serve", "slot")
 	if err := cli.Parse(env, fs, &f, args); err != nil {
 		return err
 	}
