@@ -31,8 +31,10 @@ var side = map[string]string{
 	"callback-setup":    "node",
 	"callback-grant":    "master",
 	// leave (node removal)
-	"node-cleanup": "node",
-	"node-remove":  "master",
+	"node-cleanup":   "node",
+	"node-remove":    "master",
+	"join-advertise": "node", // node and master alike: a master is a Ganeti node too
+	"node-list":      "master",
 	// render-cloud-config
 	"render-cloud-config": "master",
 }

@@ -27,6 +27,7 @@ const (
 	CallbackSetup   = "callback-setup.v1.json"
 	CallbackGrant   = "callback-grant.v1.json"
 	NodeCleanup     = "node-cleanup.v1.json"
+	JoinAdvertise   = "join-advertise.v1.json"
 	CloudConfig     = "render-cloud-config.v1.json"
 )
 
