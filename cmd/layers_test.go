@@ -30,11 +30,11 @@ var side = map[string]string{
 	"join-service":      "master",
 	"callback-setup":    "node",
 	"callback-grant":    "master",
-	// leave (node removal)
-	"node-cleanup":   "node",
-	"node-remove":    "master",
 	"join-advertise": "node", // node and master alike: a master is a Ganeti node too
 	"node-list":      "master",
+	// leave (node removal)
+	"node-cleanup": "node",
+	"node-remove":  "master",
 	// render-cloud-config
 	"render-cloud-config": "master",
 }
