@@ -1,6 +1,7 @@
 package cluster
 
 import (
+	"encoding/json"
 	"fmt"
 	"os"
 	"slices"
@@ -13,7 +14,8 @@ import (
 
 // UnrecordNode takes name out of what RecordNode wrote: its line in
 // ganeti_pub_keys, its entries in node_list, online_nodes and
-// node_primary_ips, and its name beside the cluster alias in known_hosts;
+// node_primary_ips, its name beside the cluster alias in known_hosts, and
+// its join record (nodes.json);
 // each file replaced atomically under the master's lock, and written only
 // if it changes, so that the master's files are as they were before the
 // node joined. It reports whether it changed any file.
@@ -84,6 +86,33 @@ func (c *Cluster) UnrecordNode(name string) (changed bool, err error) {
 		}
 		out = append(out, l)
 	}
-	err = write(c.Path(nodeconf.KnownHosts), b, []byte(strings.Join(out, "\n")+"\n"), ModePublic)
-	return changed, err
+	if err := write(c.Path(nodeconf.KnownHosts), b, []byte(strings.Join(out, "\n")+"\n"), ModePublic); err != nil {
+		return changed, err
+	}
+	forgot, err := c.forgetJoin(name)
+	return changed || forgot, err
+}
+
+// forgetJoin takes name's entry out of the join records (noteJoins); the
+// file goes with the last entry, as it came with the first.
+func (c *Cluster) forgetJoin(name string) (bool, error) {
+	joins, err := c.Joins()
+	if err != nil {
+		return false, err
+	}
+	if _, ok := joins[name]; !ok {
+		return false, nil
+	}
+	delete(joins, name)
+	if len(joins) == 0 {
+		if err := os.Remove(c.joinsPath()); err != nil {
+			return false, fmt.Errorf("removing the join records: %w", err)
+		}
+		return true, nil
+	}
+	b, err := json.MarshalIndent(joinsDoc{Nodes: joins}, "", "  ")
+	if err != nil {
+		return false, err
+	}
+	return true, txn.WriteFile(c.joinsPath(), append(b, '\n'), ModePublic)
 }
