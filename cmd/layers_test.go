@@ -30,6 +30,9 @@ var side = map[string]string{
 	"join-service":      "master",
 	"callback-setup":    "node",
 	"callback-grant":    "master",
+	// rotation
+	"ssh-update": "node",
+	"ssl-update": "node",
 }
 
 // forbidden is, for each side, the prefixes of packages its programs may

@@ -26,6 +26,9 @@ const (
 	SlotAdd         = "slot-add.v1.json"
 	CallbackSetup   = "callback-setup.v1.json"
 	CallbackGrant   = "callback-grant.v1.json"
+	// Rotation: Ganeti's ssh_update and ssl_update documents.
+	SSHUpdate = "ssh-update.v1.json"
+	SSLUpdate = "ssl-update.v1.json"
 )
 
 // base is the prefix of every schema's $id; each schema is registered under
