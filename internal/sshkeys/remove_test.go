@@ -1,6 +1,7 @@
 package sshkeys
 
 import (
+	"bytes"
 	"strings"
 	"testing"
 )
@@ -42,4 +43,22 @@ func TestRemoveAuthorized(t *testing.T) {
 			}
 		})
 	}
+}
+
+func FuzzRemoveAuthorized(f *testing.F) {
+	a := pubLine(f, testKey(f, Ed25519, 256, "a"), "a")
+	f.Add([]byte(a+"# c\n"+a), a)
+	f.Add([]byte("from=\"x\" "+a+"\r\n\n  x y z"), "x y z")
+	f.Fuzz(func(t *testing.T, existing []byte, key string) {
+		out, removed := RemoveAuthorized(existing, []string{key})
+		if removed == 0 && !bytes.Equal(out, existing) {
+			t.Fatalf("removed 0 but content changed: %q -> %q", existing, out)
+		}
+		if len(out) > len(existing) {
+			t.Fatalf("removal grew the file: %q -> %q", existing, out)
+		}
+		if again, n := RemoveAuthorized(out, []string{key}); n != 0 || !bytes.Equal(again, out) {
+			t.Fatalf("not idempotent: a second removal took %d lines", n)
+		}
+	})
 }
