@@ -31,8 +31,9 @@ var side = map[string]string{
 	"callback-setup":    "node",
 	"callback-grant":    "master",
 	// rotation
-	"ssh-update": "node",
-	"ssl-update": "node",
+	"ssh-update":    "node",
+	"ssl-update":    "node",
+	"cluster-renew": "master",
 }
 
 // forbidden is, for each side, the prefixes of packages its programs may

@@ -214,6 +214,9 @@ func join(ctx context.Context, o Options, node string, res *Result) error {
 	// expected state. For any other name the cluster key proves nothing
 	// (every node holds it), so sshrun refuses it unless pinned.
 	cfg.ClusterKeys = ClusterHostKeys(prep)
+	// During a host key rotation's window a recorded node may still
+	// present the old keys (cluster-renew(8)).
+	cfg.ClusterKeys = append(cfg.ClusterKeys, o.Cluster.WindowHostKeys(time.Now())...)
 	cfg.TrustClusterKeys = recorded
 	cfg.Log = log
 	conn, err := sshrun.Dial(ctx, cfg)
