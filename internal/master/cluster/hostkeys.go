@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"time"
 
 	"github.com/nodejoin/nodejoin/internal/master/sshrun"
 	"github.com/nodejoin/nodejoin/internal/nodeconf"
@@ -18,8 +19,29 @@ import (
 type HostKeyPair struct{ Kind, Private, Public string }
 
 // ReadHostKeys reads the master's complete host key pairs (private and
-// public file both present), as Ganeti's _ReadSshKeys does.
+// public file both present), as Ganeti's _ReadSshKeys does. A rotation
+// (cluster-renew) replaces the private file and then the public one, each
+// atomically: a pair read between the two does not match, and is read
+// again.
 func ReadHostKeys(cfg *nodeconf.Config) ([]HostKeyPair, error) {
+	var err error
+	for range 20 {
+		var keys []HostKeyPair
+		if keys, err = readHostKeys(cfg); err == nil {
+			return keys, nil
+		}
+		if !errors.Is(err, errHalfRenewed) {
+			return nil, err
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	return nil, err
+}
+
+// errHalfRenewed is a host key pair whose halves do not match.
+var errHalfRenewed = errors.New("the private and public host key do not match")
+
+func readHostKeys(cfg *nodeconf.Config) ([]HostKeyPair, error) {
 	var out []HostKeyPair
 	for _, k := range sshkeys.HostKinds {
 		kind := string(k)
@@ -31,6 +53,9 @@ func ReadHostKeys(cfg *nodeconf.Config) ([]HostKeyPair, error) {
 		}
 		if err1 != nil || err2 != nil {
 			return nil, fmt.Errorf("reading the %s host key %s: %w", kind, base, errors.Join(err1, err2))
+		}
+		if _, err := sshkeys.ParsePair(k, string(priv), string(pub)); err != nil {
+			return nil, fmt.Errorf("the %s host key %s: %w (%w)", kind, base, errHalfRenewed, err)
 		}
 		out = append(out, HostKeyPair{Kind: kind, Private: string(priv), Public: strings.TrimSpace(string(pub)) + "\n"})
 	}
