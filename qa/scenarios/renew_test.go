@@ -169,8 +169,9 @@ func TestRenewHostKeysWhileJoining(t *testing.T) {
 }
 
 // Scenario: a node is down while cluster-renew runs: it stays pending and
-// the run fails (exit 1) and keeps the window; once the node is back the
-// next run finishes the rotation.
+// the run fails (exit 1) and keeps the window; once the node is back,
+// node-add (its next contact) accepts the old key it still presents and
+// gives it the new ones, and the next run finishes the rotation.
 func TestRenewFinishedByARerun(t *testing.T) {
 	l, ctx := newLab(t, 2)
 	n1, n2 := l.Nodes[0], l.Nodes[1]
@@ -188,6 +189,10 @@ func TestRenewFinishedByARerun(t *testing.T) {
 	if err := n2.StartSSHD(); err != nil {
 		t.Fatal(err)
 	}
+	// Its next contact, within the window: node-add takes the old key it
+	// still presents and gives it the new ones.
+	must(t, "node-add of the node that was down", l.NodeAdd(ctx, n2.Name))
+	checkJoined(t, ctx, l, n2)
 	r, rep = renewRun(t, ctx, l, "--finish")
 	if !r.OK() || !rep.Closed || len(rep.Renewed) != 1 || rep.Renewed[0] != n2.Name {
 		t.Fatalf("the rerun: %s", r)

@@ -80,10 +80,14 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 	rep.WindowEnd = r.WindowEnd
 
 	if r.Phase == cluster.RenewStaged {
-		// Accepting the new keys first is harmless; the master then takes
-		// them, and from then on every document it sends carries them.
-		if err := c.SetKnownHostKeys(append(publics(r.NewHostKeys), r.OldHostKeys...)); err != nil {
-			return nil, fmt.Errorf("adding the new keys to the cluster known_hosts: %w", err)
+		// The cluster known_hosts lists only the new keys from now on: the
+		// old ones are accepted from a recorded node through the renewal
+		// state while the window is open (cluster.WindowHostKeys), so that
+		// they are refused once it ends even if no run closes it. The
+		// master then takes the new keys, and every document it sends from
+		// then on carries them.
+		if err := c.SetKnownHostKeys(publics(r.NewHostKeys)); err != nil {
+			return nil, fmt.Errorf("putting the new keys in the cluster known_hosts: %w", err)
 		}
 		if err := installOnMaster(ctx, c, log, r.NewHostKeys); err != nil {
 			return nil, err
@@ -140,9 +144,6 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 	}
 	if !o.Finish && time.Now().Before(r.WindowEnd) {
 		return rep, nil
-	}
-	if err := c.SetKnownHostKeys(publics(r.NewHostKeys)); err != nil {
-		return rep, fmt.Errorf("removing the old keys from the cluster known_hosts: %w", err)
 	}
 	if err := c.EndRenewal(); err != nil {
 		return rep, err
