@@ -1,5 +1,6 @@
-// Cluster-renew rotates the cluster's SSH host keys with a window in which
-// a recorded node may present the old keys or the new, so that joins
+// Cluster-renew rotates the cluster's SSH host keys and hmac key, with a
+// window in which
+// a recorded node may present the old host keys or the new, so that joins
 // running meanwhile never fail. See doc/cluster-renew.8.md.
 package main
 
@@ -22,11 +23,11 @@ import (
 
 func main() { os.Exit(cli.Main("cluster-renew", os.Args[1:], run)) }
 
-const usage = `Usage: cluster-renew --new-host-keys [--window DURATION] [flags]
+const usage = `Usage: cluster-renew [--new-host-keys] [--new-hmac-key] [--window DURATION] [flags]
        cluster-renew [--finish] [flags]
 
-Rotate the cluster's SSH host keys: make new ones, give them to this master,
-and join every recorded node again with them (one SSH connection per node,
+Rotate the cluster's SSH host keys and/or its hmac key: make new ones, give
+them to this master, and join every recorded node again with them (one SSH connection per node,
 as node-add). Until the window ends a recorded node may present the old keys
 or the new (node-add, cluster-renew); after it only the new. Each step is
 recorded first, so running cluster-renew again finishes an interrupted
@@ -39,6 +40,7 @@ func run(env *cli.Env, args []string) error {
 	fs := cli.NewFlagSet("cluster-renew", usage, &f)
 	root := fs.String("root", "/", "the master's state is under `DIR` (tests and QA)")
 	hostKeys := fs.Bool("new-host-keys", false, "start a rotation of the cluster's SSH host keys")
+	hmacKey := fs.Bool("new-hmac-key", false, "start a rotation of the cluster's hmac key")
 	window := fs.Duration("window", time.Hour, "`DURATION` from the start in which the old host keys are still accepted")
 	finish := fs.Bool("finish", false, "close the window at the end of this run (once every node is on the new keys)")
 	sshPort := fs.Int("ssh-port", 0, "SSH `PORT` of the nodes (default from ssh_config, else 22)")
@@ -91,6 +93,7 @@ func run(env *cli.Env, args []string) error {
 			Log:               env.Log,
 		},
 		NewHostKeys: *hostKeys,
+		NewHMACKey:  *hmacKey,
 		Window:      *window,
 		Finish:      *finish,
 		Parallel:    *parallel,

@@ -34,8 +34,8 @@ func renewRun(t *testing.T, ctx context.Context, l *clusterlab.Lab, args ...stri
 
 // Scenario: joins run in a loop, push (node-add of new and of recorded
 // nodes) and pull (node-join with a join-service slot), while cluster-renew
-// rotates the cluster's SSH host keys: no join fails, every node ends on
-// the new keys, and once the window is closed a node presenting the old
+// rotates the cluster's SSH host keys and hmac key: no join fails, every
+// node ends on the new keys, and once the window is closed a node presenting the old
 // cluster key is refused (and joins again with that key pinned).
 func TestRenewHostKeysWhileJoining(t *testing.T) {
 	l, _ := newLab(t, 4)
@@ -50,6 +50,7 @@ func TestRenewHostKeysWhileJoining(t *testing.T) {
 	serveJoinService(t, ctx, l.Master)
 	const key = "/etc/ssh/ssh_host_ed25519_key.pub"
 	oldKey := fingerprint(t, ctx, l.Master, key)
+	oldHMAC := readFile(t, l.Master.Path("/var/lib/ganeti/hmac.key"))
 
 	// The loop: node-add of n1, n2, n3 in turn (n3 joins for the first
 	// time in it), until told to stop.
@@ -91,7 +92,7 @@ func TestRenewHostKeysWhileJoining(t *testing.T) {
 	var rep renewReport
 	go func() {
 		defer close(renewDone)
-		renew, rep = renewRun(t, ctx, l, "--new-host-keys", "--window", "10m")
+		renew, rep = renewRun(t, ctx, l, "--new-host-keys", "--new-hmac-key", "--window", "10m")
 	}()
 	// A pull join while the rotation runs.
 	_, bootParam := slotAdd(t, ctx, l.Master, `{"node_name": "`+pull.Name+`", "ttl": "10m"}`)
@@ -133,8 +134,15 @@ func TestRenewHostKeysWhileJoining(t *testing.T) {
 	if newKey := fingerprint(t, ctx, l.Master, key); newKey == oldKey {
 		t.Fatal("the master's host key did not change")
 	}
+	hmac := readFile(t, l.Master.Path("/var/lib/ganeti/hmac.key"))
+	if hmac == oldHMAC {
+		t.Error("the master's hmac key did not change")
+	}
 	for _, n := range l.Nodes {
 		checkJoined(t, ctx, l, n) // the master's (new) host keys, the cluster alias
+		if readFile(t, n.Path("/var/lib/ganeti/hmac.key")) != hmac {
+			t.Errorf("%s: hmac.key is not the master's new one", n.Name)
+		}
 	}
 
 	// After the window: n1 presenting the old cluster keys (the master's

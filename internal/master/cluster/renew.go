@@ -33,7 +33,8 @@ const (
 	RenewNodes = "nodes"
 )
 
-// Renewal is a rotation of the cluster's SSH host keys: from Started until
+// Renewal is a rotation of the cluster's SSH host keys, its hmac key, or
+// both. For the host keys: from Started until
 // WindowEnd both the old and the new keys are accepted from a recorded
 // node (node-add, cluster-renew), so that joins running meanwhile never
 // fail; after it only the new ones are.
@@ -46,6 +47,10 @@ type Renewal struct {
 	NewHostKeys []HostKeyPair `json:"new_host_keys"`
 	// OldHostKeys are the public key lines the rotation replaces.
 	OldHostKeys []string `json:"old_host_keys"`
+	// NewHMAC is the new hmac.key, until the master's file holds it;
+	// HMAC says the rotation renews the hmac key.
+	HMAC    bool   `json:"hmac,omitempty"`
+	NewHMAC string `json:"new_hmac,omitempty"`
 	// Done are the nodes brought onto the new keys.
 	Done []string `json:"done"`
 }

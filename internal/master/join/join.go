@@ -150,7 +150,19 @@ func Join(ctx context.Context, o Options, node string) *Result {
 		ctx, cancel = context.WithTimeout(ctx, o.Timeout)
 		defer cancel()
 	}
-	err := join(ctx, o, node, res)
+	var a attempt
+	err := join(ctx, o, node, res, &a)
+	for n := 0; errors.Is(err, errStale) && n < maxStaleRejoins; n++ {
+		if o.Log != nil {
+			o.Log.Info("the cluster's keys changed during the join (cluster-renew); joining again with the current documents", "node", node)
+		}
+		connections := res.Connections
+		err = join(ctx, o, node, res, &a)
+		res.Connections += connections
+	}
+	if errors.Is(err, errStale) {
+		err = fail(StepRecord, "the cluster's keys changed during each of %d joins (cluster-renew is rotating them); run node-add again", maxStaleRejoins+1)
+	}
 	res.Seconds = time.Since(start).Seconds()
 	var f *failure
 	if err == nil {
@@ -164,7 +176,7 @@ func Join(ctx context.Context, o Options, node string) *Result {
 	return res
 }
 
-func join(ctx context.Context, o Options, node string, res *Result) error {
+func join(ctx context.Context, o Options, node string, res *Result, a *attempt) error {
 	log := o.Log
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
@@ -218,8 +230,14 @@ func join(ctx context.Context, o Options, node string, res *Result) error {
 	// present the old keys (cluster-renew(8)).
 	cfg.ClusterKeys = append(cfg.ClusterKeys, o.Cluster.WindowHostKeys(time.Now())...)
 	cfg.TrustClusterKeys = recorded
+	// A join made again (errStale): this run gave the node the cluster
+	// keys of its first documents after checking the node's own key.
+	if len(a.prepared) > 0 {
+		cfg.ClusterKeys = append(cfg.ClusterKeys, a.prepared...)
+		cfg.TrustClusterKeys = true
+	}
 	cfg.Log = log
-	conn, err := sshrun.Dial(ctx, cfg)
+	conn, err := dial(ctx, cfg, cfg.TrustClusterKeys, log)
 	timed(StepConnect, t)
 	if conn != nil {
 		res.Connections = conn.Attempts()
@@ -251,6 +269,7 @@ func join(ctx context.Context, o Options, node string, res *Result) error {
 		return fail(StepPrepare, "the result's root public key: %v", err)
 	}
 	res.RootKey = rk.Fingerprint()
+	a.prepared = append(a.prepared, ClusterHostKeys(prep)...)
 	// The node must now present the cluster host keys.
 	for _, k := range prep.SSHHostKey {
 		want, _ := parseKeyLine(k.Public)
@@ -311,6 +330,11 @@ func join(ctx context.Context, o Options, node string, res *Result) error {
 	res.NodedVersion = v.Version
 
 	progress(StepRecord)
+	if st, err := stale(o.Cluster, prep, setup); err != nil {
+		return fail(StepRecord, "%v", err)
+	} else if st {
+		return errStale
+	}
 	res.Recorded, err = o.Cluster.RecordNode(cluster.Node{Name: node, PrimaryIP: ip, RootPublicKey: pres.RootPublicKey})
 	if err != nil {
 		return fail(StepRecord, "%v", err)

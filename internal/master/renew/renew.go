@@ -2,6 +2,8 @@ package renew
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"fmt"
 	"log/slog"
 	"os"
@@ -13,6 +15,7 @@ import (
 	"github.com/nodejoin/nodejoin/internal/apply"
 	"github.com/nodejoin/nodejoin/internal/master/cluster"
 	"github.com/nodejoin/nodejoin/internal/master/join"
+	"github.com/nodejoin/nodejoin/internal/nodeconf"
 	"github.com/nodejoin/nodejoin/internal/problem"
 	"github.com/nodejoin/nodejoin/internal/sshkeys"
 	"github.com/nodejoin/nodejoin/internal/txn"
@@ -21,9 +24,10 @@ import (
 // Options of one run of cluster-renew.
 type Options struct {
 	Join join.Options // Cluster is the cluster renewed
-	// NewHostKeys starts a rotation of the SSH host keys when none is
-	// under way.
+	// NewHostKeys and NewHMACKey start a rotation of the SSH host keys,
+	// the hmac key or both, when none is under way.
 	NewHostKeys bool
+	NewHMACKey  bool
 	// Window is how long both the old and the new keys are accepted,
 	// from the start of the rotation.
 	Window time.Duration
@@ -63,13 +67,13 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 		return nil, err
 	}
 	switch {
-	case r == nil && !o.NewHostKeys:
+	case r == nil && !o.NewHostKeys && !o.NewHMACKey:
 		if o.Finish {
 			return nil, problem.Usagef("no rotation is under way: there is nothing to finish")
 		}
-		return nil, problem.Usagef("no rotation is under way; name what to renew: --new-host-keys")
+		return nil, problem.Usagef("no rotation is under way; name what to renew: --new-host-keys, --new-hmac-key")
 	case r == nil:
-		if r, err = stage(c, o.Window); err != nil {
+		if r, err = stage(c, o.Window, o.NewHostKeys, o.NewHMACKey); err != nil {
 			return nil, err
 		}
 		rep.Started = true
@@ -86,15 +90,18 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 		// they are refused once it ends even if no run closes it. The
 		// master then takes the new keys, and every document it sends from
 		// then on carries them.
-		if err := c.SetKnownHostKeys(publics(r.NewHostKeys)); err != nil {
-			return nil, fmt.Errorf("putting the new keys in the cluster known_hosts: %w", err)
+		if len(r.NewHostKeys) > 0 {
+			if err := c.SetKnownHostKeys(publics(r.NewHostKeys)); err != nil {
+				return nil, fmt.Errorf("putting the new keys in the cluster known_hosts: %w", err)
+			}
 		}
-		if err := installOnMaster(ctx, c, log, r.NewHostKeys); err != nil {
+		if err := installOnMaster(ctx, c, log, r); err != nil {
 			return nil, err
 		}
 		for i := range r.NewHostKeys {
 			r.NewHostKeys[i].Private = "" // the master's files hold them now
 		}
+		r.NewHMAC = ""
 		r.Phase = cluster.RenewNodes
 		if err := c.SaveRenewal(r); err != nil {
 			return nil, err
@@ -171,9 +178,22 @@ func pending(c *cluster.Cluster) ([]string, error) {
 	return out, nil
 }
 
-// stage makes a new key pair of each kind and size the master has, and
-// records them with the old public keys before anything else changes.
-func stage(c *cluster.Cluster, window time.Duration) (*cluster.Renewal, error) {
+// stage makes what the rotation renews: a new key pair of each kind and
+// size the master has, a new hmac key (as cluster-init makes it), and
+// records them, with the old public keys, before anything else changes.
+func stage(c *cluster.Cluster, window time.Duration, hostKeys, hmac bool) (*cluster.Renewal, error) {
+	now := time.Now().UTC().Truncate(time.Second)
+	r := &cluster.Renewal{Started: now, WindowEnd: now.Add(window), Phase: cluster.RenewStaged, Done: []string{}}
+	if hmac {
+		secret := make([]byte, 32)
+		if _, err := rand.Read(secret); err != nil {
+			return nil, err
+		}
+		r.HMAC, r.NewHMAC = true, hex.EncodeToString(secret)+"\n"
+	}
+	if !hostKeys {
+		return r, c.SaveRenewal(r)
+	}
 	old, err := cluster.ReadHostKeys(c.Config)
 	if err != nil {
 		return nil, err
@@ -181,8 +201,6 @@ func stage(c *cluster.Cluster, window time.Duration) (*cluster.Renewal, error) {
 	if len(old) == 0 {
 		return nil, fmt.Errorf("the master has no SSH host keys in %s to renew", c.Config.Path(c.Config.SSHConfigDir))
 	}
-	now := time.Now().UTC().Truncate(time.Second)
-	r := &cluster.Renewal{Started: now, WindowEnd: now.Add(window), Phase: cluster.RenewStaged, Done: []string{}}
 	for _, k := range old {
 		pub, err := sshkeys.ParsePublicLine(k.Public)
 		if err != nil {
@@ -199,13 +217,25 @@ func stage(c *cluster.Cluster, window time.Duration) (*cluster.Renewal, error) {
 }
 
 // installOnMaster writes the new pairs over the master's host keys (the
-// old ones kept as backups) and restarts its sshd, in one transaction: a
-// failed check or restart puts the old keys back.
-func installOnMaster(ctx context.Context, c *cluster.Cluster, log *slog.Logger, keys []cluster.HostKeyPair) error {
+// old ones kept as backups) and restarts its sshd, and writes the new
+// hmac key, in one transaction: a failed check or restart puts the old
+// files back.
+func installOnMaster(ctx context.Context, c *cluster.Cluster, log *slog.Logger, r *cluster.Renewal) error {
 	cfg := c.Config
 	plan := func() (*apply.Plan, error) {
-		p := &apply.Plan{Steps: []apply.Step{{Daemon: "sshd", Check: cfg.SSHDCheckCommand, Restart: cfg.SSHDRestartCommand}}}
-		for _, k := range keys {
+		p := &apply.Plan{}
+		if len(r.NewHostKeys) > 0 {
+			p.Steps = []apply.Step{{Daemon: "sshd", Check: cfg.SSHDCheckCommand, Restart: cfg.SSHDRestartCommand}}
+		}
+		if r.HMAC {
+			if r.NewHMAC == "" {
+				return nil, fmt.Errorf("the renewal state has no hmac key for the master")
+			}
+			np := filepath.Join(cfg.DataDir, nodeconf.HMACKey)
+			p.Items = append(p.Items, txn.Item{Path: cfg.Path(np), NodePath: np, Data: []byte(r.NewHMAC), Mode: cluster.ModeSecret,
+				UID: os.Geteuid(), GID: os.Getegid(), KeepOwner: true, Secret: true})
+		}
+		for _, k := range r.NewHostKeys {
 			if k.Private == "" {
 				return nil, fmt.Errorf("the renewal state has no private %s key for the master", k.Kind)
 			}

@@ -126,12 +126,12 @@ func TestResumeAfterEachStep(t *testing.T) {
 	for _, step := range []string{"staged", "master installed"} {
 		t.Run(step, func(t *testing.T) {
 			c, root := newCluster(t)
-			r, err := stage(c, time.Hour)
+			r, err := stage(c, time.Hour, true, true)
 			if err != nil {
 				t.Fatal(err)
 			}
 			if step == "master installed" {
-				if err := installOnMaster(context.Background(), c, slog.New(slog.DiscardHandler), r.NewHostKeys); err != nil {
+				if err := installOnMaster(context.Background(), c, slog.New(slog.DiscardHandler), r); err != nil {
 					t.Fatal(err)
 				}
 			}
@@ -214,5 +214,39 @@ func TestUnreachableNodeKeepsTheWindow(t *testing.T) {
 	}
 	if len(c.WindowHostKeys(time.Now())) == 0 {
 		t.Error("the window closed with a node left on the old keys")
+	}
+}
+
+// TestHMAC: --new-hmac-key alone gives the master a new hmac.key (mode
+// kept, never left in the state once the master has it) and leaves the
+// host keys and known_hosts alone.
+func TestHMAC(t *testing.T) {
+	c, root := newCluster(t)
+	oldHMAC, oldKey := read(t, root, "var/lib/ganeti/hmac.key"), read(t, root, hostKey)
+	oldKH := read(t, root, "var/lib/ganeti/known_hosts")
+	o := opts(c)
+	o.NewHMACKey = true
+	rep, err := Run(context.Background(), o)
+	if err != nil || !rep.Started || rep.Closed {
+		t.Fatalf("%+v, %v", rep, err)
+	}
+	h := read(t, root, "var/lib/ganeti/hmac.key")
+	if h == oldHMAC || len(strings.TrimSpace(h)) != 64 || !strings.HasSuffix(h, "\n") {
+		t.Errorf("hmac.key %q after the rotation", h)
+	}
+	if strings.Contains(read(t, root, "var/lib/nodejoin/"+cluster.RenewalFile), strings.TrimSpace(h)) {
+		t.Error("the state keeps the hmac key after the master took it")
+	}
+	if read(t, root, hostKey) != oldKey || read(t, root, "var/lib/ganeti/known_hosts") != oldKH {
+		t.Error("an hmac rotation changed the host keys")
+	}
+	fi, _ := os.Stat(filepath.Join(root, "var/lib/ganeti/hmac.key"))
+	if fi.Mode().Perm() != 0o600 {
+		t.Errorf("hmac.key mode %v", fi.Mode())
+	}
+	o = opts(c)
+	o.Finish = true
+	if rep, err := Run(context.Background(), o); err != nil || !rep.Closed {
+		t.Fatalf("finish: %+v, %v", rep, err)
 	}
 }
