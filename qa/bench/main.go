@@ -38,7 +38,15 @@ type row struct {
 func main() {
 	sizes := flag.String("nodes", "1,10,50", "comma-separated node counts")
 	out := flag.String("o", "doc/benchmarks.md", "write the report to `FILE` (- for standard output)")
+	pull := flag.Bool("pull", false, "run only the pull-mode benchmark (join-service, pull.go) and write its own section of -o")
 	flag.Parse()
+	if *pull {
+		if err := runPull(*out); err != nil {
+			fmt.Fprintf(os.Stderr, "bench: %v\n", err)
+			os.Exit(1)
+		}
+		return
+	}
 	r := harness.NewProgram("bench")
 
 	start := time.Now()
