@@ -30,6 +30,8 @@ var side = map[string]string{
 	"join-service":      "master",
 	"callback-setup":    "node",
 	"callback-grant":    "master",
+	// render-cloud-config
+	"render-cloud-config": "master",
 	// rotation
 	"ssh-update":    "node",
 	"ssl-update":    "node",

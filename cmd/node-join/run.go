@@ -20,7 +20,7 @@ import (
 const usage = `Usage: node-join [flags] --server HOST[:PORT] --uuid UUID --secret-file FILE --ca-pin sha256:HEX
        node-join [flags] --boot-param [--cmdline FILE]
        node-join [flags] --token-file FILE
-       ... [--follow --exec PROGRAM [-- ARG...]]
+       ... [[--follow] --exec PROGRAM [-- ARG...]]
 
 Fetches this node's join documents from the master's join-service with a
 one-time secret, trusting the master by the SHA-256 pin of its certificate's
@@ -57,7 +57,7 @@ func run(env *cli.Env, args []string) error {
 	fs.StringVar(&o.nodeName, "node-name", "", "this node's `NAME` for a slot that has none (default: the host name)")
 	fs.DurationVar(&o.timeout, "timeout", 10*time.Minute, "retry the fetch and the report for at most `D`")
 	fs.BoolVar(&o.follow, "follow", false, "after joining, wait for config changes and run --exec with each")
-	fs.StringVar(&o.exec, "exec", "", "with --follow: run `PROGRAM` (arguments after --, no shell) with the config on standard input")
+	fs.StringVar(&o.exec, "exec", "", "after joining, run `PROGRAM` (arguments after --, no shell) with the config on standard input: once, or with --follow at each change")
 	if err := cli.Parse(env, fs, &f, args); err != nil {
 		return err
 	}
@@ -68,8 +68,8 @@ func run(env *cli.Env, args []string) error {
 		}
 		execArgs = fs.Args()
 	}
-	if o.follow != (o.exec != "") {
-		return problem.Usagef("--follow and --exec PROGRAM go together")
+	if o.follow && o.exec == "" {
+		return problem.Usagef("--follow needs --exec PROGRAM")
 	}
 	if o.timeout <= 0 {
 		return problem.Usagef("--timeout: must be positive")
@@ -114,6 +114,9 @@ func run(env *cli.Env, args []string) error {
 		return err
 	}
 	if !o.follow {
+		if o.exec != "" {
+			return runOnce(ctx, env, cl.UUID(), res.configRevision, res.config, o.exec, execArgs)
+		}
 		return nil
 	}
 	return follow(ctx, env, cl, res.configRevision, res.config, o.exec, execArgs)

@@ -27,6 +27,7 @@ func (s *Service) APIHandler() http.Handler {
 	mux.HandleFunc("POST "+joinapi.PathStatus, s.report)
 	mux.HandleFunc("GET "+joinapi.PathConfig, s.pollConfig)
 	mux.HandleFunc("POST "+joinapi.PathAssign, s.assign)
+	mux.HandleFunc("GET "+joinapi.PathFile, s.serveFile) // files.go
 	return mux
 }
 
