@@ -26,6 +26,7 @@ const (
 	SlotAdd         = "slot-add.v1.json"
 	CallbackSetup   = "callback-setup.v1.json"
 	CallbackGrant   = "callback-grant.v1.json"
+	JoinAdvertise   = "join-advertise.v1.json"
 	CloudConfig     = "render-cloud-config.v1.json"
 	// Rotation: Ganeti's ssh_update and ssl_update documents.
 	SSHUpdate = "ssh-update.v1.json"

@@ -31,6 +31,11 @@ command -v lintian >/dev/null 2>&1 || need="$need lintian"
 command -v man >/dev/null 2>&1 || need="$need man-db"
 command -v systemd-analyze >/dev/null 2>&1 || need="$need systemd"
 command -v etcd >/dev/null 2>&1 || need="$need etcd-server"
+# Auto-registration's scenarios: a dbus-daemon and an avahi-daemon per lab host
+# (policy-rc.d keeps the machine's own from starting), avahi-browse(1).
+command -v dbus-daemon >/dev/null 2>&1 || need="$need dbus"
+command -v avahi-daemon >/dev/null 2>&1 || need="$need avahi-daemon"
+command -v avahi-browse >/dev/null 2>&1 || need="$need avahi-utils"
 [ -x /usr/sbin/gnt-cluster ] && [ -x /usr/lib/ganeti/daemon-util ] || need="$need ganeti"
 # cloud-init(1): render-cloud-config's schema oracle and the first-boot
 # scenario, which runs its stages in a lab host only; setpriv(1) for that

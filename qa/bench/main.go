@@ -39,7 +39,15 @@ func main() {
 	sizes := flag.String("nodes", "1,10,50", "comma-separated node counts")
 	out := flag.String("o", "doc/benchmarks.md", "write the report to `FILE` (- for standard output)")
 	pull := flag.Bool("pull", false, "run only the pull-mode benchmark (join-service, pull.go) and write its own section of -o")
+	register := flag.Bool("register", false, "run only the auto-registration benchmark (register.go) and write its own section of -o")
 	flag.Parse()
+	if *register {
+		if err := runRegister(*out); err != nil {
+			fmt.Fprintf(os.Stderr, "bench: %v\n", err)
+			os.Exit(1)
+		}
+		return
+	}
 	if *pull {
 		if err := runPull(*out); err != nil {
 			fmt.Fprintf(os.Stderr, "bench: %v\n", err)

@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"time"
 
 	"github.com/nodejoin/nodejoin/internal/nodeconf"
 	"github.com/nodejoin/nodejoin/internal/ssconf"
@@ -17,6 +18,8 @@ type Node struct {
 	Name          string
 	PrimaryIP     string
 	RootPublicKey string // the node's root public key line
+	Via           string // how it joined: ViaPush, ViaPull, ViaCallback (joins.go)
+	HostKey       string // fingerprint of the host key it was verified by, if any
 }
 
 // PublicKeys reads ganeti_pub_keys: node name (or UUID) to key line.
@@ -162,8 +165,11 @@ func (c *Cluster) RecordNodes(ns ...Node) (changed bool, err error) {
 		}
 		out = append(out, l)
 	}
-	err = write(c.Path(nodeconf.KnownHosts), b, []byte(strings.Join(out, "\n")+"\n"), ModePublic)
-	return changed, err
+	if err = write(c.Path(nodeconf.KnownHosts), b, []byte(strings.Join(out, "\n")+"\n"), ModePublic); err != nil {
+		return changed, err
+	}
+	// How and when: node-list's, not Ganeti's, so not in changed.
+	return changed, c.noteJoins(ns, time.Now())
 }
 
 // withNames is hosts with the names of ns it lacks appended, in order.
