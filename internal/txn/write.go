@@ -4,7 +4,6 @@ import (
 	"crypto/rand"
 	"errors"
 	"fmt"
-	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -19,7 +18,7 @@ import (
 // writeAtomic writes data to path with the given mode and owner (uid -1:
 // keep the writer's), in path's directory as the system resolves it: for
 // the journal and the master's records. A node file goes through
-// writeItem, which pins its directory first.
+// applyAll, which pins its directory first.
 func writeAtomic(path string, data []byte, mode fs.FileMode, uid, gid int, secret bool) error {
 	dir, err := os.OpenRoot(filepath.Dir(path))
 	if err != nil {
@@ -123,56 +122,6 @@ func pinDir(dir string) (*os.Root, error) {
 // ErrChanged is a directory that became a symbolic link between the plan
 // and the write.
 var ErrChanged = errors.New("a directory on the way was replaced by a symbolic link since it was checked")
-
-// writeItem writes a node file in its pinned directory; a target that is
-// there must still be a regular file (it is replaced, never followed).
-func writeItem(path string, data []byte, mode fs.FileMode, uid, gid int, secret bool) error {
-	dir, err := pinDir(filepath.Dir(path))
-	if err != nil {
-		return err
-	}
-	defer func() { _ = dir.Close() }()
-	return writeIn(dir, filepath.Base(path), path, data, mode, uid, gid, secret)
-}
-
-// removeItem removes a node file in its pinned directory (after its
-// backup): a link put in its place or on the way is not followed.
-func removeItem(path string) error {
-	dir, err := pinDir(filepath.Dir(path))
-	if err != nil {
-		return err
-	}
-	defer func() { _ = dir.Close() }()
-	if err := dir.Remove(filepath.Base(path)); err != nil {
-		return err
-	}
-	return syncRoot(dir)
-}
-
-// copyToBackup copies the regular file src to a new 0600 file dst in the
-// same directory, without following a link put in src's place.
-func copyToBackup(src, dst string) error {
-	dir, err := pinDir(filepath.Dir(src))
-	if err != nil {
-		return err
-	}
-	defer func() { _ = dir.Close() }()
-	f, err := dir.OpenFile(filepath.Base(src), os.O_RDONLY|syscall.O_NOFOLLOW|syscall.O_NONBLOCK, 0)
-	if err != nil {
-		return err
-	}
-	defer f.Close()
-	if fi, err := f.Stat(); err != nil {
-		return err
-	} else if !fi.Mode().IsRegular() {
-		return ErrNotRegular
-	}
-	data, err := io.ReadAll(f)
-	if err != nil {
-		return err
-	}
-	return writeIn(dir, filepath.Base(dst), dst, data, 0o600, -1, -1, true)
-}
 
 func syncRoot(dir *os.Root) error {
 	d, err := dir.Open(".")
