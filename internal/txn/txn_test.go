@@ -16,7 +16,7 @@ import (
 )
 
 // testOptions makes root look like a node's root: its lock directory exists.
-func testOptions(t *testing.T, root string, restarts *[]string) Options {
+func testOptions(t testing.TB, root string, restarts *[]string) Options {
 	if err := os.MkdirAll(filepath.Join(root, "var/lock"), 0o755); err != nil {
 		t.Fatal(err)
 	}
