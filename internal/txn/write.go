@@ -171,3 +171,48 @@ func WriteFile(path string, data []byte, mode fs.FileMode) error {
 	}
 	return nil
 }
+
+// File is one file for WriteFiles.
+type File struct {
+	Path string
+	Data []byte
+	Mode fs.FileMode
+}
+
+// WriteFiles replaces several files as WriteFile does, each atomically and
+// durably on its own, with one round of fsyncs for all (written, synced
+// together, renamed, each directory synced once): for the master's records,
+// several files of which change at each join.
+func WriteFiles(files []File) error {
+	roots := map[string]*os.Root{}
+	defer func() {
+		for _, r := range roots {
+			_ = r.Close()
+		}
+	}()
+	var ps []*pending
+	for _, f := range files {
+		dir := filepath.Dir(f.Path)
+		r, ok := roots[dir]
+		if !ok {
+			var err error
+			if r, err = os.OpenRoot(dir); err != nil {
+				discard(ps)
+				return fmt.Errorf("writing %s: %w", f.Path, err)
+			}
+			roots[dir] = r
+		}
+		name := filepath.Base(f.Path)
+		if fi, err := r.Lstat(name); err == nil && !fi.Mode().IsRegular() {
+			discard(ps)
+			return fmt.Errorf("writing %s: %w", f.Path, ErrNotRegular)
+		}
+		tmp, fh, err := createTemp(r, name, f.Data, f.Mode, -1, -1)
+		if err != nil {
+			discard(ps)
+			return fmt.Errorf("writing %s: %w", f.Path, err)
+		}
+		ps = append(ps, &pending{dir: r, tmp: tmp, name: name, path: f.Path, nodePath: f.Path, f: fh})
+	}
+	return commitTemps(ps)
+}
