@@ -308,7 +308,9 @@ func join(ctx context.Context, o Options, node string, res *Result) error {
 	res.NodedVersion = v.Version
 
 	progress(StepRecord)
+	t = time.Now()
 	res.Recorded, err = o.Cluster.RecordNode(cluster.Node{Name: node, PrimaryIP: ip, RootPublicKey: pres.RootPublicKey})
+	timed(StepRecord, t)
 	if err != nil {
 		return fail(StepRecord, "%v", err)
 	}
