@@ -21,8 +21,8 @@ import (
 
 	"github.com/nodejoin/nodejoin/internal/fixture"
 	"github.com/nodejoin/nodejoin/internal/joindoc"
-	"github.com/nodejoin/nodejoin/internal/sshkeys"
 	"github.com/nodejoin/nodejoin/internal/ssconf"
+	"github.com/nodejoin/nodejoin/internal/sshkeys"
 	"github.com/nodejoin/nodejoin/qa/clusterlab"
 	"github.com/nodejoin/nodejoin/qa/harness"
 )
