@@ -45,8 +45,11 @@ demo: deps build
 
 # node-add against the pre-2.7 Ganeti way for 1, 10 and 50 nodes, and the
 # node-side programs' time per run; writes doc/benchmarks.md (root; qa/bench).
+# Then pull mode's registrations (join-service, embedded store and etcd):
+# its own section of that file (qa/bench -pull).
 bench: deps build
 	$(GO) run ./qa/bench
+	$(GO) run ./qa/bench -pull
 
 # A kept lab to try the programs by hand: master and $(NODES) nodes on
 # namespace hosts, up until make lab-down (root; qa/lab). make lab-shell

@@ -45,10 +45,12 @@ func join(ctx context.Context, env *cli.Env, cfg *nodeconf.Config, cl *joinclien
 	}
 	checked, err := joinapply.Check(ctx, cfg, env.Log, docs.Prepare, docs.DaemonSetup)
 	if err != nil {
-		// The master pins a root key with the first report and takes none
-		// without one: a node refused before it knows its key cannot say so.
-		return nil, problem.Hint(err, "the master was not told (a report needs the node's root key); join-service slot show "+cl.UUID()+
-			" says fetched; fix the cause and issue a new slot")
+		// Refused before the node knows its root key: the failure is
+		// reported without one (it pins nothing).
+		if _, rerr := report(joinapi.StatusFailed, map[string]string{"error": firstLine(err.Error())}, ""); rerr != nil {
+			return nil, problem.Hint(err, "the master was not told ("+firstLine(rerr.Error())+"); fix the cause and issue a new slot")
+		}
+		return nil, problem.Hint(err, "the master was told: join-service slot show "+cl.UUID()+" says failed, with this reason; fix the cause and issue a new slot")
 	}
 	key := checked.RootPublicKey
 	if _, err := report(joinapi.StatusApplying, nil, key); err != nil {

@@ -3,6 +3,7 @@ package main
 import (
 	"encoding/json"
 	"fmt"
+	"io"
 	"net"
 	"os"
 	"os/exec"
@@ -71,6 +72,10 @@ func (e *buildError) Error() string {
 //	freeport VAR                   a free loopback port in $VAR
 //	waitsock PATH                  wait until something listens on the unix socket
 //	waitfile PATH                  wait until PATH exists
+//	cutproxy VAR PORT              a TCP proxy to 127.0.0.1:PORT on a free port
+//	                               (in $VAR) that cuts its first connection after
+//	                               4 KiB of answer: the handshake passes, the
+//	                               server answers in full, the client gets part
 //	token ADD.json KIND OUT [PIN]  from slot add's answer, write OUT (0600):
 //	                               KIND cmdline (a kernel command line with the
 //	                               boot parameter), tokenfile (the token),
@@ -88,6 +93,7 @@ func TestScripts(t *testing.T) {
 	cmds["waitsock"] = cmdWait("unix")
 	cmds["waitfile"] = cmdWait("")
 	cmds["token"] = cmdToken
+	cmds["cutproxy"] = cmdCutProxy
 	testscript.Run(t, testscript.Params{
 		Dir:  "testdata",
 		Cmds: cmds,
@@ -169,4 +175,43 @@ func cmdToken(ts *testscript.TestScript, neg bool, args []string) {
 	p := ts.MkAbs(args[2])
 	ts.Check(os.MkdirAll(filepath.Dir(p), 0o755))
 	ts.Check(os.WriteFile(p, []byte(out), 0o600))
+}
+
+func cmdCutProxy(ts *testscript.TestScript, neg bool, args []string) {
+	if neg || len(args) != 2 {
+		ts.Fatalf("usage: cutproxy VAR PORT")
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	ts.Check(err)
+	ts.Defer(func() { ln.Close() })
+	ts.Setenv(args[0], strconv.Itoa(ln.Addr().(*net.TCPAddr).Port))
+	upstream := "127.0.0.1:" + args[1]
+	go func() {
+		for first := true; ; first = false {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go proxy(c, upstream, first)
+		}
+	}()
+}
+
+// proxy copies c to upstream and back; cut: after 4 KiB of the answer it
+// closes both, the rest of the answer read and dropped.
+func proxy(c net.Conn, upstream string, cut bool) {
+	defer c.Close()
+	u, err := net.Dial("tcp", upstream)
+	if err != nil {
+		return
+	}
+	defer u.Close()
+	go func() { _, _ = io.Copy(u, c) }()
+	if !cut {
+		_, _ = io.Copy(c, u)
+		return
+	}
+	_, _ = io.CopyN(c, u, 4096)
+	c.Close()
+	_, _ = io.Copy(io.Discard, u)
 }

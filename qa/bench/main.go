@@ -50,7 +50,15 @@ func main() {
 	runs := flag.Int("runs", 5, "runs of each size of at most 10 nodes (larger sizes run once)")
 	ganeti := flag.Bool("ganeti", true, "also time Ganeti's own node tools on the same documents (needs Debian's ganeti)")
 	out := flag.String("o", "doc/benchmarks.md", "write the report to `FILE` (- for standard output)")
+	pull := flag.Bool("pull", false, "run only the pull-mode benchmark (join-service, pull.go) and write its own section of -o")
 	flag.Parse()
+	if *pull {
+		if err := runPull(*out); err != nil {
+			fmt.Fprintf(os.Stderr, "bench: %v\n", err)
+			os.Exit(1)
+		}
+		return
+	}
 	r := harness.NewProgram("bench")
 
 	start := time.Now()

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"os"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -14,28 +15,33 @@ import (
 )
 
 // serveJoinService starts join-service serve on h (its cluster made
-// first) and waits until its admin socket answers; the daemon stops with
-// the test.
-func serveJoinService(t *testing.T, ctx context.Context, h *harness.Host) {
+// first) with args (default: --advertise h's address) and waits until its
+// admin socket answers; the daemon stops with the test, or when stop is
+// called, which kills it (SIGKILL) and waits.
+func serveJoinService(t *testing.T, ctx context.Context, h *harness.Host, args ...string) (stop func()) {
 	t.Helper()
+	if len(args) == 0 {
+		args = []string{"--advertise", h.IP().String()}
+	}
 	sctx, cancel := context.WithCancel(ctx)
-	cmd := h.Command(sctx, "join-service", "serve", "--listen", ":1816", "--advertise", h.IP().String())
+	cmd := h.Command(sctx, append([]string{"join-service", "serve", "--listen", ":1816"}, args...)...)
 	var out strings.Builder
 	cmd.Stdout, cmd.Stderr = &out, &out
 	cmd.WaitDelay = 5 * time.Second
 	if err := cmd.Start(); err != nil {
 		t.Fatalf("join-service serve on %s: %v", h.Name, err)
 	}
+	var once sync.Once
+	stop = func() { once.Do(func() { cancel(); _ = cmd.Wait() }) }
 	t.Cleanup(func() {
-		cancel()
-		_ = cmd.Wait()
+		stop()
 		if t.Failed() {
 			t.Logf("join-service serve on %s:\n%s", h.Name, out.String())
 		}
 	})
 	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(100 * time.Millisecond) {
 		if r := clusterlab.Run(ctx, h, nil, "join-service", "slot", "list"); r.OK() {
-			return
+			return stop
 		}
 		if time.Now().After(deadline) {
 			t.Fatalf("join-service on %s does not answer:\n%s", h.Name, out.String())

@@ -198,7 +198,7 @@ func (s *Service) fetch(w http.ResponseWriter, r *http.Request) {
 		s.refuse(w, r, ev, unauthorized(err.Error()))
 		return
 	}
-	slot, err = s.store.Fetch(r.Context(), uuid, secret)
+	slot, ev.Reason, err = s.fetchSlot(r, uuid, secret)
 	if err != nil {
 		s.refuse(w, r, ev, err)
 		return
@@ -237,7 +237,8 @@ func (s *Service) assign(w http.ResponseWriter, r *http.Request) {
 		s.refuse(w, r, ev, &apiError{status, code, err.Error(), err.Error()})
 		return
 	}
-	slot, err := s.store.AssignDynamic(r.Context(), secret)
+	slot, note, err := s.assignSlot(r, secret)
+	ev.Reason = note
 	if err != nil {
 		s.refuse(w, r, ev, err)
 		return
@@ -317,8 +318,11 @@ func (s *Service) report(w http.ResponseWriter, r *http.Request) {
 	}
 	ev.Node = name
 	p := peer(r)
+	// A node refused its documents before it had a root key: its failure
+	// is taken without one. "joined" spends the slot.
 	slot, err = s.store.Report(r.Context(), uuid, secret, slotstore.Report{Status: req.Status, Params: req.Params,
-		Peer: p, ClaimedAddr: req.ClaimedAddr, RootKey: req.RootKey})
+		Peer: p, ClaimedAddr: req.ClaimedAddr, RootKey: req.RootKey,
+		Keyless: req.Status == joinapi.StatusFailed, Final: req.Status == joinapi.StatusJoined})
 	if err != nil {
 		s.refuse(w, r, ev, err)
 		return

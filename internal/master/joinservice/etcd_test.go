@@ -5,75 +5,57 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
-	"os"
-	"os/exec"
 	"path/filepath"
-	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/nodejoin/nodejoin/internal/fixture/etcdtest"
 	"github.com/nodejoin/nodejoin/internal/joinapi"
 	"github.com/nodejoin/nodejoin/internal/master/slotstore"
 )
 
-// startEtcd runs one etcd member on loopback (the store's own suite runs
-// three, with TLS, and kills them mid-run; this only shares one set of
-// slots between two services).
-func startEtcd(t *testing.T) string {
+// startEtcd runs three etcd members with client TLS on loopback
+// (etcdtest, as the store's own suite) and returns how to open a store on
+// them under prefix.
+func startEtcd(t testing.TB) func(prefix string) slotstore.Config {
 	t.Helper()
-	bin, err := exec.LookPath("etcd")
-	if err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatal("etcd: not found, and CI=true: tools/install-deps.sh installs etcd-server")
+	c := etcdtest.StartLocal(t)
+	p := c.Spec.PKI
+	return func(prefix string) slotstore.Config {
+		return slotstore.Config{Store: "etcd://" + strings.Join(c.Spec.Endpoints(), ",") + prefix,
+			CAFile: p.CAFile, CertFile: p.ClientCert, KeyFile: p.ClientKey}
+	}
+}
+
+// openEtcd opens a store on the cluster, waiting for it to elect a leader.
+func openEtcd(t testing.TB, cfg slotstore.Config) *slotstore.Store {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		s, err := slotstore.Open(context.Background(), cfg, slotstore.Options{})
+		if err == nil {
+			t.Cleanup(func() { s.Close() })
+			return s
 		}
-		t.Skip("etcd: not found (Debian's etcd-server)")
+		if time.Now().After(deadline) {
+			t.Fatal(err)
+		}
+		time.Sleep(200 * time.Millisecond)
 	}
-	client, peer := freePort(t), freePort(t)
-	dir := t.TempDir()
-	cu, pu := "http://127.0.0.1:"+strconv.Itoa(client), "http://127.0.0.1:"+strconv.Itoa(peer)
-	log, err := os.Create(filepath.Join(dir, "etcd.log"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	cmd := exec.Command(bin, "--name", "m1", "--data-dir", filepath.Join(dir, "data"),
-		"--listen-client-urls", cu, "--advertise-client-urls", cu,
-		"--listen-peer-urls", pu, "--initial-advertise-peer-urls", pu, "--initial-cluster", "m1="+pu)
-	cmd.Stdout, cmd.Stderr = log, log
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		_ = cmd.Process.Kill()
-		_ = cmd.Wait()
-		log.Close()
-	})
-	return "127.0.0.1:" + strconv.Itoa(client)
 }
 
 // Two join-service replicas on one etcd: machines racing for a pool's
 // slots through either replica get distinct slots, and a secret fetched
 // through one is spent through the other.
 func TestTwoReplicasOnEtcd(t *testing.T) {
-	ep := startEtcd(t)
+	etcd := startEtcd(t)
 	root := t.TempDir()
 	initCluster(t, root)
 	var fs []*fixture
 	for i := range 2 {
-		f := &fixture{root: root, now: time.Now()}
-		var err error
-		deadline := time.Now().Add(15 * time.Second)
-		for {
-			f.store, err = slotstore.Open(context.Background(), slotstore.Config{Store: "etcd://" + ep + "/t/"}, slotstore.Options{})
-			if err == nil || time.Now().After(deadline) {
-				break
-			}
-			time.Sleep(200 * time.Millisecond)
-		}
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { f.store.Close() })
+		f := &fixture{root: root, now: time.Now(), store: openEtcd(t, etcd("/t/"))}
 		fs = append(fs, f.serve(t, filepath.Join(root, fmt.Sprintf("run/replica%d.sock", i))))
 	}
 	a := fs[0].add(t, AddRequest{NodeName: "node1.example.org"})

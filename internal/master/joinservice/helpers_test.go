@@ -177,6 +177,12 @@ func (f *fixture) node(t testing.TB, ip string, pins []string) *node {
 // call sends one request and returns the status and the body.
 func (n *node) call(t testing.TB, method, path, secret string, body any) (int, []byte) {
 	t.Helper()
+	return n.callHeader(t, method, path, secret, nil, body)
+}
+
+// callHeader is call with more header fields.
+func (n *node) callHeader(t testing.TB, method, path, secret string, hdr http.Header, body any) (int, []byte) {
+	t.Helper()
 	var rd io.Reader
 	if body != nil {
 		b, _ := json.Marshal(body)
@@ -188,6 +194,9 @@ func (n *node) call(t testing.TB, method, path, secret string, body any) (int, [
 	}
 	if secret != "" {
 		req.Header.Set("Authorization", "Bearer "+secret)
+	}
+	for k, v := range hdr {
+		req.Header[k] = v
 	}
 	resp, err := n.http.Do(req)
 	if err != nil {

@@ -234,6 +234,19 @@ func runContract(t *testing.T, ns namespace, clients int) {
 		}
 	})
 
+	t.Run("a fetch retried with its key is answered again", func(t *testing.T) {
+		s, all, _, _ := setup(t)
+		contractFetchKey(t, s, all[len(all)-1])
+	})
+	t.Run("a final report spends a counted slot", func(t *testing.T) {
+		s, _, _, _ := setup(t)
+		contractFinalReport(t, s)
+	})
+	t.Run("a keyless report pins nothing", func(t *testing.T) {
+		s, _, _, _ := setup(t)
+		contractKeylessReport(t, s)
+	})
+
 	t.Run("a single-use secret fetched 20 times at once", func(t *testing.T) {
 		s, all, _, _ := setup(t)
 		ctx := ctxT(t)

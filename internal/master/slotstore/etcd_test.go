@@ -2,126 +2,34 @@ package slotstore
 
 import (
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
-	"crypto/x509"
-	"crypto/x509/pkix"
-	"encoding/pem"
 	"errors"
 	"fmt"
-	"math/big"
 	"net"
 	"os"
 	"os/exec"
-	"path/filepath"
-	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"testing"
 	"time"
+
+	"github.com/nodejoin/nodejoin/internal/fixture/etcdtest"
 )
 
-// etcdCluster is three real etcd members on loopback, with client TLS
-// (server certificate and client certificates from a test CA), peers in
-// the clear. Each member's data and log live in the test's directory.
+// etcdCluster is three real etcd members on loopback (etcdtest), with
+// the client's TLS files as the store takes them.
 type etcdCluster struct {
-	members []*etcdMember
-	tls     EtcdConfig // CA, client certificate and key
+	*etcdtest.Cluster
+	tls EtcdConfig // CA, client certificate and key
 }
 
-type etcdMember struct {
-	name, client, dir string
-	cmd               *exec.Cmd
-	done              chan struct{}
-}
-
-func (c *etcdCluster) endpoints() []string {
-	var eps []string
-	for _, m := range c.members {
-		eps = append(eps, m.client)
-	}
-	return eps
-}
-
-// needEtcd skips without etcd(1), except in CI, where it must be there.
-func needEtcd(t testing.TB) string {
-	t.Helper()
-	bin, err := exec.LookPath("etcd")
-	if err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatal("etcd: not found, and CI=true: tools/install-deps.sh installs etcd-server")
-		}
-		t.Skip("etcd: not found (Debian's etcd-server; tools/install-deps.sh installs it)")
-	}
-	return bin
-}
-
-func freePorts(t testing.TB, n int) []int {
-	t.Helper()
-	var ls []net.Listener
-	var ports []int
-	for range n {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		ls = append(ls, l)
-		ports = append(ports, l.Addr().(*net.TCPAddr).Port)
-	}
-	for _, l := range ls {
-		l.Close()
-	}
-	return ports
-}
+func (c *etcdCluster) endpoints() []string { return c.Spec.Endpoints() }
 
 func startEtcd(t testing.TB) *etcdCluster {
 	t.Helper()
-	bin := needEtcd(t)
-	dir := t.TempDir()
-	c := &etcdCluster{tls: writeTestPKI(t, dir)}
-	ports := freePorts(t, 6)
-	var initial []string
-	for i := range 3 {
-		initial = append(initial, fmt.Sprintf("m%d=http://127.0.0.1:%d", i, ports[2*i+1]))
-	}
-	token := "slotstore-test-" + strconv.Itoa(os.Getpid()) + "-" + strconv.Itoa(ports[0])
-	for i := range 3 {
-		m := &etcdMember{name: fmt.Sprintf("m%d", i), client: fmt.Sprintf("127.0.0.1:%d", ports[2*i]), dir: filepath.Join(dir, fmt.Sprintf("m%d", i)), done: make(chan struct{})}
-		peer := fmt.Sprintf("http://127.0.0.1:%d", ports[2*i+1])
-		log, err := os.Create(m.dir + ".log")
-		if err != nil {
-			t.Fatal(err)
-		}
-		m.cmd = exec.Command(bin,
-			"--name", m.name, "--data-dir", m.dir,
-			"--listen-client-urls", "https://"+m.client, "--advertise-client-urls", "https://"+m.client,
-			"--listen-peer-urls", peer, "--initial-advertise-peer-urls", peer,
-			"--initial-cluster", strings.Join(initial, ","), "--initial-cluster-state", "new",
-			"--initial-cluster-token", token,
-			"--cert-file", filepath.Join(dir, "server.pem"), "--key-file", filepath.Join(dir, "server.key"),
-			"--trusted-ca-file", c.tls.CAFile, "--client-cert-auth",
-			// Short elections, so that a killed leader is replaced in
-			// about a second.
-			"--heartbeat-interval", "50", "--election-timeout", "500",
-			"--logger", "zap", "--log-outputs", "stderr", "--log-level", "warn")
-		m.cmd.Stdout, m.cmd.Stderr = log, log
-		if err := m.cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
-		log.Close()
-		go func() { _ = m.cmd.Wait(); close(m.done) }()
-		c.members = append(c.members, m)
-		t.Cleanup(func() {
-			m.kill()
-			if t.Failed() {
-				b, _ := os.ReadFile(m.dir + ".log")
-				t.Logf("%s log:\n%s", m.name, clipLog(b))
-			}
-		})
-	}
+	lc := etcdtest.StartLocal(t)
+	p := lc.Spec.PKI
+	c := &etcdCluster{Cluster: lc, tls: EtcdConfig{CAFile: p.CAFile, CertFile: p.ClientCert, KeyFile: p.ClientKey}}
 	deadline := time.Now().Add(30 * time.Second)
 	for {
 		e, err := c.open(t.Context(), "/probe/")
@@ -136,68 +44,11 @@ func startEtcd(t testing.TB) *etcdCluster {
 	}
 }
 
-func (m *etcdMember) kill() {
-	_ = m.cmd.Process.Signal(syscall.SIGKILL)
-	<-m.done
-}
-
-func clipLog(b []byte) []byte {
-	if len(b) > 4000 {
-		return b[len(b)-4000:]
-	}
-	return b
-}
-
 func (c *etcdCluster) open(ctx context.Context, prefix string) (*Etcd, error) {
 	cfg := c.tls
 	cfg.Endpoints, cfg.Prefix = c.endpoints(), prefix
 	cfg.DialTimeout = 3 * time.Second
 	return OpenEtcd(ctx, cfg)
-}
-
-// writeTestPKI writes a CA, a server certificate for 127.0.0.1 and a
-// client certificate, and returns the client's TLS files.
-func writeTestPKI(t testing.TB, dir string) EtcdConfig {
-	t.Helper()
-	caKey, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	ca := &x509.Certificate{
-		SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "slotstore test CA"},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(24 * time.Hour),
-		IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign,
-	}
-	caDER, err := x509.CreateCertificate(rand.Reader, ca, ca, &caKey.PublicKey, caKey)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ca, _ = x509.ParseCertificate(caDER)
-	write := func(name, typ string, der []byte) string {
-		p := filepath.Join(dir, name)
-		if err := os.WriteFile(p, pem.EncodeToMemory(&pem.Block{Type: typ, Bytes: der}), 0o600); err != nil {
-			t.Fatal(err)
-		}
-		return p
-	}
-	leaf := func(name string, serial int64, usage x509.ExtKeyUsage, ips []net.IP) {
-		k, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-		tmpl := &x509.Certificate{
-			SerialNumber: big.NewInt(serial), Subject: pkix.Name{CommonName: name},
-			NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(24 * time.Hour),
-			KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{usage}, IPAddresses: ips,
-		}
-		der, err := x509.CreateCertificate(rand.Reader, tmpl, ca, &k.PublicKey, caKey)
-		if err != nil {
-			t.Fatal(err)
-		}
-		kd, _ := x509.MarshalECPrivateKey(k)
-		write(name+".pem", "CERTIFICATE", der)
-		write(name+".key", "EC PRIVATE KEY", kd)
-	}
-	leaf("server", 2, x509.ExtKeyUsageServerAuth, []net.IP{net.IPv4(127, 0, 0, 1)})
-	leaf("client", 3, x509.ExtKeyUsageClientAuth, nil)
-	return EtcdConfig{
-		CAFile:   write("ca.pem", "CERTIFICATE", caDER),
-		CertFile: filepath.Join(dir, "client.pem"), KeyFile: filepath.Join(dir, "client.key"),
-	}
 }
 
 var prefixes atomic.Int64
@@ -293,7 +144,7 @@ func testEtcdTLS(t *testing.T, c *etcdCluster) {
 		t.Fatal("a client without a certificate was let in")
 	}
 	otherCA := cfg
-	otherCA.CAFile = writeTestPKI(t, t.TempDir()).CAFile
+	otherCA.CAFile = etcdtest.WritePKI(t, t.TempDir(), []net.IP{net.IPv4(127, 0, 0, 1)}).CAFile
 	if e, err := OpenEtcd(ctx, otherCA); err == nil {
 		e.Close()
 		t.Fatal("members signed by another CA were trusted")
@@ -405,13 +256,13 @@ func testEtcdMemberKilled(t *testing.T, c *etcdCluster) {
 		})
 	}
 	<-half
-	victim.kill()
+	victim.Kill()
 	wg.Wait()
 	var failed int64
 	for _, cb := range counters {
 		failed += cb.unavailable.Load()
 	}
-	t.Logf("killed the leader %s mid-run; %d requests failed with an unknown outcome and were resolved", victim.name, failed)
+	t.Logf("killed the leader %s mid-run; %d requests failed with an unknown outcome and were resolved", victim.Name, failed)
 
 	if fetched.Load() != static || reported.Load() != static || assigned.Load() != dynamic || configs.Load() != 20 {
 		t.Fatalf("fetched %d reported %d assigned %d configs %d; want %d %d %d 20",
@@ -474,14 +325,14 @@ func (c *counting) Commit(ctx context.Context, ops ...Op) error {
 }
 
 // leader returns the member that leads now.
-func (c *etcdCluster) leader(t *testing.T) *etcdMember {
+func (c *etcdCluster) leader(t *testing.T) *etcdtest.Member {
 	e, err := c.open(t.Context(), "/")
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer e.Close()
-	for _, m := range c.members {
-		st, err := e.cli.Status(t.Context(), "https://"+m.client)
+	for _, m := range c.Members {
+		st, err := e.cli.Status(t.Context(), "https://"+m.Client)
 		if err != nil {
 			t.Fatal(err)
 		}

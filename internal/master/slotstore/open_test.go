@@ -6,6 +6,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/nodejoin/nodejoin/internal/fixture/etcdtest"
 )
 
 func TestParseEtcdURL(t *testing.T) {
@@ -49,7 +51,7 @@ func TestOpen(t *testing.T) {
 }
 
 func TestOpenEtcdNoMember(t *testing.T) {
-	ep := fmt.Sprintf("127.0.0.1:%d", freePorts(t, 1)[0])
+	ep := fmt.Sprintf("127.0.0.1:%d", etcdtest.FreePorts(t, 1)[0])
 	_, err := OpenEtcd(context.Background(), EtcdConfig{Endpoints: []string{ep}, DialTimeout: 300 * time.Millisecond})
 	want := "etcd://" + ep + ": no member answered within 300ms: "
 	if err == nil || !strings.HasPrefix(err.Error(), want) {

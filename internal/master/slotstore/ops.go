@@ -11,14 +11,27 @@ import (
 // slot, a wrong secret, an expired secret, a spent slot, and a dynamic slot
 // not yet assigned, each with its own error.
 func (s *Store) Fetch(ctx context.Context, uuid, secret string) (Slot, error) {
-	op := newOpID()
+	sl, _, err := s.fetch(ctx, uuid, secret, newOpID())
+	return sl, err
+}
+
+// fetch is Fetch as operation op; again tells that op had consumed its use
+// before this call (a fetch key's earlier attempt).
+func (s *Store) fetch(ctx context.Context, uuid, secret, op string) (Slot, bool, error) {
 	var out Slot
-	_, err := s.retry(ctx, func(error) ([]Op, error) {
+	again := false
+	_, err := s.retry(ctx, func(last error) ([]Op, error) {
 		r, it, err := s.loadRecord(ctx, uuid)
 		if err != nil {
 			return nil, err
 		}
+		// The secret first, even for an operation that landed: a fetch
+		// key is no credential without it.
+		if !hashMatches(r.SecretHash, hashSecret(secret)) {
+			return nil, ErrWrongSecret
+		}
 		done := r.did(op)
+		again = done && last == nil
 		if !done {
 			// Refusals first: a wrong secret costs no config read.
 			if err := s.usable(r, hashSecret(secret)); err != nil {
@@ -42,7 +55,7 @@ func (s *Store) Fetch(ctx context.Context, uuid, secret string) (Slot, error) {
 		out.Config, out.ConfigRevision = text, h.Rev
 		return ops, nil
 	})
-	return out, err
+	return out, again, err
 }
 
 // usable checks the secret first, so that nothing about an unknown secret's
@@ -83,42 +96,51 @@ func (s *Store) consume(r *record, it, cit Item, op string) []Op {
 // loses moves on to the next free slot. ErrWrongSecret: no dynamic slot has
 // this secret; ErrNoFreeSlot: none of them is free and unexpired.
 func (s *Store) AssignDynamic(ctx context.Context, poolSecret string) (Slot, error) {
-	op := newOpID()
+	sl, _, err := s.assignDynamic(ctx, poolSecret, newOpID())
+	return sl, err
+}
+
+// assignDynamic is AssignDynamic as operation op; again tells that op had
+// taken its slot before this call (a fetch key's earlier attempt).
+func (s *Store) assignDynamic(ctx context.Context, poolSecret, op string) (Slot, bool, error) {
 	var last error
 	conflicts := 0
 	var down time.Time
 	for {
-		out, err := s.assignOnce(ctx, poolSecret, op, last)
+		out, found, err := s.assignOnce(ctx, poolSecret, op)
 		switch {
 		case err == nil:
-			return out, nil
+			return out, found && last == nil, nil
 		case errors.Is(err, ErrConflict):
 			// every candidate was taken under us: list again
 			conflicts++
 			if conflicts > s.retries {
-				return Slot{}, ErrContended
+				return Slot{}, false, ErrContended
 			}
 		case errors.Is(err, ErrUnavailable):
 			if down.IsZero() {
 				down = time.Now()
 			} else if time.Since(down) > s.unavailable {
-				return Slot{}, err
+				return Slot{}, false, err
 			}
 			sleep(ctx, 100*time.Millisecond)
 		default:
-			return Slot{}, err
+			return Slot{}, false, err
 		}
 		last = err
 		if err := ctx.Err(); err != nil {
-			return Slot{}, err
+			return Slot{}, false, err
 		}
 	}
 }
 
-func (s *Store) assignOnce(ctx context.Context, poolSecret, op string, last error) (Slot, error) {
+// assignOnce takes one free slot of the pool as op; found: op had taken
+// one before (a commit of unknown outcome that landed, or a fetch key's
+// earlier attempt), which is returned.
+func (s *Store) assignOnce(ctx context.Context, poolSecret, op string) (Slot, bool, error) {
 	rs, items, err := s.listRecords(ctx)
 	if err != nil {
-		return Slot{}, err
+		return Slot{}, false, err
 	}
 	hash := hashSecret(poolSecret)
 	pool := false
@@ -128,19 +150,20 @@ func (s *Store) assignOnce(ctx context.Context, poolSecret, op string, last erro
 			continue
 		}
 		pool = true
-		if last != nil && r.did(op) {
-			// An earlier commit of unknown outcome landed: that slot is ours.
-			return s.Get(ctx, r.UUID)
+		if r.did(op) {
+			// An earlier commit of ours landed: that slot is ours.
+			sl, err := s.Get(ctx, r.UUID)
+			return sl, err == nil, err
 		}
 		if r.Used == 0 && s.usable(r, hash) == nil {
 			cand = append(cand, i)
 		}
 	}
 	if !pool {
-		return Slot{}, ErrWrongSecret
+		return Slot{}, false, ErrWrongSecret
 	}
 	if len(cand) == 0 {
-		return Slot{}, ErrNoFreeSlot
+		return Slot{}, false, ErrNoFreeSlot
 	}
 	var lastErr error = ErrConflict
 	for _, i := range cand {
@@ -150,20 +173,20 @@ func (s *Store) assignOnce(ctx context.Context, poolSecret, op string, last erro
 			continue // removed meanwhile
 		}
 		if err != nil {
-			return Slot{}, err
+			return Slot{}, false, err
 		}
 		err = s.b.Commit(ctx, s.consume(r, it, cit, op)...)
 		if err == nil {
 			out := r.slot()
 			out.Config, out.ConfigRevision = text, h.Rev
-			return out, nil
+			return out, false, nil
 		}
 		if !errors.Is(err, ErrConflict) {
-			return Slot{}, err // unknown outcome: the caller lists again and looks for op
+			return Slot{}, false, err // unknown outcome: the caller lists again and looks for op
 		}
 		lastErr = err
 	}
-	return Slot{}, lastErr
+	return Slot{}, false, lastErr
 }
 
 // Check authenticates a node that has fetched its slot (a status report, a
@@ -197,9 +220,12 @@ func checkFetched(r *record, secret string) error {
 // fetched. The node's root key is pinned by the first report; a report with
 // another key is refused.
 func (s *Store) Report(ctx context.Context, uuid, secret string, rep Report) (Slot, error) {
-	key, err := normalRootKey(rep.RootKey)
-	if err != nil {
-		return Slot{}, err
+	var key string
+	if rep.RootKey != "" || !rep.Keyless {
+		var err error
+		if key, err = normalRootKey(rep.RootKey); err != nil {
+			return Slot{}, err
+		}
 	}
 	if err := checkText("report: status", rep.Status, MaxStatus); err != nil {
 		return Slot{}, err
@@ -215,7 +241,7 @@ func (s *Store) Report(ctx context.Context, uuid, secret string, rep Report) (Sl
 	}
 	op := newOpID()
 	var out Slot
-	_, err = s.retry(ctx, func(error) ([]Op, error) {
+	_, err := s.retry(ctx, func(error) ([]Op, error) {
 		r, it, err := s.loadRecord(ctx, uuid)
 		if err != nil {
 			return nil, err
@@ -227,11 +253,18 @@ func (s *Store) Report(ctx context.Context, uuid, secret string, rep Report) (Sl
 		if err := checkFetched(r, secret); err != nil {
 			return nil, err
 		}
+		// A keyless report pins nothing and is taken only while nothing
+		// is pinned: once a key is, every report must carry it.
 		if r.PinnedKey != "" && r.PinnedKey != key {
 			return nil, ErrKeyMismatch
 		}
 		now := s.utcNow()
-		r.PinnedKey = key
+		if key != "" {
+			r.PinnedKey = key
+		}
+		if rep.Final && r.Closed.IsZero() {
+			r.Closed = now
+		}
 		r.LastSeen = now
 		r.Report = &storedReport{Status: rep.Status, Params: rep.Params, Peer: rep.Peer, ClaimedAddr: rep.ClaimedAddr, RootKey: key, Time: now}
 		r.addOp(op)

@@ -49,7 +49,10 @@ type Slot struct {
 	// PinnedKey is the node's root public key ("type base64") from its
 	// first report; a later report with another key is refused.
 	PinnedKey string
-	Report    *Report // the last report, nil if never seen
+	// Closed is when a final report (the node joined) spent the slot
+	// whatever uses it had left; zero if none came.
+	Closed time.Time
+	Report *Report // the last report, nil if never seen
 	// Config and its revision; Get, Fetch and AssignDynamic fill them,
 	// List leaves them empty.
 	Config         []byte
@@ -69,6 +72,14 @@ type Report struct {
 	ClaimedAddr string
 	RootKey     string // authorized_keys form; the comment is dropped
 	Time        time.Time
+	// Keyless admits a report without RootKey (a node refused its
+	// documents before it had a key): it pins nothing, and is refused
+	// once a key is pinned.
+	Keyless bool
+	// Final: the node is done with the slot (it joined). A slot with a
+	// use count gives up the uses it has left, so that its secret admits
+	// no fetch after the join; a reusable slot stays reusable.
+	Final bool
 }
 
 // NewSlot is the input of Add (the seed's pre_register).
@@ -108,6 +119,7 @@ type record struct {
 	Assigned   time.Time         `json:"assigned,omitzero"`
 	LastSeen   time.Time         `json:"last_seen,omitzero"`
 	PinnedKey  string            `json:"pinned_key,omitempty"`
+	Closed     time.Time         `json:"closed,omitzero"`
 	Report     *storedReport     `json:"report,omitempty"`
 	// Ops holds the ids of the last operations that wrote this record, so
 	// that one whose commit had an unknown outcome can tell whether it
@@ -146,7 +158,7 @@ func (r *record) state() State {
 	switch {
 	case r.Used == 0:
 		return Free
-	case r.MaxUses > 0 && r.Used >= r.MaxUses:
+	case r.MaxUses > 0 && (r.Used >= r.MaxUses || !r.Closed.IsZero()):
 		return Spent
 	default:
 		return Assigned
@@ -165,7 +177,7 @@ func (r *record) slot() Slot {
 	s := Slot{
 		UUID: r.UUID, NodeName: r.NodeName, Params: r.Params, Dynamic: r.Dynamic,
 		MaxUses: r.MaxUses, Used: r.Used, State: r.state(), Created: r.Created,
-		Expires: r.Expires, Assigned: r.Assigned, LastSeen: r.LastSeen, PinnedKey: r.PinnedKey,
+		Expires: r.Expires, Assigned: r.Assigned, LastSeen: r.LastSeen, PinnedKey: r.PinnedKey, Closed: r.Closed,
 	}
 	if p := r.Report; p != nil {
 		s.Report = &Report{Status: p.Status, Params: p.Params, Peer: p.Peer, ClaimedAddr: p.ClaimedAddr, RootKey: p.RootKey, Time: p.Time}

@@ -34,6 +34,10 @@ type Client struct {
 	fetches int
 	// local is the address the last connection left from.
 	local string
+	// fetchKey goes with every attempt of this run's fetch, so that an
+	// attempt whose answer was lost is answered again, not spent
+	// (joinapi.FetchKeyHeader). It is never logged.
+	fetchKey string
 }
 
 // New returns a client that trusts the server by tok's pins only: no
@@ -49,7 +53,7 @@ func New(tok joinapi.Token, log *slog.Logger) *Client {
 		MaxIdleConns:          1,
 		IdleConnTimeout:       30 * time.Second,
 	}
-	return &Client{tok: tok, log: log, MinBackoff: 500 * time.Millisecond, MaxBackoff: 30 * time.Second,
+	return &Client{tok: tok, log: log, MinBackoff: 500 * time.Millisecond, MaxBackoff: 30 * time.Second, fetchKey: joinapi.NewFetchKey(),
 		http: &http.Client{Transport: tr, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}}
 }
 
@@ -114,6 +118,11 @@ func (e *APIError) transient() bool {
 // do sends one request and decodes a 200 answer into out; 304 returns
 // (false, nil).
 func (c *Client) do(ctx context.Context, method, path string, body, out any) (bool, error) {
+	return c.send(ctx, method, path, body, out, false)
+}
+
+// send is do; fetch: the request carries the run's fetch key.
+func (c *Client) send(ctx context.Context, method, path string, body, out any, fetch bool) (bool, error) {
 	var rd io.Reader
 	if body != nil {
 		b, err := json.Marshal(body)
@@ -137,6 +146,9 @@ func (c *Client) do(ctx context.Context, method, path string, body, out any) (bo
 			}
 		}}))
 	req.Header.Set("Authorization", "Bearer "+c.tok.Secret)
+	if fetch {
+		req.Header.Set(joinapi.FetchKeyHeader, c.fetchKey)
+	}
 	if body != nil {
 		req.Header.Set("Content-Type", "application/json")
 	}
@@ -237,10 +249,10 @@ func (c *Client) Fetch(ctx context.Context, nodeName string) (*joinapi.Documents
 	err := c.retry(ctx, "fetching the documents", func(ctx context.Context) error {
 		c.fetches++
 		if c.tok.UUID == joinapi.DynamicUUID {
-			_, err := c.do(ctx, http.MethodPost, joinapi.PathAssign, joinapi.AssignRequest{NodeName: nodeName}, &docs)
+			_, err := c.send(ctx, http.MethodPost, joinapi.PathAssign, joinapi.AssignRequest{NodeName: nodeName}, &docs, true)
 			return err
 		}
-		_, err := c.do(ctx, http.MethodGet, slotPath(joinapi.PathSlot, c.tok.UUID)+"?node_name="+url.QueryEscape(nodeName), nil, &docs)
+		_, err := c.send(ctx, http.MethodGet, slotPath(joinapi.PathSlot, c.tok.UUID)+"?node_name="+url.QueryEscape(nodeName), nil, &docs, true)
 		return err
 	})
 	if err != nil {
@@ -319,7 +331,7 @@ func (c *Client) refusal(err error, where string) error {
 func refusalHint(ae *APIError, retried bool, uuid string) string {
 	switch {
 	case ae.Code == joinapi.CodeSpent && retried:
-		return "the secret has no use left; an earlier attempt of this run may have reached the master and lost its answer, which spends it: ask for a new slot (join-service slot add)"
+		return "the secret has no use left, and not by this run's own earlier attempt (the master answers that again): another machine or run fetched with it, or the master predates fetch keys; ask for a new slot (join-service slot add)"
 	case ae.Code == joinapi.CodeSpent:
 		return "the secret has no use left (it is single use): ask for a new slot (join-service slot add)"
 	case ae.Code == joinapi.CodeExpired:
