@@ -88,6 +88,14 @@ func main() {
 	if !filepath.IsAbs(p) {
 		p = filepath.Join(root, p)
 	}
+	// The pull-mode section (pull.go, -pull) is written by its own run:
+	// keep it.
+	if old, err := os.ReadFile(p); err == nil {
+		doc := string(old)
+		if i, j := strings.Index(doc, pullBegin), strings.Index(doc, pullEnd); i >= 0 && j > i {
+			report = spliceSection(report, doc[i:j+len(pullEnd)]+"\n")
+		}
+	}
 	if err := os.WriteFile(p, []byte(report), 0o644); err != nil {
 		r.Fatalf("%v", err)
 	}
@@ -145,7 +153,7 @@ func compareOnce(r *harness.Program, n, run, runs int) row {
 	row := row{nodes: n}
 
 	before := conns(newNodes)
-	row.load = append(row.load, loadAverage())
+	row.load = append(row.load, loadAvg())
 	res := nodeAdd(ctx, l, newNodes)
 	row.newWall, row.newConns = []time.Duration{res.Took}, conns(newNodes)-before
 	if !res.OK() {
@@ -166,7 +174,7 @@ func compareOnce(r *harness.Program, n, run, runs int) row {
 		if err := os.WriteFile(cfg, []byte("KexAlgorithms "+classicKex+"\n"), 0o600); err != nil {
 			r.Fatalf("%v", err)
 		}
-		load := loadAverage()
+		load := loadAvg()
 		cr := nodeAdd(ctx, l, l.Nodes[2*n:])
 		_ = os.Remove(cfg)
 		if !cr.OK() {
@@ -260,15 +268,6 @@ func parseJoins(stdout string) (steps []map[string]float64, pushes []float64) {
 		}
 	}
 	return steps, pushes
-}
-
-// loadAverage is the machine's 1-, 5- and 15-minute load average.
-func loadAverage() string {
-	f := strings.Fields(readFile("/proc/loadavg"))
-	if len(f) < 3 {
-		return "?"
-	}
-	return strings.Join(f[:3], " ")
 }
 
 func conns(nodes []*harness.Host) int {
