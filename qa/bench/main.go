@@ -329,12 +329,16 @@ func render(rows []row, ns []nodeSideResult, took time.Duration) string {
 	w("column is GNU time's user + system time of node-add and the ssh processes it runs (the master's")
 	w("side only; the nodes' sshd and programs run in the nodes' namespaces on the same two cores).")
 	w("")
+	w("Where the time of a join goes, found with profiles and counts, and what was changed for it:")
+	w("doc/performance.md.")
+	w("")
 	renderScaling(w, rows)
 	renderSteps(w, rows)
 	renderNodeSide(w, ns)
 	w("")
 	w("Commands: `make bench` (= `./tools/install-deps.sh; ./build.sh; go run ./qa/bench`), as root;")
-	w("`go run ./qa/bench -nodes 1,10 -o -` for a quicker look on standard output.")
+	w("`go run ./qa/bench -nodes 1,10 -runs 1 -ganeti=false -o -` for a quicker look on standard output")
+	w("(-runs: runs of each size up to 10 nodes; -ganeti: time Ganeti's own node tools too).")
 	return b.String()
 }
 
