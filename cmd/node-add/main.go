@@ -59,6 +59,7 @@ type flags struct {
 	printPayload   string
 	printSSH       bool
 	output         string
+	viaCallback    bool
 }
 
 func run(env *cli.Env, args []string) error {
@@ -79,6 +80,7 @@ func run(env *cli.Env, args []string) error {
 	fs.StringVar(&f.remoteRoot, "remote-root", "", "pass --root `DIR` to the node-side programs (tests and QA)")
 	fs.StringVar(&f.printPayload, "print-payload", "", "print `PROGRAM`'s document for the one NODE on standard output, for piping to it by hand, and exit")
 	fs.BoolVar(&f.printSSH, "print-ssh-command", false, "print the ssh command line that reaches the one NODE once it has the cluster's host key (recovery by hand), and exit")
+	fs.BoolVar(&f.viaCallback, "via-callback", false, "reach every NODE through its callback tunnel (callback-grant(8)); a node with a grant is reached so without it too")
 	fs.StringVar(&f.output, "output", "text", "`FORMAT` of the report on standard output: text, or json (one object per line)")
 	if err := cli.Parse(env, fs, &f.Flags, args); err != nil {
 		return err
@@ -121,11 +123,15 @@ func run(env *cli.Env, args []string) error {
 	if f.nodedPort < 1 || f.nodedPort > 65535 {
 		return problem.Usagef("--node-daemon-port must be a port (1 to 65535), not %d", f.nodedPort)
 	}
+	tunnels, err := callbackTunnels(c, nodes, f.viaCallback)
+	if err != nil {
+		return err
+	}
 	if f.printPayload != "" {
 		return printPayload(env, c, f.printPayload, nodes, f.nodedPort)
 	}
 	if f.printSSH {
-		return printSSHCommand(env, c, nodes, &f)
+		return printSSHCommand(env, c, nodes, &f, tunnels)
 	}
 	var remoteArgs []string
 	if f.remoteRoot != "" {
@@ -137,7 +143,7 @@ func run(env *cli.Env, args []string) error {
 		remoteArgs = append(remoteArgs, "--verbose")
 	}
 	if f.DryRun {
-		return dryRun(env, c, nodes, &f, remoteArgs)
+		return dryRun(env, c, nodes, &f, remoteArgs, tunnels)
 	}
 
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
@@ -156,6 +162,7 @@ func run(env *cli.Env, args []string) error {
 		Timeout:           f.timeout,
 		Log:               env.Log,
 		Progress:          prog.step,
+		Tunnels:           tunnels,
 	}
 	results := make([]*join.Result, len(nodes))
 	var mu sync.Mutex
@@ -183,6 +190,7 @@ func pushSsconf(ctx context.Context, env *cli.Env, f flags, o join.Options, resu
 	if !joined {
 		return
 	}
+	o.TunnelSsconf = join.TunnelSsconf(results)
 	pushed, err := join.PushSsconf(ctx, o, f.parallel)
 	if err != nil {
 		cli.PrintWarning(env.Stderr, "node-add", fmt.Sprintf("updating the nodes' ssconf: %v", err))
@@ -224,8 +232,12 @@ func report(env *cli.Env, output string, r *join.Result) {
 		if r.VerifiedHostKey != "" {
 			hostKey += ", verified as " + r.VerifiedHostKey
 		}
-		fmt.Fprintf(env.Stdout, "%s: %s in %.1fs (host key %s, root key %s, noded %s)\n",
-			r.Node, state, r.Seconds, hostKey, r.RootKey, r.NodedVersion)
+		via := ""
+		if r.Tunnel != "" {
+			via = ", through its callback tunnel on " + r.Tunnel
+		}
+		fmt.Fprintf(env.Stdout, "%s: %s in %.1fs (host key %s, root key %s, noded %s%s)\n",
+			r.Node, state, r.Seconds, hostKey, r.RootKey, r.NodedVersion, via)
 		return
 	}
 	status := ""

@@ -57,8 +57,9 @@ func isTerminal(f *os.File) bool {
 // knows it once prepare-node-join has run there: the node presents the
 // cluster's host key, which the cluster known_hosts lists under the
 // cluster name, so that name is the HostKeyAlias. Options only, no secret;
-// run has checked the name.
-func sshCommand(c *cluster.Cluster, node string, f *flags) []string {
+// run has checked the name. A node behind a callback is reached through
+// its tunnel, its name still the one ssh_config matches.
+func sshCommand(c *cluster.Cluster, node string, f *flags, tunnel int) []string {
 	argv := []string{"ssh",
 		"-o", "StrictHostKeyChecking=yes",
 		"-o", "UserKnownHostsFile=" + c.Path(nodeconf.KnownHosts),
@@ -67,17 +68,20 @@ func sshCommand(c *cluster.Cluster, node string, f *flags) []string {
 		"-o", "CheckHostIP=no",
 		"-o", "UpdateHostKeys=no",
 	}
-	if f.sshPort != 0 {
+	switch {
+	case tunnel != 0:
+		argv = append(argv, "-o", "HostName="+join.TunnelHost, "-o", "ProxyCommand=none", "-p", fmt.Sprint(tunnel))
+	case f.sshPort != 0:
 		argv = append(argv, "-p", fmt.Sprint(f.sshPort))
 	}
 	return append(argv, "-l", f.sshUser, node)
 }
 
-func printSSHCommand(env *cli.Env, c *cluster.Cluster, nodes []string, f *flags) error {
+func printSSHCommand(env *cli.Env, c *cluster.Cluster, nodes []string, f *flags, tunnels map[string]int) error {
 	if len(nodes) != 1 {
 		return problem.Usagef("--print-ssh-command takes exactly one NODE")
 	}
-	_, err := fmt.Fprintln(env.Stdout, sshrun.ShellQuote(sshCommand(c, nodes[0], f)))
+	_, err := fmt.Fprintln(env.Stdout, sshrun.ShellQuote(sshCommand(c, nodes[0], f, tunnels[nodes[0]])))
 	return err
 }
 
@@ -91,6 +95,7 @@ type dryRunPlan struct {
 	PrimaryIP    string          `json:"primary_ip"`
 	Run          []string        `json:"run"`
 	SSHUser      string          `json:"ssh_user"`
+	Tunnel       string          `json:"callback_tunnel,omitempty"` // localhost:PORT
 }
 
 // dryRunDocuments are both documents, redacted.
@@ -101,7 +106,7 @@ type dryRunDocuments struct {
 
 // dryRun prints what a join would send and run, secrets redacted, without
 // connecting: as JSON with --output json, else as lines for a reader.
-func dryRun(env *cli.Env, c *cluster.Cluster, nodes []string, f *flags, remoteArgs []string) error {
+func dryRun(env *cli.Env, c *cluster.Cluster, nodes []string, f *flags, remoteArgs []string, tunnels map[string]int) error {
 	for _, node := range nodes {
 		ip, err := join.Resolve(context.Background(), node)
 		if err != nil {
@@ -133,6 +138,12 @@ func dryRun(env *cli.Env, c *cluster.Cluster, nodes []string, f *flags, remoteAr
 			NodeDaemon: fmt.Sprintf("%s:%d", ip, f.nodedPort),
 			Documents:  dryRunDocuments{Prepare: prep.Redacted(), Setup: setup.Redacted()},
 		}
+		via := ""
+		if port := tunnels[node]; port != 0 {
+			plan.Tunnel = fmt.Sprintf("%s:%d", join.TunnelHost, port)
+			plan.NodeDaemon = fmt.Sprintf("127.0.0.1:%d", f.nodedPort)
+			via = " through its callback tunnel on " + plan.Tunnel + ", the host key checked as " + node
+		}
 		if f.output == "json" {
 			if err := json.NewEncoder(env.Stdout).Encode(plan); err != nil {
 				return err
@@ -146,12 +157,16 @@ func dryRun(env *cli.Env, c *cluster.Cluster, nodes []string, f *flags, remoteAr
 		var b strings.Builder
 		fmt.Fprintf(&b, "%s (%s): would join, changing nothing now\n", node, ip)
 		fmt.Fprintf(&b, "  host key: trusted by %s\n", trust)
-		fmt.Fprintf(&b, "  ssh: one connection as %s, then runs:\n", f.sshUser)
+		fmt.Fprintf(&b, "  ssh: one connection as %s%s, then runs:\n", f.sshUser, via)
 		for _, r := range plan.Run {
 			fmt.Fprintf(&b, "    %s\n", r)
 		}
 		fmt.Fprintf(&b, "  after the join the node presents the cluster host keys %s\n", strings.Join(keys, ", "))
-		fmt.Fprintf(&b, "  node daemon: waits for %s over TLS, then records the node\n", plan.NodeDaemon)
+		if plan.Tunnel != "" {
+			fmt.Fprintf(&b, "  node daemon: waits for %s of the node over TLS through that SSH connection, then records the node\n", plan.NodeDaemon)
+		} else {
+			fmt.Fprintf(&b, "  node daemon: waits for %s over TLS, then records the node\n", plan.NodeDaemon)
+		}
 		fmt.Fprintf(&b, "  documents: --dry-run --output json shows both, secrets redacted\n")
 		if _, err := io.WriteString(env.Stdout, b.String()); err != nil {
 			return err

@@ -6,11 +6,14 @@
 //	mode         ok | unreachable | noroute | timedout | hang | authfail
 //	hostkeys     the "server's" host keys, "type base64" lines, preferred first
 //	bin/         the "remote" programs (run locally with sh -c)
-//	connections  one line appended per master (TCP) connection
+//	connections  one line appended per master (TCP) connection: the host,
+//	             or "host via address" for -o HostName=address
 //	cmdlines     the command line of every ssh process, one per line
 //
 // Host keys are checked as ssh does: the UserKnownHostsFile lines plus the
-// KnownHostsCommand's output, for the HostKeyAlias.
+// KnownHostsCommand's output, for the HostKeyAlias. `-O forward -L
+// socket:host:port` makes the master proxy the socket to host:port on this
+// machine, as a stream-local forward over the connection would.
 
 package fakessh
 
@@ -19,6 +22,7 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"os"
 	"os/exec"
@@ -109,7 +113,7 @@ func Main() int {
 
 	opts := map[string]string{}
 	var flags = map[string]bool{}
-	var ctl, ctlCmd, port string
+	var ctl, ctlCmd, port, forward string
 	args := os.Args[1:]
 	var rest []string
 	for i := 0; i < len(args); i++ {
@@ -128,6 +132,9 @@ func Main() int {
 			port = args[i]
 		case "-l":
 			i++
+		case "-L":
+			i++
+			forward = args[i]
 		case "-o":
 			i++
 			k, v, _ := strings.Cut(args[i], "=")
@@ -149,13 +156,34 @@ func Main() int {
 	host := rest[0]
 	mode := strings.TrimSpace(readString(filepath.Join(dir, "mode")))
 
+	hostname := host
+	if opts["hostname"] != "" {
+		hostname = opts["hostname"]
+	}
 	switch {
 	case flags["-G"]:
 		if port == "" {
 			port = "22"
 		}
 		fmt.Printf("hostname %s\nport %s\nuserknownhostsfile %s\nglobalknownhostsfile /dev/null\n",
-			host, port, filepath.Join(dir, "user_known_hosts"))
+			hostname, port, filepath.Join(dir, "user_known_hosts"))
+		if a := opts["hostkeyalias"]; a != "" {
+			fmt.Printf("hostkeyalias %s\n", a)
+		}
+		return 0
+	case ctlCmd == "forward":
+		c, err := net.Dial("unix", ctl)
+		if err != nil {
+			fmt.Fprintf(os.Stderr, "Control socket connect(%s): %v\n", ctl, err)
+			return 255
+		}
+		defer c.Close()
+		fmt.Fprintln(c, "forward "+forward)
+		reply, _ := bufio.NewReader(c).ReadString('\n')
+		if strings.TrimSpace(reply) != "ok" {
+			fmt.Fprintf(os.Stderr, "mux_client_forward: forwarding request failed: %s\n", strings.TrimSpace(reply))
+			return 255
+		}
 		return 0
 	case ctlCmd == "exit":
 		c, err := net.Dial("unix", ctl)
@@ -168,7 +196,15 @@ func Main() int {
 		fmt.Fprintln(os.Stderr, "Exit request sent.")
 		return 0
 	case flags["-M"]:
-		return fakeMaster(dir, mode, host, ctl, opts)
+		record := host
+		if hostname != host {
+			record += " via " + hostname
+		}
+		if port == "" {
+			port = "22"
+		}
+		appendFile(filepath.Join(dir, "connections"), record+"\n")
+		return fakeMaster(dir, mode, hostname, port, ctl, opts)
 	}
 	// A session over the master.
 	c, err := net.Dial("unix", ctl)
@@ -190,17 +226,16 @@ func Main() int {
 	return 0
 }
 
-func fakeMaster(dir, mode, host, ctl string, opts map[string]string) int {
-	appendFile(filepath.Join(dir, "connections"), host+"\n")
+func fakeMaster(dir, mode, host, port, ctl string, opts map[string]string) int {
 	switch mode {
 	case "unreachable":
-		fmt.Fprintf(os.Stderr, "ssh: connect to host %s port 22: Connection refused\n", host)
+		fmt.Fprintf(os.Stderr, "ssh: connect to host %s port %s: Connection refused\n", host, port)
 		return 255
 	case "noroute":
-		fmt.Fprintf(os.Stderr, "ssh: connect to host %s port 22: No route to host\n", host)
+		fmt.Fprintf(os.Stderr, "ssh: connect to host %s port %s: No route to host\n", host, port)
 		return 255
 	case "timedout":
-		fmt.Fprintf(os.Stderr, "ssh: connect to host %s port 22: Connection timed out\n", host)
+		fmt.Fprintf(os.Stderr, "ssh: connect to host %s port %s: Connection timed out\n", host, port)
 		return 255
 	case "hang":
 		time.Sleep(time.Hour)
@@ -227,7 +262,7 @@ func fakeMaster(dir, mode, host, ctl string, opts map[string]string) int {
 			}
 		}
 		if len(keep) == 0 {
-			fmt.Fprintf(os.Stderr, "Unable to negotiate with %s port 22: no matching host key type found. Their offer: %s\n", host, server[0].Type)
+			fmt.Fprintf(os.Stderr, "Unable to negotiate with %s port %s: no matching host key type found. Their offer: %s\n", host, port, server[0].Type)
 			return 255
 		}
 		server = keep
@@ -285,12 +320,48 @@ func fakeMaster(dir, mode, host, ctl string, opts map[string]string) int {
 			return 255
 		}
 		line, _ := bufio.NewReader(c).ReadString('\n')
+		if spec, ok := strings.CutPrefix(strings.TrimSpace(line), "forward "); ok {
+			fmt.Fprintln(c, startForward(spec))
+		}
 		c.Close()
 		if strings.TrimSpace(line) == "exit" {
 			l.Close()
 			return 0
 		}
 	}
+}
+
+// startForward listens on the socket of "socket:host:port" and proxies
+// each connection to host:port; it returns "ok" or why not.
+func startForward(spec string) string {
+	i := strings.Index(spec, ":")
+	if i < 0 {
+		return "bad forward " + spec
+	}
+	sock, target := spec[:i], spec[i+1:]
+	l, err := net.Listen("unix", sock)
+	if err != nil {
+		return err.Error()
+	}
+	go func() {
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer c.Close()
+				up, err := net.Dial("tcp", target)
+				if err != nil {
+					return // as sshd refusing the channel: the socket closes
+				}
+				defer up.Close()
+				go func() { _, _ = io.Copy(up, c) }()
+				_, _ = io.Copy(c, up)
+			}()
+		}
+	}()
+	return "ok"
 }
 
 func hasType(lines []string, alias, typ string) bool {

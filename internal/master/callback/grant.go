@@ -15,6 +15,7 @@ import (
 	"github.com/nodejoin/nodejoin/internal/apply"
 	"github.com/nodejoin/nodejoin/internal/daemon"
 	"github.com/nodejoin/nodejoin/internal/joindoc"
+	"github.com/nodejoin/nodejoin/internal/master/callbackstate"
 	"github.com/nodejoin/nodejoin/internal/nodeconf"
 	"github.com/nodejoin/nodejoin/internal/problem"
 	"github.com/nodejoin/nodejoin/internal/sshkeys"
@@ -116,7 +117,7 @@ func Grant(ctx context.Context, cfg *nodeconf.Config, log *slog.Logger, o Option
 		return nil, err
 	}
 	planner := func() (*apply.Plan, error) {
-		st, err := ReadState(cfg)
+		st, err := callbackstate.Read(cfg)
 		if err != nil {
 			return nil, err
 		}
@@ -168,14 +169,14 @@ func Revoke(ctx context.Context, cfg *nodeconf.Config, log *slog.Logger, o Optio
 	out := &Result{Node: node, User: o.User}
 	removeUser := false
 	planner := func() (*apply.Plan, error) {
-		st, err := ReadState(cfg)
+		st, err := callbackstate.Read(cfg)
 		if err != nil {
 			return nil, err
 		}
 		if st.User != "" {
 			out.User = st.User
 		}
-		var kept []Record
+		var kept []callbackstate.Record
 		for _, g := range st.Grants {
 			if g.Node == node {
 				out.Port = g.Port
@@ -205,7 +206,7 @@ func Revoke(ctx context.Context, cfg *nodeconf.Config, log *slog.Logger, o Optio
 	return out, nil
 }
 
-func checkUser(st *State, o Options) error {
+func checkUser(st *callbackstate.State, o Options) error {
 	if st.User != "" && st.User != o.User && len(st.Grants) > 0 {
 		return problem.Reject("--user", "the callback user is %s, recorded with %d grants, not %s", st.User, len(st.Grants), o.User).
 			WithHint("revoke every grant before changing the user")
@@ -215,7 +216,7 @@ func checkUser(st *State, o Options) error {
 
 // allocate records node's grant in st and returns its port: the port it
 // holds, else the one asked for, else the lowest free one of the range.
-func allocate(st *State, o Options, node, key string, want int) (int, error) {
+func allocate(st *callbackstate.State, o Options, node, key string, want int) (int, error) {
 	taken := map[int]string{}
 	for _, g := range st.Grants {
 		taken[g.Port] = g.Node
@@ -246,13 +247,13 @@ func allocate(st *State, o Options, node, key string, want int) (int, error) {
 				WithHint("widen the range with --port-range, or revoke a grant")
 		}
 	}
-	st.Grants = append(st.Grants, Record{Node: node, Port: want, PublicKey: key})
+	st.Grants = append(st.Grants, callbackstate.Record{Node: node, Port: want, PublicKey: key})
 	return want, nil
 }
 
 // plan is the master's files for the grants of st: none at all when it
 // has none, so the last revoke leaves the files as before the first grant.
-func plan(cfg *nodeconf.Config, o Options, st *State) (*apply.Plan, error) {
+func plan(cfg *nodeconf.Config, o Options, st *callbackstate.State) (*apply.Plan, error) {
 	uid, gid := os.Geteuid(), os.Getegid()
 	file := func(np string, data []byte, mode fs.FileMode) txn.Item {
 		return txn.Item{Path: cfg.Path(np), NodePath: np, Data: data, Mode: mode, UID: uid, GID: gid, Remove: data == nil}
@@ -268,7 +269,7 @@ func plan(cfg *nodeconf.Config, o Options, st *State) (*apply.Plan, error) {
 		for _, g := range st.Grants {
 			fmt.Fprintf(&b, "restrict,port-forwarding,permitlisten=\"localhost:%d\",command=\"/bin/false\" %s callback:%s\n", g.Port, g.PublicKey, g.Node)
 		}
-		keyData, stateData = []byte(b.String()), st.bytes()
+		keyData, stateData = []byte(b.String()), st.Bytes()
 	}
 	items := []txn.Item{file(keys, keyData, 0o644)}
 	sshd := file(sshdPath, sshdNew, 0o644)
@@ -278,7 +279,7 @@ func plan(cfg *nodeconf.Config, o Options, st *State) (*apply.Plan, error) {
 			sshd.Mode = fi.Mode().Perm()
 		}
 	}
-	items = append(items, sshd, file(statePath(cfg), stateData, 0o644))
+	items = append(items, sshd, file(callbackstate.Path(cfg), stateData, 0o644))
 	p := &apply.Plan{Items: items}
 	if string(sshdOld) != string(sshdNew) {
 		// sshd reads authorized_keys at each login; only its configuration
@@ -292,7 +293,7 @@ func plan(cfg *nodeconf.Config, o Options, st *State) (*apply.Plan, error) {
 // and as wanted (nil: absent). A drop-in in sshd_config.d where
 // sshd_config includes it (Debian's does), else a marked block at the end
 // of sshd_config: a Match block lasts to the end of its file.
-func sshdFile(cfg *nodeconf.Config, o Options, st *State, keys string) (path string, old, want []byte, err error) {
+func sshdFile(cfg *nodeconf.Config, o Options, st *callbackstate.State, keys string) (path string, old, want []byte, err error) {
 	main := filepath.Join(cfg.SSHConfigDir, "sshd_config")
 	mainData, err := os.ReadFile(cfg.Path(main))
 	if err != nil {

@@ -16,7 +16,6 @@ import (
 	"github.com/nodejoin/nodejoin/internal/master/cluster"
 	"github.com/nodejoin/nodejoin/internal/master/sshrun"
 	"github.com/nodejoin/nodejoin/internal/nodeconf"
-	"github.com/nodejoin/nodejoin/internal/noded"
 	"github.com/nodejoin/nodejoin/internal/problem"
 )
 
@@ -49,6 +48,14 @@ type Options struct {
 	Log               *slog.Logger
 	// Progress, if set, is told each step as it starts.
 	Progress func(node, step string)
+	// Tunnels maps a node behind a machine callback to its port on the
+	// master's localhost (callback-grant's record): it is reached there,
+	// its host key checked under its name (callback.go).
+	Tunnels map[string]int
+	// TunnelSsconf is the ssconf each node joined through its tunnel in
+	// this run was given (TunnelSsconf(results)); the push skips such a
+	// node while they are still the master's.
+	TunnelSsconf map[string]map[string]string
 }
 
 // Result is what happened to one node. It holds fingerprints, never keys.
@@ -72,9 +79,13 @@ type Result struct {
 	// was not, or not with this root key or address, recorded before).
 	Recorded     bool               `json:"recorded"`
 	Connections  int                `json:"ssh_connections"`
+	Tunnel       string             `json:"callback_tunnel,omitempty"` // localhost:PORT, for a node behind a callback
 	NodedVersion string             `json:"noded_version,omitempty"`
 	Seconds      float64            `json:"seconds"`
 	StepSeconds  map[string]float64 `json:"step_seconds,omitempty"`
+	// sentSsconf: the ssconf node-daemon-setup applied, for a node reached
+	// through its tunnel.
+	sentSsconf map[string]string
 }
 
 // Documents builds both documents for node (secrets included: they go to
@@ -208,6 +219,10 @@ func join(ctx context.Context, o Options, node string, res *Result) error {
 	t := time.Now()
 	cfg := o.SSH
 	cfg.Host = node
+	tunnel := tunnelSSH(o, node, &cfg)
+	if tunnel != 0 {
+		res.Tunnel = tunnelAddr(tunnel)
+	}
 	cfg.HostKeyFingerprints = append(append([]string(nil), o.Pins[""]...), o.Pins[node]...)
 	cfg.KnownHostsFiles = append(cfg.KnownHostsFiles, o.Cluster.Path(nodeconf.KnownHosts))
 	// A recorded node presents the cluster's host key: that is its
@@ -224,6 +239,9 @@ func join(ctx context.Context, o Options, node string, res *Result) error {
 		res.Connections = 1
 	}
 	if err != nil {
+		if f := tunnelFailure(err, node, tunnel); f != nil {
+			return f
+		}
 		var hke *sshrun.HostKeyError
 		if errors.As(err, &hke) {
 			return &failure{step: StepHostKey, msg: err.Error() + "; no login was attempted", hints: hke.Hints()}
@@ -270,7 +288,9 @@ func join(ctx context.Context, o Options, node string, res *Result) error {
 		return err
 	}
 	res.Changed = res.Changed || sres.Changed
-	_ = conn.Close() // done with SSH before waiting for noded
+	if tunnel != 0 {
+		res.sentSsconf = setup.Ssconf
+	}
 
 	progress(StepNoded)
 	t = time.Now()
@@ -280,13 +300,15 @@ func join(ctx context.Context, o Options, node string, res *Result) error {
 		wctx, cancel = context.WithTimeout(ctx, o.NodeDaemonTimeout)
 		defer cancel()
 	}
-	client := noded.NewClient(o.Cluster.Server.Cert, o.Cluster.Client)
 	// The port the document gave the node (the cluster's unless
 	// --node-daemon-port): where its daemon now listens.
+	client, addr, err := nodedClient(wctx, o, conn, tunnel, node, ip, setup.NodeDaemonPort)
+	if err != nil {
+		return fail(StepNoded, "%v", err)
+	}
 	v, err := client.WaitVersion(wctx, ip, setup.NodeDaemonPort, 250*time.Millisecond)
 	timed(StepNoded, t)
 	if err != nil {
-		addr := net.JoinHostPort(ip, fmt.Sprint(setup.NodeDaemonPort))
 		within := "within --node-daemon-timeout " + o.NodeDaemonTimeout.String()
 		if ctx.Err() != nil {
 			within = "before --timeout " + o.Timeout.String() + " (the bound on the whole join) ran out"

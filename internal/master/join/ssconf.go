@@ -56,7 +56,13 @@ func PushSsconf(ctx context.Context, o Options, parallel int) ([]PushResult, err
 		defer cancel()
 		out[i].Node = n
 		t := time.Now()
-		res, err := client.PutSsconf(pctx, addr, o.NodeDaemonPort, update)
+		var res *joindoc.Result
+		var err error
+		if port := o.Tunnels[n]; port != 0 {
+			res, err = putSsconfThroughTunnel(pctx, o, n, port, update)
+		} else {
+			res, err = client.PutSsconf(pctx, addr, o.NodeDaemonPort, update)
+		}
 		out[i].Seconds = time.Since(t).Seconds()
 		if err != nil {
 			out[i].Error = fmt.Sprintf("updating ssconf through the node daemon: %v", err)

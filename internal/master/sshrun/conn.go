@@ -27,6 +27,12 @@ type Config struct {
 	Host string // node name or address, as given to ssh
 	Port int    // 0: the operator's ssh_config, else 22
 	User string // "": the operator's ssh_config, else the local user
+	// Address, if set, is where ssh connects instead (its HostName, with
+	// no proxy), as for a node reached through its callback tunnel on the
+	// master's localhost. Host still names the node: its host key is
+	// looked up and checked under Host (HostKeyAlias), never under
+	// Address:Port, which another node may have held before.
+	Address string
 
 	// HostKeyFingerprints pins the node's host key: the connection is made
 	// only if the node presents a key with one of these fingerprints
@@ -84,6 +90,9 @@ func Dial(ctx context.Context, cfg Config) (*Conn, error) {
 	if !hostRE.MatchString(cfg.Host) {
 		return nil, fmt.Errorf("%q: not a host name or address", cfg.Host)
 	}
+	if cfg.Address != "" && !hostRE.MatchString(cfg.Address) {
+		return nil, fmt.Errorf("%q: not a host name or address", cfg.Address)
+	}
 	if cfg.User != "" && !userRE.MatchString(cfg.User) {
 		return nil, fmt.Errorf("%q: not a user name", cfg.User)
 	}
@@ -128,9 +137,15 @@ func (c *Conn) HostKey() HostKey { return c.key }
 // key type the server does not offer first).
 func (c *Conn) Attempts() int { return c.attempts }
 
-// target is the common tail of every ssh command line: port, user, host.
+// target is the common tail of every ssh command line: address, port,
+// user, host.
 func (c *Conn) target() []string {
 	var a []string
+	if c.cfg.Address != "" {
+		// On the command line, so first: they win over ssh_config. The
+		// alias makes ssh -G report the name to look the key up under.
+		a = append(a, "-o", "HostName="+c.cfg.Address, "-o", "HostKeyAlias="+c.cfg.Host, "-o", "ProxyCommand=none")
+	}
 	if c.cfg.Port != 0 {
 		a = append(a, "-p", strconv.Itoa(c.cfg.Port))
 	}

@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -334,5 +336,104 @@ func TestShellQuote(t *testing.T) {
 		if got := ShellQuote(tc.in); got != tc.want {
 			t.Errorf("ShellQuote(%q) = %s, want %s", tc.in, got, tc.want)
 		}
+	}
+}
+
+// A node reached at another address (its callback tunnel on the master's
+// localhost) is checked under its own name: an entry for the address, as
+// another node that held the port left it, is neither trusted nor a
+// reason to refuse.
+func TestDialAddress(t *testing.T) {
+	ed, ed2 := testKey(t, "ed25519", 0), testKey(t, "ed25519", 1)
+	tunnel := Config{Address: "localhost", Port: 22000}
+	for _, tc := range []struct {
+		name    string
+		server  HostKey
+		known   string
+		wantErr string
+	}{
+		{name: "known under its name", server: ed, known: ed.Line("node1") + "\n" + ed2.Line("[localhost]:22000")},
+		{name: "known under the address only", server: ed, known: ed.Line("[localhost]:22000"),
+			wantErr: "host key of node1 is unknown: fingerprint " + ed.Fingerprint()},
+		{name: "another machine on the port", server: ed2, known: ed.Line("node1") + "\n" + ed2.Line("[localhost]:22000"),
+			wantErr: "host key of node1 has changed: known " + ed.Fingerprint() + ", offered " + ed2.Fingerprint()},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			f := newFake(t, "ok", tc.server)
+			f.Write(t, "user_known_hosts", tc.known+"\n")
+			c, err := dial(t, tunnel)
+			if tc.wantErr != "" {
+				if err == nil || err.Error() != tc.wantErr {
+					t.Fatalf("err = %v, want %q", err, tc.wantErr)
+				}
+			} else if err != nil {
+				t.Fatal(err)
+			} else if c.HostKey() != tc.server {
+				t.Errorf("HostKey = %s, want %s", c.HostKey().Fingerprint(), tc.server.Fingerprint())
+			}
+			if got := f.Connections(); got != 1 {
+				t.Errorf("connections = %d, want 1", got)
+			}
+			if b, _ := os.ReadFile(filepath.Join(f.Dir, "connections")); string(b) != "node1 via localhost\n" {
+				t.Errorf("connections: %q, want node1 via localhost", b)
+			}
+			if cl := f.Cmdlines(); !strings.Contains(cl, "-o HostName=localhost -o HostKeyAlias=node1 -o ProxyCommand=none -p 22000") {
+				t.Errorf("ssh command lines lack the address:\n%s", cl)
+			}
+		})
+	}
+	if _, err := Dial(context.Background(), Config{Host: "node1", Address: "-oProxyCommand=x"}); err == nil ||
+		err.Error() != `"-oProxyCommand=x": not a host name or address` {
+		t.Errorf("a bad address: %v", err)
+	}
+}
+
+// Forward reaches a port of the node over the one connection.
+func TestForward(t *testing.T) {
+	ed := testKey(t, "ed25519", 0)
+	f := newFake(t, "ok", ed)
+	f.Write(t, "user_known_hosts", ed.Line("node1")+"\n")
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	go func() {
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			fmt.Fprintln(c, "hello from the node")
+			c.Close()
+		}
+	}()
+	c, err := dial(t, Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sock, err := c.Forward(context.Background(), "127.0.0.1", l.Addr().(*net.TCPAddr).Port)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if filepath.Dir(sock) != c.dir {
+		t.Errorf("socket %s is not in the private directory %s", sock, c.dir)
+	}
+	for range 2 {
+		conn, err := net.Dial("unix", sock)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(conn)
+		conn.Close()
+		if string(b) != "hello from the node\n" {
+			t.Errorf("through the socket: %q", b)
+		}
+	}
+	if got := f.Connections(); got != 1 {
+		t.Errorf("connections = %d, want 1", got)
+	}
+	if _, err := c.Forward(context.Background(), "127.0.0.1", 0); err == nil {
+		t.Error("port 0 forwarded")
 	}
 }

@@ -1,4 +1,9 @@
-package callback
+// Package callbackstate is the master's record of its machine callbacks
+// (callback-grant(8)): which node holds which port of the callback range,
+// with which key. callback-grant writes it; node-add and the ssconf push
+// read it to reach a node through its tunnel. A leaf, so that its readers
+// link none of callback-grant's writing.
+package callbackstate
 
 import (
 	"bytes"
@@ -35,22 +40,23 @@ type Record struct {
 	PublicKey string `json:"public_key"` // "type base64", no options or comment
 }
 
-func statePath(cfg *nodeconf.Config) string { return filepath.Join(cfg.StateDir, StateFile) }
+// Path is the record's node path (under the state directory).
+func Path(cfg *nodeconf.Config) string { return filepath.Join(cfg.StateDir, StateFile) }
 
-// ReadState reads the record; a master without one has no grants.
-func ReadState(cfg *nodeconf.Config) (*State, error) {
-	b, err := os.ReadFile(cfg.Path(statePath(cfg)))
+// Read reads the record; a master without one has no grants.
+func Read(cfg *nodeconf.Config) (*State, error) {
+	b, err := os.ReadFile(cfg.Path(Path(cfg)))
 	if errors.Is(err, fs.ErrNotExist) {
 		return &State{}, nil
 	}
 	if err != nil {
-		return nil, fmt.Errorf("reading %s: %w", statePath(cfg), err)
+		return nil, fmt.Errorf("reading %s: %w", Path(cfg), err)
 	}
 	dec := json.NewDecoder(bytes.NewReader(b))
 	dec.DisallowUnknownFields()
 	var s State
 	if err := dec.Decode(&s); err != nil {
-		return nil, fmt.Errorf("%s: %w", statePath(cfg), err)
+		return nil, fmt.Errorf("%s: %w", Path(cfg), err)
 	}
 	return &s, nil
 }
@@ -65,7 +71,17 @@ func (s *State) Lookup(node string) *Record {
 	return nil
 }
 
-func (s *State) bytes() []byte {
+// Ports maps each granted node to its port.
+func (s *State) Ports() map[string]int {
+	m := make(map[string]int, len(s.Grants))
+	for _, g := range s.Grants {
+		m[g.Node] = g.Port
+	}
+	return m
+}
+
+// Bytes is the record as written: grants sorted by node, indented JSON.
+func (s *State) Bytes() []byte {
 	sort.Slice(s.Grants, func(i, j int) bool { return s.Grants[i].Node < s.Grants[j].Node })
 	b, _ := json.MarshalIndent(s, "", "  ")
 	return append(b, '\n')
