@@ -62,34 +62,55 @@ func main() {
 	r := harness.NewProgram("bench")
 
 	start := time.Now()
-	var rows []row
+	var sizeList []int
 	for _, s := range strings.Split(*sizes, ",") {
 		n, err := strconv.Atoi(strings.TrimSpace(s))
 		if err != nil || n < 1 || n > 100 {
 			r.Fatalf("-nodes: %q is not a count from 1 to 100", s)
 		}
+		sizeList = append(sizeList, n)
+	}
+	// The node side first, then the sizes from the smallest; the report is
+	// written again after each, so that a lab that cannot be set up (a
+	// large one on a loaded machine) leaves the figures of the others.
+	ns := nodeSide(r, *ganeti)
+	var rows []row
+	write := func(final bool) {
+		report := render(rows, ns, time.Since(start))
+		if *out == "-" {
+			if final {
+				fmt.Print(report)
+			}
+			return
+		}
+		p := writeReport(r, *out, report)
+		if final {
+			fmt.Print(report)
+			fmt.Fprintf(os.Stderr, "bench: wrote %s\n", p)
+		}
+	}
+	for _, n := range sizeList {
 		k := 1
 		if n <= 10 {
 			k = max(*runs, 1)
 		}
 		rows = append(rows, compare(r, n, k))
+		write(false)
 	}
-	ns := nodeSide(r, *ganeti)
-	report := render(rows, ns, time.Since(start))
-	if *out == "-" {
-		fmt.Print(report)
-		return
-	}
+	write(true)
+}
+
+// writeReport writes report to out (relative to the module root), keeping
+// the pull-mode section, which its own run (pull.go, -pull) writes.
+func writeReport(r *harness.Program, out, report string) string {
 	root, err := clusterlab.ModuleRoot()
 	if err != nil {
 		r.Fatalf("%v", err)
 	}
-	p := *out
+	p := out
 	if !filepath.IsAbs(p) {
 		p = filepath.Join(root, p)
 	}
-	// The pull-mode section (pull.go, -pull) is written by its own run:
-	// keep it.
 	if old, err := os.ReadFile(p); err == nil {
 		doc := string(old)
 		if i, j := strings.Index(doc, pullBegin), strings.Index(doc, pullEnd); i >= 0 && j > i {
@@ -99,8 +120,7 @@ func main() {
 	if err := os.WriteFile(p, []byte(report), 0o644); err != nil {
 		r.Fatalf("%v", err)
 	}
-	fmt.Print(report)
-	fmt.Fprintf(os.Stderr, "bench: wrote %s\n", p)
+	return p
 }
 
 // compare runs compareOnce k times, each in a lab of its own (so that no
