@@ -46,10 +46,12 @@ demo: deps build
 # node-add against the pre-2.7 Ganeti way for 1, 10 and 50 nodes, and the
 # node-side programs' time per run; writes doc/benchmarks.md (root; qa/bench).
 # Then pull mode's registrations (join-service, embedded store and etcd):
-# its own section of that file (qa/bench -pull).
+# its own section of that file (qa/bench -pull); then auto-registration,
+# advert to registered (qa/bench -register).
 bench: deps build
 	$(GO) run ./qa/bench
 	$(GO) run ./qa/bench -pull
+	$(GO) run ./qa/bench -register
 
 # A kept lab to try the programs by hand: master and $(NODES) nodes on
 # namespace hosts, up until make lab-down (root; qa/lab). make lab-shell
@@ -58,7 +60,7 @@ bench: deps build
 NODES ?= 2
 HOST ?= master
 lab: deps
-	$(GO) run ./qa/lab up --nodes $(NODES)
+	$(GO) run ./qa/lab up --nodes $(NODES) --bare $(or $(BARE),0)
 
 lab-shell:
 	$(GO) run ./qa/lab shell $(HOST)

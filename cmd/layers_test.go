@@ -30,6 +30,10 @@ var side = map[string]string{
 	"join-service":      "master",
 	"callback-setup":    "node",
 	"callback-grant":    "master",
+	"join-advertise":    "node", // node and master alike: a master is a Ganeti node too
+	"node-list":         "master",
+	// render-cloud-config
+	"render-cloud-config": "master",
 }
 
 // forbidden is, for each side, the prefixes of packages its programs may

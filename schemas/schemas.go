@@ -28,6 +28,8 @@ const (
 	SlotAdd         = "slot-add.v1.json"
 	CallbackSetup   = "callback-setup.v1.json"
 	CallbackGrant   = "callback-grant.v1.json"
+	JoinAdvertise   = "join-advertise.v1.json"
+	CloudConfig     = "render-cloud-config.v1.json"
 )
 
 // base is the prefix of every schema's $id; each schema is registered under

@@ -74,10 +74,29 @@ for pkg in $packages; do
 		install -m 0755 "$bindir/$prog" "$stage/usr/bin/$prog"
 		manpage "$prog" "$outdir/man/$prog.8"
 		gzip -9n <"$outdir/man/$prog.8" >"$stage/usr/share/man/man8/$prog.8.gz"
+		# Bash completion from the program's own flags (cli's --completion).
+		install -d -m 0755 "$stage/usr/share/bash-completion/completions"
+		"$bindir/$prog" --completion bash >"$stage/usr/share/bash-completion/completions/$prog"
+		chmod 0644 "$stage/usr/share/bash-completion/completions/$prog"
 		if [ -f "dist/systemd/$prog.service" ]; then
 			install -D -m 0644 "dist/systemd/$prog.service" "$stage/usr/lib/systemd/system/$prog.service"
 		fi
 	done
+	# units: the package's units that are no program's own.
+	if [ -f "dist/debian/$pkg/units" ]; then
+		for unit in $(grep -v '^#' "dist/debian/$pkg/units"); do
+			install -D -m 0644 "dist/systemd/$unit" "$stage/usr/lib/systemd/system/$unit"
+		done
+	fi
+	# carries: another package's programs, for node-add --install.
+	if [ -f "dist/debian/$pkg/carries" ]; then
+		grep -v '^#' "dist/debian/$pkg/carries" | while read -r other dir; do
+			[ -n "$other" ] || continue
+			for prog in $(programs "$other"); do
+				install -D -m 0755 "$bindir/$prog" "$stage$dir/$prog"
+			done
+		done
+	fi
 	install -m 0644 dist/debian/copyright "$stage/usr/share/doc/$pkg/copyright"
 	printf '%s\n' "nodejoin ($version) unstable; urgency=medium" "" \
 		"  * Built from commit $(git rev-parse HEAD)." "" \

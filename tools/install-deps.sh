@@ -31,7 +31,18 @@ command -v lintian >/dev/null 2>&1 || need="$need lintian"
 command -v man >/dev/null 2>&1 || need="$need man-db"
 command -v systemd-analyze >/dev/null 2>&1 || need="$need systemd"
 command -v etcd >/dev/null 2>&1 || need="$need etcd-server"
+# Auto-registration's scenarios: a dbus-daemon and an avahi-daemon per lab host
+# (policy-rc.d keeps the machine's own from starting), avahi-browse(1).
+command -v dbus-daemon >/dev/null 2>&1 || need="$need dbus"
+command -v avahi-daemon >/dev/null 2>&1 || need="$need avahi-daemon"
+command -v avahi-browse >/dev/null 2>&1 || need="$need avahi-utils"
 [ -x /usr/sbin/gnt-cluster ] && [ -x /usr/lib/ganeti/daemon-util ] || need="$need ganeti"
+# cloud-init(1): render-cloud-config's schema oracle and the first-boot
+# scenario, which runs its stages in a lab host only; setpriv(1) for that
+# scenario's unprivileged reader. The machine itself must never run it at
+# boot: its marker file disables the units (below).
+command -v cloud-init >/dev/null 2>&1 || need="$need cloud-init"
+command -v setpriv >/dev/null 2>&1 || need="$need util-linux"
 [ -z "$need" ] && exit 0
 if [ "$(id -u)" -ne 0 ]; then
 	echo "install-deps.sh: missing Debian packages:$need (run as root to install them)" >&2
@@ -45,6 +56,7 @@ if [ ! -e /usr/sbin/policy-rc.d ]; then
 fi
 apt-get update -qq
 apt-get install -y -qq --no-install-recommends $need >/dev/null
+case " $need " in *" cloud-init "*) touch /etc/cloud/cloud-init.disabled ;; esac
 # Nothing of Ganeti may run on the machine itself (lab hosts have their own
 # pid namespaces: their daemons are not this one's).
 self=$(readlink /proc/self/ns/pid)

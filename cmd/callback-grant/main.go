@@ -8,8 +8,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
-	"strconv"
-	"strings"
 
 	"github.com/nodejoin/nodejoin/cmd/internal/cli"
 	"github.com/nodejoin/nodejoin/internal/apply"
@@ -25,6 +23,7 @@ const prog = "callback-grant"
 
 const usage = `Usage: callback-grant [flags] < request.json
        callback-grant --revoke NODE [flags]
+       callback-grant --enable | --disable [flags]
 
 On the master: give the node named in the request a port of the callback
 range and let its callback public key open exactly one remote forward,
@@ -42,6 +41,8 @@ func run(env *cli.Env, args []string) error {
 	fs := cli.NewFlagSet(prog, usage, &f)
 	root := fs.String("root", "/", "take every path under `DIR` (tests and QA)")
 	revoke := fs.String("revoke", "", "take `NODE`'s grant away; read no document")
+	enable := fs.Bool("enable", false, "put the callback account and sshd's block in place without a grant, for join-service serve --callback; read no document")
+	disable := fs.Bool("disable", false, "undo --enable (with no grant left, the files and the account go as with the last revoke); read no document")
 	fs.StringVar(&o.User, "user", o.User, "the callback `USER` on this master")
 	portRange := fs.String("port-range", fmt.Sprintf("%d-%d", o.First, o.Last), "`FIRST-LAST`: the ports nodes may be given")
 	fs.IntVar(&o.ClientAliveInterval, "client-alive-interval", o.ClientAliveInterval, "`SECONDS` between sshd's probes of a callback session")
@@ -66,8 +67,21 @@ func run(env *cli.Env, args []string) error {
 	if err != nil {
 		return err
 	}
+	if (*revoke != "") && (*enable || *disable) || *enable && *disable {
+		return problem.Usagef("--revoke, --enable and --disable are each a command of their own")
+	}
 	var res *callback.Result
-	if *revoke != "" {
+	switch {
+	case *enable || *disable:
+		if err := apply.Recover(ctx, cfg, env.Log, f.DryRun); err != nil {
+			return err
+		}
+		if *enable {
+			res, err = callback.Enable(ctx, cfg, env.Log, o, f.DryRun)
+		} else {
+			res, err = callback.Disable(ctx, cfg, env.Log, o, f.DryRun)
+		}
+	case *revoke != "":
 		if err := hostname.Check(*revoke); err != nil {
 			return problem.Reject("--revoke", "%q is not a node name: %v", *revoke, err)
 		}
@@ -75,7 +89,7 @@ func run(env *cli.Env, args []string) error {
 			return err
 		}
 		res, err = callback.Revoke(ctx, cfg, env.Log, o, *revoke, f.DryRun)
-	} else {
+	default:
 		var req callback.Request
 		if err := jsondoc.Decode(env.Stdin, schemas.Get(schemas.CallbackGrant), &req); err != nil {
 			return err
@@ -98,13 +112,9 @@ func run(env *cli.Env, args []string) error {
 }
 
 func parseRange(s string, o *callback.Options) error {
-	a, b, ok := strings.Cut(s, "-")
-	first, err1 := strconv.Atoi(a)
-	last, err2 := strconv.Atoi(b)
-	if !ok || err1 != nil || err2 != nil || first < 1024 || last > 65535 || first > last {
-		return problem.Usagef("--port-range %q is not FIRST-LAST within 1024-65535", s)
+	if err := callback.ParseRange(s, o); err != nil {
+		return problem.Usagef("--port-range %v", err)
 	}
-	o.First, o.Last = first, last
 	return nil
 }
 

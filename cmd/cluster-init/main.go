@@ -47,6 +47,7 @@ func run(env *cli.Env, args []string) error {
 	fs.IntVar(&f.days, "certificate-days", 1825, "validity of the cluster certificate in `DAYS`")
 	fs.BoolVar(&f.o.Force, "force", false, "replace an existing cluster (the host keys and root's key are kept)")
 	fs.StringVar(&f.output, "output", "text", "`FORMAT` of the report: text or json")
+	cli.Values(fs, "output", "text", "json")
 	if err := cli.Parse(env, fs, &f.Flags, args); err != nil {
 		return err
 	}

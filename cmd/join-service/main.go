@@ -31,6 +31,12 @@ Commands:
   slot remove UUID              delete a slot
   slot remove-stale --older-than D   delete slots not seen for D; prints {"removed": N}
   slot set-config UUID          replace a slot's config with standard input (text, up to 1 MiB)
+  requests list                 auto-registration's records: adverts and direct requests
+  requests accept|reject NAME   register NAME (after its parent), or never
+  requests forget NAME          delete NAME's record
+  requests expect NAME SHA256:...   pre-pin NAME's host key
+  requests token                a registration token, printed once
+  install-window --for D        auto-accept for D (local-network and anything modes)
 
 The slot commands talk to the running daemon on its root-only unix socket.
 Run "join-service COMMAND --help" for a command's flags.`
@@ -65,6 +71,7 @@ func run(env *cli.Env, args []string) error {
 	var f cli.Flags
 	fs := cli.NewFlagSet("join-service", usage, &f)
 	fs.SetInterspersed(false)
+	cli.Args(fs, "", "serve", "slot")
 	if err := cli.Parse(env, fs, &f, args); err != nil {
 		return err
 	}
@@ -80,6 +87,13 @@ func run(env *cli.Env, args []string) error {
 			return problem.Usagef("slot: want one of add, list, show, remove, remove-stale, set-config")
 		}
 		return slot(env, rest[1], rest[2:])
+	case "requests":
+		if len(rest) < 2 {
+			return problem.Usagef("requests: want one of list, accept, reject, forget, expect, token")
+		}
+		return requests(env, rest[1], rest[2:])
+	case "install-window":
+		return requests(env, "install-window", rest[1:])
 	}
 	return problem.Usagef("unknown command %q: want serve or slot", rest[0])
 }

@@ -42,6 +42,8 @@ type serveFlags struct {
 	extraPins      []string
 	connsPerClient int
 	conns          int
+	reg            registerFlags
+	callback       callbackFlags // callback.go
 }
 
 func serve(env *cli.Env, args []string) error {
@@ -59,6 +61,8 @@ func serve(env *cli.Env, args []string) error {
 	fs.StringArrayVar(&f.extraPins, "extra-pin", nil, "another `sha256:HEX` pin that tokens carry (a rotation's next certificate); repeatable")
 	fs.IntVar(&f.connsPerClient, "conns-per-client", connlimit.Default.ConnsPerClient, "open connections from one `N` address at most")
 	fs.IntVar(&f.conns, "conns", connlimit.Default.Conns, "open connections in all at most `N`")
+	f.reg.add(fs)
+	f.callback.register(fs)
 	if err := cli.RefuseSecretFlag(args, givePrivately); err != nil {
 		return err
 	}
@@ -75,6 +79,13 @@ func serve(env *cli.Env, args []string) error {
 	}
 	if f.connsPerClient < 1 || f.conns < 1 {
 		return problem.Usagef("--conns-per-client and --conns: at least 1")
+	}
+	if _, err := f.reg.check(); err != nil {
+		return err
+	}
+	cbOpts, err := f.callback.options(fs.Changed)
+	if err != nil {
+		return err
 	}
 	cfg, err := nodeconf.Load(f.root)
 	if err != nil {
@@ -133,9 +144,15 @@ func serve(env *cli.Env, args []string) error {
 		return fmt.Errorf("opening the slot store: %w", err)
 	}
 	defer func() { _ = store.Close() }() // bbolt fsyncs every commit: nothing is left to flush
+	audit := joinservice.NewAudit(audits...)
+	reg, regDone, err := f.reg.start(ctx, env, store, c, audit)
+	if err != nil {
+		return err
+	}
+	defer regDone()
 	svc, err := joinservice.New(joinservice.Options{Store: store, Root: f.root, Host: advHost, Port: advPort,
-		ExtraPins: f.extraPins, Audit: joinservice.NewAudit(audits...), Log: env.Log,
-		Limits: connlimit.Limits{ConnsPerClient: f.connsPerClient, Conns: f.conns}})
+		ExtraPins: f.extraPins, Audit: audit, Log: env.Log,
+		Limits: connlimit.Limits{ConnsPerClient: f.connsPerClient, Conns: f.conns}, Registrar: reg, Callback: cbOpts})
 	if err != nil {
 		return err
 	}

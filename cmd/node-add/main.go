@@ -60,6 +60,7 @@ type flags struct {
 	printSSH       bool
 	output         string
 	viaCallback    bool
+	install        installFlags
 }
 
 func run(env *cli.Env, args []string) error {
@@ -82,6 +83,7 @@ func run(env *cli.Env, args []string) error {
 	fs.BoolVar(&f.printSSH, "print-ssh-command", false, "print the ssh command line that reaches the one NODE once it has the cluster's host key (recovery by hand), and exit")
 	fs.BoolVar(&f.viaCallback, "via-callback", false, "reach every NODE through its callback tunnel (callback-grant(8)); a node with a grant is reached so without it too")
 	fs.StringVar(&f.output, "output", "text", "`FORMAT` of the report on standard output: text, or json (one object per line)")
+	f.install.register(fs)
 	if err := cli.Parse(env, fs, &f.Flags, args); err != nil {
 		return err
 	}
@@ -142,12 +144,15 @@ func run(env *cli.Env, args []string) error {
 	} else if f.Verbose {
 		remoteArgs = append(remoteArgs, "--verbose")
 	}
-	if f.DryRun {
-		return dryRun(env, c, nodes, &f, remoteArgs, tunnels)
-	}
-
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
+	inst, err := f.install.options(ctx)
+	if err != nil {
+		return err
+	}
+	if f.DryRun {
+		return dryRun(env, c, nodes, &f, remoteArgs, tunnels, inst)
+	}
 	prog := newProgress(env.Stderr, len(nodes))
 	o := join.Options{
 		Cluster: c,
@@ -163,6 +168,7 @@ func run(env *cli.Env, args []string) error {
 		Log:               env.Log,
 		Progress:          prog.step,
 		Tunnels:           tunnels,
+		Install:           inst,
 	}
 	results := make([]*join.Result, len(nodes))
 	var mu sync.Mutex
@@ -236,8 +242,8 @@ func report(env *cli.Env, output string, r *join.Result) {
 		if r.Tunnel != "" {
 			via = ", through its callback tunnel on " + r.Tunnel
 		}
-		fmt.Fprintf(env.Stdout, "%s: %s in %.1fs (host key %s, root key %s, noded %s%s)\n",
-			r.Node, state, r.Seconds, hostKey, r.RootKey, r.NodedVersion, via)
+		fmt.Fprintf(env.Stdout, "%s: %s in %.1fs (host key %s, root key %s, noded %s%s%s)\n",
+			r.Node, state, r.Seconds, hostKey, r.RootKey, r.NodedVersion, via, installedText(r))
 		return
 	}
 	status := ""

@@ -93,6 +93,7 @@ type dryRunPlan struct {
 	Node         string          `json:"node"`
 	NodeDaemon   string          `json:"node_daemon"` // host:port
 	PrimaryIP    string          `json:"primary_ip"`
+	Install      *installPlan    `json:"install,omitempty"`
 	Run          []string        `json:"run"`
 	SSHUser      string          `json:"ssh_user"`
 	Tunnel       string          `json:"callback_tunnel,omitempty"` // localhost:PORT
@@ -106,7 +107,7 @@ type dryRunDocuments struct {
 
 // dryRun prints what a join would send and run, secrets redacted, without
 // connecting: as JSON with --output json, else as lines for a reader.
-func dryRun(env *cli.Env, c *cluster.Cluster, nodes []string, f *flags, remoteArgs []string, tunnels map[string]int) error {
+func dryRun(env *cli.Env, c *cluster.Cluster, nodes []string, f *flags, remoteArgs []string, tunnels map[string]int, inst *join.Install) error {
 	for _, node := range nodes {
 		ip, err := join.Resolve(context.Background(), node)
 		if err != nil {
@@ -137,6 +138,7 @@ func dryRun(env *cli.Env, c *cluster.Cluster, nodes []string, f *flags, remoteAr
 			},
 			NodeDaemon: fmt.Sprintf("%s:%d", ip, f.nodedPort),
 			Documents:  dryRunDocuments{Prepare: prep.Redacted(), Setup: setup.Redacted()},
+			Install:    dryRunInstall(inst),
 		}
 		via := ""
 		if port := tunnels[node]; port != 0 {
@@ -158,6 +160,10 @@ func dryRun(env *cli.Env, c *cluster.Cluster, nodes []string, f *flags, remoteAr
 		fmt.Fprintf(&b, "%s (%s): would join, changing nothing now\n", node, ip)
 		fmt.Fprintf(&b, "  host key: trusted by %s\n", trust)
 		fmt.Fprintf(&b, "  ssh: one connection as %s%s, then runs:\n", f.sshUser, via)
+		if plan.Install != nil {
+			fmt.Fprintf(&b, "    (--install) the node's programs checked against %s's, version %s; the missing or older ones sent, checked by sha256, installed (missing ones into %s)\n",
+				plan.Install.From, strings.Join(plan.Install.Versions, ", "), plan.Install.Dir)
+		}
 		for _, r := range plan.Run {
 			fmt.Fprintf(&b, "    %s\n", r)
 		}

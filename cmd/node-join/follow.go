@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"os/exec"
 	"strconv"
 	"time"
@@ -35,10 +36,28 @@ func follow(ctx context.Context, env *cli.Env, cl *joinclient.Client, rev int64,
 	}
 }
 
+// runOnce runs the program once with the config fetched with the
+// documents (first-boot user-data hands node-join what did not fit in it):
+// the node has joined either way, but a failed program fails the run.
+func runOnce(ctx context.Context, env *cli.Env, slot string, rev int64, config []byte, prog string, args []string) error {
+	if err := execConfig(ctx, env, slot, rev, config, prog, args); err != nil {
+		return fmt.Errorf("the node has joined, but %w", err)
+	}
+	return nil
+}
+
 // runConfig runs the program with the config on standard input; its output
 // goes to standard error (standard output holds node-join's result). A
 // failure is logged and following goes on: the next config may fix it.
 func runConfig(ctx context.Context, env *cli.Env, slot string, rev int64, config []byte, prog string, args []string) {
+	if err := execConfig(ctx, env, slot, rev, config, prog, args); err != nil {
+		cli.PrintWarning(env.Stderr, "node-join", err.Error())
+	}
+}
+
+// execConfig runs the program with the config on standard input; its
+// output goes to standard error (standard output holds node-join's result).
+func execConfig(ctx context.Context, env *cli.Env, slot string, rev int64, config []byte, prog string, args []string) error {
 	cmd := exec.CommandContext(ctx, prog, args...)
 	cmd.Stdin = bytes.NewReader(config)
 	cmd.Stdout, cmd.Stderr = env.Stderr, env.Stderr
@@ -48,9 +67,9 @@ func runConfig(ctx context.Context, env *cli.Env, slot string, rev int64, config
 	if err := cmd.Run(); err != nil {
 		var ee *exec.ExitError
 		if errors.As(err, &ee) {
-			cli.PrintWarning(env.Stderr, "node-join", prog+" exited "+strconv.Itoa(ee.ExitCode())+" with config revision "+strconv.FormatInt(rev, 10))
-			return
+			return fmt.Errorf("%s exited %d with config revision %d", prog, ee.ExitCode(), rev)
 		}
-		cli.PrintWarning(env.Stderr, "node-join", "running "+prog+": "+err.Error())
+		return fmt.Errorf("running %s: %w", prog, err)
 	}
+	return nil
 }

@@ -26,6 +26,8 @@ type result struct {
 	ConfigRevision int64  `json:"config_revision"`
 	ConfigBytes    int    `json:"config_bytes"`
 	joinapply.Results
+	// Callback is the tunnel set up with --callback (callback.go).
+	Callback       *callbackResult `json:"callback,omitempty"`
 	config         []byte
 	configRevision int64
 }
@@ -41,7 +43,8 @@ func join(ctx context.Context, env *cli.Env, cfg *nodeconf.Config, cl *joinclien
 	}
 	env.Log.Info("fetched", "slot", cl.UUID(), "node", docs.NodeName, "config_revision", docs.ConfigRevision)
 	report := func(status string, params map[string]string, rootKey string) (*joinapi.StatusAnswer, error) {
-		return cl.Report(jctx, joinapi.StatusRequest{Status: status, Params: params, RootKey: rootKey, NodeName: docs.NodeName})
+		return cl.Report(jctx, joinapi.StatusRequest{Status: status, Params: params, RootKey: rootKey, NodeName: docs.NodeName,
+			CheckReach: status == joinapi.StatusApplying && o.callback == callbackAuto})
 	}
 	checked, err := joinapply.Check(ctx, cfg, env.Log, docs.Prepare, docs.DaemonSetup)
 	if err != nil {
@@ -53,7 +56,8 @@ func join(ctx context.Context, env *cli.Env, cfg *nodeconf.Config, cl *joinclien
 		return nil, problem.Hint(err, "the master was told: join-service slot show "+cl.UUID()+" says failed, with this reason; fix the cause and issue a new slot")
 	}
 	key := checked.RootPublicKey
-	if _, err := report(joinapi.StatusApplying, nil, key); err != nil {
+	applying, err := report(joinapi.StatusApplying, nil, key)
+	if err != nil {
 		return nil, err
 	}
 	res, aerr := checked.Apply(ctx)
@@ -66,13 +70,24 @@ func join(ctx context.Context, env *cli.Env, cfg *nodeconf.Config, cl *joinclien
 		}
 		return nil, aerr
 	}
+	// The tunnel comes before "joined", so that the master records a node
+	// it can reach; the grant needs the key the applying report pinned.
+	var cb *callbackResult
+	if wantCallback(o.callback, applying) {
+		if cb, err = setUpCallback(jctx, env, cfg, cl, docs.NodeName); err != nil {
+			if _, rerr := report(joinapi.StatusFailed, map[string]string{"error": "callback: " + firstLine(err.Error())}, key); rerr != nil {
+				err = fmt.Errorf("%w; reporting it failed too: %w", err, rerr)
+			}
+			return nil, problem.Hint(err, "the join's files are in place but the master cannot reach this node without the tunnel; fix the cause and run node-join again with a new slot")
+		}
+	}
 	ans, err := report(joinapi.StatusJoined, nil, res.Prepare.RootPublicKey)
 	if err != nil {
 		return nil, problem.Hint(fmt.Errorf("the node is set up, but the master was not told: %w", err),
 			"join-service slot show "+cl.UUID()+" on the master shows what it has; a slot with a second use (\"uses\": 2) lets node-join run again")
 	}
 	return &result{Program: prog, UUID: cl.UUID(), Server: cl.Address(), NodeName: docs.NodeName, Status: ans.Status,
-		Recorded: ans.Recorded, Peer: ans.Peer, RootPublicKey: res.Prepare.RootPublicKey,
+		Recorded: ans.Recorded, Peer: ans.Peer, Callback: cb, RootPublicKey: res.Prepare.RootPublicKey,
 		ConfigRevision: docs.ConfigRevision, ConfigBytes: len(docs.Config), Results: *res,
 		config: docs.Config, configRevision: docs.ConfigRevision}, nil
 }

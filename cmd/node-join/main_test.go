@@ -44,7 +44,7 @@ func buildMaster(t *testing.T) string {
 			return
 		}
 		masterBin = dir
-		cmd := exec.Command("go", "build", "-o", dir+"/", "../join-service", "../cluster-init")
+		cmd := exec.Command("go", "build", "-o", dir+"/", "../join-service", "../cluster-init", "../callback-grant")
 		if out, err := cmd.CombinedOutput(); err != nil {
 			masterErr = &buildError{err, out}
 		}

@@ -20,7 +20,9 @@ import (
 const usage = `Usage: node-join [flags] --server HOST[:PORT] --uuid UUID --secret-file FILE --ca-pin sha256:HEX
        node-join [flags] --boot-param [--cmdline FILE]
        node-join [flags] --token-file FILE
-       ... [--follow --exec PROGRAM [-- ARG...]]
+       ... [[--follow] --exec PROGRAM [-- ARG...]]
+       node-join [flags] --discover (--ca-pin sha256:HEX | --accept-advertised-pin) [--cluster NAME] [--parent NAME]
+       node-join [flags] --register [--wait] --server HOST[:PORT] --ca-pin sha256:HEX --cluster NAME [--parent NAME]
 
 Fetches this node's join documents from the master's join-service with a
 one-time secret, trusting the master by the SHA-256 pin of its certificate's
@@ -29,11 +31,15 @@ public key only, applies them as prepare-node-join and node-daemon-setup do
 Prints a JSON result on standard output. Exit status: 0 joined, 1 failed
 (the node's files put back, or the master not reached in time), 2 usage,
 3 refused (a bad token, a refused secret, a wrong pin, a refused document;
-nothing changed).`
+nothing changed).
+--discover and --register need no token: the machine asks the master's
+registrar to register it (after its parent), waits until it is accepted,
+and fetches its documents with its own request secret.`
 
 // opts are node-join's flags.
 type opts struct {
 	root, server, uuid, secretFile, tokenFile, cmdline, nodeName, exec string
+	callback                                                           string
 	pins                                                               []string
 	bootParam, follow                                                  bool
 	timeout                                                            time.Duration
@@ -57,8 +63,14 @@ func run(env *cli.Env, args []string) error {
 	fs.StringVar(&o.nodeName, "node-name", "", "this node's `NAME` for a slot that has none (default: the host name)")
 	fs.DurationVar(&o.timeout, "timeout", 10*time.Minute, "retry the fetch and the report for at most `D`")
 	fs.BoolVar(&o.follow, "follow", false, "after joining, wait for config changes and run --exec with each")
-	fs.StringVar(&o.exec, "exec", "", "with --follow: run `PROGRAM` (arguments after --, no shell) with the config on standard input")
+	fs.StringVar(&o.exec, "exec", "", "after joining, run `PROGRAM` (arguments after --, no shell) with the config on standard input: once, or with --follow at each change")
+	var reg registerOpts
+	reg.add(fs)
+	fs.StringVar(&o.callback, "callback", callbackNever, "keep a reverse SSH tunnel to the master: `MODE` never, auto (when the master cannot reach this node) or always")
 	if err := cli.Parse(env, fs, &f, args); err != nil {
+		return err
+	}
+	if err := checkCallbackMode(o.callback); err != nil {
 		return err
 	}
 	var execArgs []string
@@ -68,8 +80,8 @@ func run(env *cli.Env, args []string) error {
 		}
 		execArgs = fs.Args()
 	}
-	if o.follow != (o.exec != "") {
-		return problem.Usagef("--follow and --exec PROGRAM go together")
+	if o.follow && o.exec == "" {
+		return problem.Usagef("--follow needs --exec PROGRAM")
 	}
 	if o.timeout <= 0 {
 		return problem.Usagef("--timeout: must be positive")
@@ -80,6 +92,12 @@ func run(env *cli.Env, args []string) error {
 			return fmt.Errorf("reading the host name: %w (give --node-name)", err)
 		}
 		o.nodeName = h
+	}
+	if reg.active() {
+		if fs.NArg() > 0 {
+			return problem.Usagef("unexpected arguments with --register")
+		}
+		return runRegister(env, &f, &o, &reg)
 	}
 	tok, err := token(env, fs.Changed, &o)
 	if err != nil {
@@ -114,6 +132,9 @@ func run(env *cli.Env, args []string) error {
 		return err
 	}
 	if !o.follow {
+		if o.exec != "" {
+			return runOnce(ctx, env, cl.UUID(), res.configRevision, res.config, o.exec, execArgs)
+		}
 		return nil
 	}
 	return follow(ctx, env, cl, res.configRevision, res.config, o.exec, execArgs)

@@ -86,6 +86,9 @@ type StatusRequest struct {
 	// NodeName is required for a slot that has no name (a dynamic one)
 	// and must then be the name the node fetched its documents with.
 	NodeName string `json:"node_name,omitempty"`
+	// CheckReach asks the master to try the node's SSH port at the
+	// address it records for it (StatusAnswer.Reachable).
+	CheckReach bool `json:"check_reach,omitempty"`
 }
 
 // StatusAnswer is the answer to a status report.
@@ -95,6 +98,10 @@ type StatusAnswer struct {
 	Peer   string `json:"peer"` // the address the server saw
 	// Recorded: the master has recorded the node (after "joined").
 	Recorded bool `json:"recorded"`
+	// Reachable answers CheckReach: whether the master opened a TCP
+	// connection to the node's SSH port within a few seconds; absent
+	// when not asked.
+	Reachable *bool `json:"reachable,omitempty"`
 }
 
 // ConfigAnswer is the answer to a config poll.

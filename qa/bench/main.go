@@ -51,7 +51,15 @@ func main() {
 	ganeti := flag.Bool("ganeti", true, "also time Ganeti's own node tools on the same documents (needs Debian's ganeti)")
 	out := flag.String("o", "doc/benchmarks.md", "write the report to `FILE` (- for standard output)")
 	pull := flag.Bool("pull", false, "run only the pull-mode benchmark (join-service, pull.go) and write its own section of -o")
+	register := flag.Bool("register", false, "run only the auto-registration benchmark (register.go) and write its own section of -o")
 	flag.Parse()
+	if *register {
+		if err := runRegister(*out); err != nil {
+			fmt.Fprintf(os.Stderr, "bench: %v\n", err)
+			os.Exit(1)
+		}
+		return
+	}
 	if *pull {
 		if err := runPull(*out); err != nil {
 			fmt.Fprintf(os.Stderr, "bench: %v\n", err)

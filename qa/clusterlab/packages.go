@@ -76,12 +76,22 @@ for d in /usr /etc /var/lib /var/cache; do
 done
 `
 
+// PrivateRoot gives host h a private, writable /usr, /etc, /var/lib and
+// /var/cache (packageRoot), for programs that write there (dpkg,
+// cloud-init); everything they write dies with the host.
+func PrivateRoot(ctx context.Context, h *harness.Host) error {
+	if r := Run(ctx, h, nil, "sh", "-c", packageRoot); !r.OK() {
+		return fmt.Errorf("%s: making a private root: %s", h.Name, r)
+	}
+	return nil
+}
+
 // InstallPackages installs the .deb files in host h with dpkg -i, into a
 // private package root (packageRoot): the machine itself is not changed.
 func InstallPackages(ctx context.Context, h *harness.Host, debs ...string) error {
 	if _, err := os.Stat(h.Path(pkgRun)); os.IsNotExist(err) {
-		if r := Run(ctx, h, nil, "sh", "-c", packageRoot); !r.OK() {
-			return fmt.Errorf("%s: making a package root: %s", h.Name, r)
+		if err := PrivateRoot(ctx, h); err != nil {
+			return err
 		}
 		if _, err := os.Stat(h.Path("/var/lib/dpkg/status")); os.IsNotExist(err) {
 			// cp runs here, in the test's namespaces: it reads the machine's

@@ -38,6 +38,7 @@ type Host struct {
 	// writableEtc: /etc is an overlay of the host's own, left writable
 	// (Options.WritableEtc).
 	writableEtc bool
+	avahi       bool // its own dbus-daemon and avahi-daemon (Options.Avahi)
 }
 
 // ganetiDirs are where Ganeti's package puts its programs and daemon-util.
@@ -97,6 +98,9 @@ func (h *Host) InitPID() int { return h.initPID }
 // /run/sshd.pid) while the host runs.
 func (h *Host) Path(p string) string {
 	p = path.Clean("/" + p)
+	if h.avahi && (p == "/etc/avahi" || strings.HasPrefix(p, "/etc/avahi/")) {
+		return filepath.Join(h.dir, avahiDir, strings.TrimPrefix(p, "/etc/avahi"))
+	}
 	for _, b := range binds {
 		if p == b[0] || strings.HasPrefix(p, b[0]+"/") {
 			return filepath.Join(h.dir, b[1], strings.TrimPrefix(p, b[0]))
@@ -136,6 +140,11 @@ func (h *Host) prepare() error {
 	if _, err := os.Stat("/etc/ganeti"); err == nil {
 		if out, err := exec.Command("cp", "-a", "/etc/ganeti/.", h.Path("/etc/ganeti")).CombinedOutput(); err != nil {
 			return fmt.Errorf("copying /etc/ganeti: %s", firstLine(out, err))
+		}
+	}
+	if h.avahi {
+		if err := h.prepareAvahi(); err != nil {
+			return err
 		}
 	}
 	for _, f := range []string{"/etc/ssh/ssh_config", "/etc/ssh/moduli"} {
@@ -229,6 +238,9 @@ func (h *Host) mountPlan() (mountPlan, error) {
 		p.mkdirs = append(p.mkdirs, b[0])
 		p.binds = append(p.binds, [2]string{filepath.Join(h.dir, b[1]), b[0]})
 	}
+	if h.avahi {
+		p.binds = append(p.binds, [2]string{filepath.Join(h.dir, avahiDir), "/etc/avahi"})
+	}
 	if p.tmpfsVarLib { // the tmpfs hides both, whichever was missing
 		p.mkdirs = append(p.mkdirs, "/var/lib/ganeti", "/var/lib/nodejoin")
 	}
@@ -287,6 +299,11 @@ func (h *Host) boot() error {
 	}
 	if h.initPID, err = childPID(cmd.Process.Pid); err != nil {
 		return err
+	}
+	if h.avahi {
+		if err := h.StartAvahi(); err != nil {
+			return err
+		}
 	}
 	return h.StartSSHD()
 }

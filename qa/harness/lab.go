@@ -35,6 +35,9 @@ type Options struct {
 	// that useradd(8) and userdel(8) change master's users only (the
 	// machine callback's account).
 	WritableEtc bool
+	// Avahi gives every host its own dbus-daemon and avahi-daemon
+	// (avahi.go).
+	Avahi bool
 }
 
 // TB is what New and Require need of a test: testing.TB has it, and so can
@@ -137,7 +140,7 @@ func (l *Lab) start(opts Options) error {
 		a[3] = byte(i + 1)
 		hosts[i] = &Host{Name: name, lab: l, ns: l.Prefix + "-" + name, ip: netip.AddrFrom4(a), dir: filepath.Join(l.Dir, name),
 			shareRSA: opts.ShareRSAHostKey, hideGaneti: !opts.Ganeti,
-			writableEtc: opts.WritableEtc && name == "master"}
+			writableEtc: opts.WritableEtc && name == "master", avahi: opts.Avahi}
 	}
 	l.Master, l.Nodes = hosts[0], hosts[1:]
 

@@ -53,7 +53,7 @@ func TestLabUpRunDown(t *testing.T) {
 	s := "--state=" + dir
 	t.Cleanup(func() { lab(t, bin, "", "down", s) })
 
-	out, code := lab(t, bin, "", "up", "--nodes", "1", s)
+	out, code := lab(t, bin, "", "up", "--nodes", "2", "--bare", "1", s)
 	if code != 0 {
 		t.Fatalf("lab up: exit %d\n%s", code, out)
 	}
@@ -61,7 +61,7 @@ func TestLabUpRunDown(t *testing.T) {
 	if err != nil {
 		t.Fatalf("after lab up: %v\n%s", err, out)
 	}
-	for _, want := range []string{"master", "node1", "SHA256:", "node-add --host-key-fingerprint node1=SHA256:"} {
+	for _, want := range []string{"master", "node1", "node2", "SHA256:", "node-add --install --host-key-fingerprint node1=SHA256:"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("lab up printed no %q:\n%s", want, out)
 		}
@@ -71,6 +71,13 @@ func TestLabUpRunDown(t *testing.T) {
 	}
 	if out, code := lab(t, bin, "", "run", s, "node1", "--", "sh", "-c", "command -v prepare-node-join; exit 7"); code != 7 || out != "/usr/local/sbin/prepare-node-join\n" {
 		t.Errorf("lab run node1 -- sh -c ...: exit %d (want 7), %q", code, out)
+	}
+	// --bare 1: node2 has none of the node-side programs, master all of its own.
+	if out, code := lab(t, bin, "", "run", s, "node2", "--", "sh", "-c", "command -v prepare-node-join; command -v noded; true"); code != 0 || out != "" {
+		t.Errorf("lab run node2 -- command -v: exit %d, %q; want nothing on the bare node", code, out)
+	}
+	if out, code := lab(t, bin, "", "run", s, "master", "--", "sh", "-c", "command -v node-add; command -v noded"); code != 0 || out != "/usr/local/sbin/node-add\n/usr/local/sbin/noded\n" {
+		t.Errorf("lab run master -- command -v: exit %d, %q", code, out)
 	}
 	// master's root key is trusted on the nodes: ssh works from master.
 	if out, code := lab(t, bin, "", "run", s, "master", "--", "ssh", "-o", "BatchMode=yes", "-o", "StrictHostKeyChecking=no",

@@ -32,11 +32,12 @@ import (
 
 	"github.com/spf13/pflag"
 
+	"github.com/nodejoin/nodejoin/internal/master/install"
 	"github.com/nodejoin/nodejoin/qa/clusterlab"
 	"github.com/nodejoin/nodejoin/qa/harness"
 )
 
-const usage = `usage: lab up [--nodes N] | lab list | lab shell HOST | lab run HOST -- CMD... | lab down
+const usage = `usage: lab up [--nodes N] [--bare N] | lab list | lab shell HOST | lab run HOST -- CMD... | lab down
        (each takes --state DIR, default /run/nodejoin-lab)`
 
 // state is what the keeping process records once its lab is up.
@@ -84,16 +85,17 @@ func run(args []string) error {
 	fs := pflag.NewFlagSet("lab "+args[0], pflag.ContinueOnError)
 	stateDir := fs.String("state", "/run/nodejoin-lab", "keep the lab's pid, hosts and log in `DIR`")
 	nodes := fs.Int("nodes", 2, "start `N` nodes besides master (up)")
+	bare := fs.Int("bare", 0, "leave the node-side programs off the last `N` nodes, to try node-add --install (up)")
 	fs.SetInterspersed(false) // lab run HOST -- CMD: CMD's flags are its own
 	if err := fs.Parse(args[1:]); err != nil {
 		return fmt.Errorf("lab: %w\n%w", err, errUsage)
 	}
 	rest := fs.Args()
 	switch cmd := args[0]; {
-	case cmd == "up" && len(rest) == 0 && *nodes >= 1 && *nodes <= 50:
-		return up(*stateDir, *nodes)
+	case cmd == "up" && len(rest) == 0 && *nodes >= 1 && *nodes <= 50 && *bare >= 0 && *bare <= *nodes:
+		return up(*stateDir, *nodes, *bare)
 	case cmd == "keep" && len(rest) == 0:
-		return keep(*stateDir, *nodes)
+		return keep(*stateDir, *nodes, *bare)
 	case cmd == "list" && len(rest) == 0:
 		st, err := readState(*stateDir)
 		if err != nil {
@@ -151,7 +153,7 @@ func keeping(pid int) bool {
 }
 
 // up starts lab keep detached and waits until it has recorded its lab.
-func up(dir string, nodes int) error {
+func up(dir string, nodes, bare int) error {
 	if st, err := readState(dir); err == nil {
 		return fmt.Errorf("a lab is up already (pid %d, lab %s): lab down first", st.PID, st.Prefix)
 	}
@@ -168,7 +170,7 @@ func up(dir string, nodes int) error {
 		return err
 	}
 	defer logf.Close()
-	cmd := exec.Command(self, "keep", "--nodes", strconv.Itoa(nodes), "--state", dir)
+	cmd := exec.Command(self, "keep", "--nodes", strconv.Itoa(nodes), "--bare", strconv.Itoa(bare), "--state", dir)
 	cmd.Stdout, cmd.Stderr = logf, logf
 	// Its own session: the terminal's ^C and hang-up do not reach it.
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
@@ -201,7 +203,13 @@ func up(dir string, nodes int) error {
 				pins = append(pins, "--host-key-fingerprint "+h.Name+"="+h.Fingerprint)
 				names = append(names, h.Name)
 			}
-			fmt.Printf("  lab run master -- node-add %s %s\n  lab shell %s\n  lab down\n", strings.Join(pins, " "), strings.Join(names, " "), st.Hosts[1].Name)
+			if bare > 0 {
+				fmt.Printf("  (the last %d nodes have no node-side programs: node-add --install puts them there)\n", bare)
+				fmt.Printf("  lab run master -- node-add --install %s %s\n", strings.Join(pins, " "), strings.Join(names, " "))
+			} else {
+				fmt.Printf("  lab run master -- node-add %s %s\n", strings.Join(pins, " "), strings.Join(names, " "))
+			}
+			fmt.Printf("  lab run master -- node-list --check\n  lab shell %s\n  lab down\n", st.Hosts[1].Name)
 			return nil
 		}
 	}
@@ -219,9 +227,16 @@ func printHosts(st *state) {
 
 // keep starts the lab, records it and holds it until SIGTERM (lab down) or
 // SIGINT: harness.Program tears it down then.
-func keep(dir string, nodes int) error {
+func keep(dir string, nodes, bare int) error {
 	p := harness.NewProgram("lab")
 	l := clusterlab.New(p, harness.Options{Nodes: nodes})
+	for _, h := range l.Nodes[nodes-bare:] {
+		for _, prog := range install.Programs {
+			if err := os.Remove(h.Path("/usr/local/sbin/" + prog)); err != nil {
+				p.Fatalf("%v", err)
+			}
+		}
+	}
 	st := state{PID: os.Getpid(), Prefix: l.Prefix}
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()

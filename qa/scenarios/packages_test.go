@@ -19,7 +19,8 @@ var packaged = []string{
 	"/usr/bin/prepare-node-join", "/usr/bin/node-daemon-setup", "/usr/bin/noded",
 	"/usr/bin/cluster-init", "/usr/bin/node-add", "/usr/lib/systemd/system/noded.service",
 	"/etc/default/nodejoin-node", "/etc/systemd/system/multi-user.target.wants/noded.service",
-	"/usr/share/man/man8/noded.8.gz",
+	"/usr/share/man/man8/noded.8.gz", "/usr/lib/nodejoin/node/noded",
+	"/usr/share/bash-completion/completions/node-add",
 }
 
 // Scenario: the Debian packages installed with dpkg -i, nodejoin-master on
@@ -41,8 +42,8 @@ func TestDebianPackagesJoin(t *testing.T) {
 	}
 	ctx, cancel := context.WithTimeout(t.Context(), 4*time.Minute)
 	defer cancel()
-	l := &clusterlab.Lab{Lab: harness.New(t, harness.Options{Nodes: 1})}
-	node := l.Nodes[0]
+	l := &clusterlab.Lab{Lab: harness.New(t, harness.Options{Nodes: 2})}
+	node, bare := l.Nodes[0], l.Nodes[1]
 	conf, _ := json.Marshal(clusterlab.NodeConfig)
 	for h, pkg := range map[*harness.Host]string{l.Master: "nodejoin-master", node: "nodejoin-node"} {
 		if err := os.WriteFile(h.Path("/etc/nodejoin/node.json"), conf, 0o644); err != nil {
@@ -74,6 +75,39 @@ func TestDebianPackagesJoin(t *testing.T) {
 	}
 	must(t, "node-add", l.NodeAdd(ctx, node.Name))
 	checkJoined(t, ctx, l, node)
+
+	// node-add --install from the package's copy of the node-side
+	// programs: bare (no package, no programs) gets them and joins; node,
+	// whose package has the master's version, gets nothing.
+	if err := os.WriteFile(bare.Path("/etc/nodejoin/node.json"), conf, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := l.TrustHostKeys(bare); err != nil {
+		t.Fatal(err)
+	}
+	r := must(t, "node-add --install", l.NodeAdd(ctx, "--install", "--output", "json", bare.Name, node.Name))
+	got := map[string]int{}
+	for line := range strings.Lines(r.Stdout) {
+		var res struct {
+			Node      string            `json:"node"`
+			Installed []json.RawMessage `json:"installed"`
+		}
+		if json.Unmarshal([]byte(line), &res) == nil && res.Node != "" {
+			got[res.Node] = len(res.Installed)
+		}
+	}
+	if got[bare.Name] != 5 || got[node.Name] != 0 {
+		t.Errorf("node-add --install installed %v programs, want 5 on %s and none on %s:\n%s", got, bare.Name, node.Name, r.Stdout)
+	}
+	for _, p := range []string{"prepare-node-join", "noded", "callback-setup"} {
+		// The package's /usr is the master's own overlay: read it inside.
+		want := strings.Fields(must(t, "sha256sum", clusterlab.Run(ctx, l.Master, nil, "sha256sum", "/usr/lib/nodejoin/node/"+p)).Stdout)[0]
+		r := must(t, "sha256sum", clusterlab.Run(ctx, bare, nil, "sha256sum", "/usr/local/sbin/"+p))
+		if f := strings.Fields(r.Stdout); len(f) == 0 || f[0] != want {
+			t.Errorf("%s: /usr/local/sbin/%s has sha256 %q, want the package's %s", bare.Name, p, r.Stdout, want)
+		}
+	}
+	checkJoined(t, ctx, l, bare)
 
 	// Installing again is an upgrade (postinst configure with the old
 	// version): sshd and noded keep running as they were.

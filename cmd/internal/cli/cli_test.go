@@ -4,7 +4,11 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
+	"os"
+	"os/exec"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -89,5 +93,62 @@ func TestLogTime(t *testing.T) {
 	at, err := time.Parse(time.RFC3339, stamp)
 	if err != nil || at.Before(before) || at.After(time.Now()) || !strings.Contains(stamp, ".") {
 		t.Errorf("time %q: %v, %v", stamp, at, err)
+	}
+}
+
+// TestCompletion: the bash script completes flags, a DIR flag's value as
+// directories, a flag's Values, and the positional arguments as Args says.
+func TestCompletion(t *testing.T) {
+	if _, err := exec.LookPath("bash"); err != nil {
+		t.Skip("needs bash(1)")
+	}
+	var f Flags
+	fs := NewFlagSet("demo-prog", "Usage: demo-prog", &f)
+	fs.String("root", "/", "under `DIR`")
+	fs.String("output", "text", "`FORMAT`")
+	fs.Int("port", 0, "`PORT`")
+	Values(fs, "output", "text", "json")
+	Args(fs, "", "serve", "slot")
+	var out strings.Builder
+	env := &Env{Stdout: &out, Stderr: io.Discard}
+	if err := Parse(env, fs, &f, []string{"--completion", "bash"}); !errors.Is(err, errDone) {
+		t.Fatalf("Parse(--completion bash) = %v", err)
+	}
+	file := filepath.Join(t.TempDir(), "demo-prog")
+	if err := os.WriteFile(file, []byte(out.String()), 0o644); err != nil { //nolint:forbidigo // a test's temp file
+		t.Fatal(err)
+	}
+	dirs := t.TempDir()
+	if err := os.Mkdir(filepath.Join(dirs, "sub"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		words []string
+		want  string
+	}{
+		{[]string{"--r"}, "--root"},
+		{[]string{"--"}, "--help --version --debug --verbose --dry-run --root --output --port"},
+		{[]string{"-"}, "--help -h --version --debug -d --verbose -v --dry-run --root --output --port"},
+		{[]string{"--output", ""}, "text json"},
+		{[]string{"--output", "=", "j"}, "json"},
+		{[]string{"--port", ""}, ""},
+		{[]string{"--root", dirs + "/s"}, dirs + "/sub"},
+		{[]string{"s"}, "serve slot"},
+		{[]string{"--debug", "se"}, "serve"},
+	} {
+		script := `source "$1"; shift
+COMP_WORDS=(demo-prog "$@"); COMP_CWORD=$#; COMPREPLY=()
+_nodejoin_demo_prog
+printf '%s\n' "${COMPREPLY[@]}"`
+		got, err := exec.Command("bash", append([]string{"-c", script, "bash", file}, tc.words...)...).Output()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if g := strings.Join(strings.Fields(string(got)), " "); g != tc.want {
+			t.Errorf("completing %q: %q, want %q", tc.words, g, tc.want)
+		}
+	}
+	if err := Parse(env, fs, &f, []string{"--completion", "zsh"}); err == nil || err.Error() != `--completion: only bash is supported, not "zsh"` {
+		t.Errorf("--completion zsh: %v", err)
 	}
 }

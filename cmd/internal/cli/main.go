@@ -25,11 +25,12 @@ type Env struct {
 
 // Flags are the flags every program has.
 type Flags struct {
-	Debug   bool
-	Verbose bool
-	DryRun  bool
-	help    bool
-	version bool
+	Debug      bool
+	Verbose    bool
+	DryRun     bool
+	help       bool
+	version    bool
+	completion string
 }
 
 // NewFlagSet returns a flag set with the common flags registered in f.
@@ -42,6 +43,10 @@ func NewFlagSet(prog, usage string, f *Flags) *pflag.FlagSet {
 	fs.BoolVarP(&f.Debug, "debug", "d", false, "log debug messages to standard error")
 	fs.BoolVarP(&f.Verbose, "verbose", "v", false, "log progress messages to standard error")
 	fs.BoolVar(&f.DryRun, "dry-run", false, "check everything and print the plan; change nothing")
+	// Hidden (no --help line, no man page entry): the packages run it
+	// at build time to ship each program's completion (completion.go).
+	fs.StringVar(&f.completion, "completion", "", "print the `SHELL` completion script (bash) and exit")
+	_ = fs.MarkHidden("completion")
 	fs.Usage = func() {}
 	fs.SetOutput(io.Discard)
 	_ = fs.SetAnnotation("help", "usage", []string{usage}) // fails only for an unknown flag
@@ -68,6 +73,11 @@ func Parse(env *Env, fs *pflag.FlagSet, f *Flags, args []string) error {
 		return errDone
 	case f.version:
 		fmt.Fprintf(env.Stdout, "%s %s\n", fs.Name(), version.String())
+		return errDone
+	case f.completion != "":
+		if err := printCompletion(env.Stdout, fs, f.completion); err != nil {
+			return err
+		}
 		return errDone
 	}
 	level := slog.LevelWarn

@@ -30,7 +30,20 @@ type Options struct {
 	ClientAliveCountMax int
 	// UserAdd and UserDel make and remove the account; the name is appended.
 	UserAdd, UserDel []string
+	// Pull is join-service's grant (join-service(8), "The machine
+	// callback"): a node's first key wins (another is ErrKeyTaken), a slot
+	// grants one node, and only the keys file and the record change: the
+	// account and sshd's block must be there already (ErrNotEnabled), as
+	// callback-grant puts them, so that a network daemon runs no useradd
+	// and no sshd reload.
+	Pull bool
 }
+
+// Refusals of a pull grant.
+var (
+	ErrKeyTaken   = errors.New("callback key taken")
+	ErrNotEnabled = errors.New("the machine callback is not set up on this master")
+)
 
 // DefaultOptions are the defaults of callback-grant's flags.
 func DefaultOptions() Options {
@@ -56,6 +69,9 @@ type Request struct {
 	Node      string `json:"node"`
 	PublicKey string `json:"public_key"`
 	Port      any    `json:"port,omitempty"` // "any" or a number (the schema checked)
+	// Slot is the join-service slot asking (Options.Pull); not read from
+	// callback-grant's input.
+	Slot string `json:"-"`
 }
 
 // Result is callback-grant's output.
@@ -116,6 +132,9 @@ func Grant(ctx context.Context, cfg *nodeconf.Config, log *slog.Logger, o Option
 	if err != nil {
 		return nil, err
 	}
+	if o.Pull && !exists {
+		return nil, fmt.Errorf("%w: no account %s (callback-grant makes it)", ErrNotEnabled, o.User)
+	}
 	planner := func() (*apply.Plan, error) {
 		st, err := callbackstate.Read(cfg)
 		if err != nil {
@@ -125,15 +144,33 @@ func Grant(ctx context.Context, cfg *nodeconf.Config, log *slog.Logger, o Option
 			return nil, err
 		}
 		st.User = o.User
-		if st.Lookup(req.Node) == nil && len(st.Grants) == 0 {
+		if st.Lookup(req.Node) == nil && !st.Active() {
 			st.UserCreated = !exists
+		}
+		if o.Pull {
+			if err := pullAllowed(st, req.Node, req.Slot, key); err != nil {
+				return nil, err
+			}
 		}
 		port, err := allocate(st, o, req.Node, key, want)
 		if err != nil {
 			return nil, err
 		}
+		if g := st.Lookup(req.Node); g != nil && g.Slot == "" {
+			g.Slot = req.Slot
+		}
 		out.Port = port
-		return plan(cfg, o, st)
+		p, err := plan(cfg, o, st)
+		if err == nil && o.Pull && len(p.Steps) > 0 {
+			// Only callback-grant changes sshd's configuration: a block in
+			// place is kept as it is (its ClientAlive settings are
+			// callback-grant's), a missing one is a refusal.
+			if !blockInPlace(cfg, o.User) {
+				return nil, fmt.Errorf("%w: sshd's Match block for %s is not in place (callback-grant --enable puts it)", ErrNotEnabled, o.User)
+			}
+			p.Items, p.Steps = withoutSSHD(cfg, p.Items), nil
+		}
+		return p, err
 	}
 	if !exists && !dryRun {
 		// Made before the files, so that sshd -t and the first login find
@@ -184,7 +221,7 @@ func Revoke(ctx context.Context, cfg *nodeconf.Config, log *slog.Logger, o Optio
 				kept = append(kept, g)
 			}
 		}
-		removeUser = len(st.Grants) > 0 && len(kept) == 0 && st.UserCreated
+		removeUser = len(st.Grants) > 0 && len(kept) == 0 && st.UserCreated && !st.Enabled
 		st.Grants = kept
 		return plan(cfg, o, st)
 	}
@@ -204,6 +241,20 @@ func Revoke(ctx context.Context, cfg *nodeconf.Config, log *slog.Logger, o Optio
 		out.UserRemoved, out.Changed = true, true
 	}
 	return out, nil
+}
+
+// pullAllowed refuses a pull grant that would change another's: the
+// node's grant with another key, or a second node for one slot.
+func pullAllowed(st *callbackstate.State, node, slot, key string) error {
+	for _, g := range st.Grants {
+		switch {
+		case g.Node == node && g.PublicKey != key:
+			return fmt.Errorf("%w: node %s has a callback grant with another key", ErrKeyTaken, node)
+		case slot != "" && g.Slot == slot && g.Node != node:
+			return fmt.Errorf("%w: the slot has a callback grant for node %s", ErrKeyTaken, g.Node)
+		}
+	}
+	return nil
 }
 
 func checkUser(st *callbackstate.State, o Options) error {
@@ -264,7 +315,7 @@ func plan(cfg *nodeconf.Config, o Options, st *callbackstate.State) (*apply.Plan
 		return nil, err
 	}
 	var keyData, stateData []byte
-	if len(st.Grants) > 0 {
+	if st.Active() {
 		var b strings.Builder
 		for _, g := range st.Grants {
 			fmt.Fprintf(&b, "restrict,port-forwarding,permitlisten=\"localhost:%d\",command=\"/bin/false\" %s callback:%s\n", g.Port, g.PublicKey, g.Node)
@@ -300,7 +351,7 @@ func sshdFile(cfg *nodeconf.Config, o Options, st *callbackstate.State, keys str
 		return "", nil, nil, fmt.Errorf("reading %s: %w", main, err)
 	}
 	block := ""
-	if len(st.Grants) > 0 {
+	if st.Active() {
 		block = matchBlock(o, st.User, keys)
 	}
 	dropIn := filepath.Join(cfg.SSHConfigDir, DropIn)
@@ -389,4 +440,127 @@ func includesDropIns(data []byte, dir string) bool {
 		}
 	}
 	return false
+}
+
+// Enable puts the account and sshd's block in place without a grant
+// (callback-grant --enable), so that join-service can grant nodes
+// (Options.Pull) by writing the keys file and the record only; they stay
+// until Disable and the last revoke.
+func Enable(ctx context.Context, cfg *nodeconf.Config, log *slog.Logger, o Options, dryRun bool) (*Result, error) {
+	out := &Result{User: o.User}
+	exists, err := cfg.HasUser(o.User)
+	if err != nil {
+		return nil, err
+	}
+	planner := func() (*apply.Plan, error) {
+		st, err := callbackstate.Read(cfg)
+		if err != nil {
+			return nil, err
+		}
+		if err := checkUser(st, o); err != nil {
+			return nil, err
+		}
+		if !st.Active() {
+			st.UserCreated = !exists
+		}
+		st.User, st.Enabled = o.User, true
+		return plan(cfg, o, st)
+	}
+	if !exists && !dryRun {
+		if err := daemon.Run(ctx, log, append(append([]string{}, o.UserAdd...), o.User)); err != nil {
+			return nil, fmt.Errorf("creating the callback user %s: %w", o.User, err)
+		}
+		out.UserCreated = true
+	}
+	res, err := apply.Run(ctx, cfg, log, planner, dryRun)
+	if err != nil {
+		if out.UserCreated {
+			if derr := daemon.Run(ctx, log, append(append([]string{}, o.UserDel...), o.User)); derr != nil {
+				return nil, fmt.Errorf("%w; removing the callback user %s again: %w", err, o.User, derr)
+			}
+		}
+		return nil, err
+	}
+	out.Result = res
+	out.Changed = res.Changed || out.UserCreated
+	return out, nil
+}
+
+// Disable undoes Enable: with no grant left, the master's files and the
+// account go as with the last revoke.
+func Disable(ctx context.Context, cfg *nodeconf.Config, log *slog.Logger, o Options, dryRun bool) (*Result, error) {
+	st, err := callbackstate.Read(cfg)
+	if err != nil {
+		return nil, err
+	}
+	o.User = cmpOr(st.User, o.User)
+	out := &Result{User: o.User}
+	removeUser := false
+	planner := func() (*apply.Plan, error) {
+		st, err := callbackstate.Read(cfg)
+		if err != nil {
+			return nil, err
+		}
+		removeUser = st.Enabled && len(st.Grants) == 0 && st.UserCreated
+		st.Enabled = false
+		return plan(cfg, o, st)
+	}
+	res, err := apply.Run(ctx, cfg, log, planner, dryRun)
+	if err != nil {
+		return nil, err
+	}
+	out.Result = res
+	if removeUser && !dryRun {
+		if err := daemon.Run(ctx, log, append(append([]string{}, o.UserDel...), o.User)); err != nil {
+			return nil, fmt.Errorf("removing the callback user %s: %w", o.User, err)
+		}
+		out.UserRemoved, out.Changed = true, true
+	}
+	return out, nil
+}
+
+func cmpOr(a, b string) string {
+	if a != "" {
+		return a
+	}
+	return b
+}
+
+// ParseRange sets o's port range from "FIRST-LAST" (callback-grant's and
+// join-service serve's --callback-port-range).
+func ParseRange(s string, o *Options) error {
+	a, b, ok := strings.Cut(s, "-")
+	first, err1 := strconv.Atoi(a)
+	last, err2 := strconv.Atoi(b)
+	if !ok || err1 != nil || err2 != nil || first < 1024 || last > 65535 || first > last {
+		return fmt.Errorf("%q is not FIRST-LAST within 1024-65535", s)
+	}
+	o.First, o.Last = first, last
+	return nil
+}
+
+// blockInPlace says whether sshd's configuration has callback-grant's
+// block for user, in the drop-in or at the end of sshd_config.
+func blockInPlace(cfg *nodeconf.Config, user string) bool {
+	for _, np := range []string{filepath.Join(cfg.SSHConfigDir, DropIn), filepath.Join(cfg.SSHConfigDir, "sshd_config")} {
+		b, err := os.ReadFile(cfg.Path(np))
+		if err != nil {
+			continue
+		}
+		if i := strings.Index(string(b), begin); i >= 0 && strings.HasPrefix(string(b[i+len(begin):]), "Match User "+user+"\n") {
+			return true
+		}
+	}
+	return false
+}
+
+// withoutSSHD drops the sshd configuration's item from a plan.
+func withoutSSHD(cfg *nodeconf.Config, items []txn.Item) []txn.Item {
+	var out []txn.Item
+	for _, it := range items {
+		if it.NodePath != filepath.Join(cfg.SSHConfigDir, DropIn) && it.NodePath != filepath.Join(cfg.SSHConfigDir, "sshd_config") {
+			out = append(out, it)
+		}
+	}
+	return out
 }

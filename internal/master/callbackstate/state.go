@@ -29,15 +29,25 @@ type State struct {
 	UserCreated bool `json:"user_created"`
 	// NewlineAdded: sshd_config did not end in a newline, and one was
 	// added before the marked block; the last revoke takes it away too.
-	NewlineAdded bool     `json:"newline_added,omitempty"`
-	Grants       []Record `json:"grants"`
+	NewlineAdded bool `json:"newline_added,omitempty"`
+	// Enabled: callback-grant --enable keeps the account and sshd's block
+	// without a grant, for join-service's grants.
+	Enabled bool     `json:"enabled,omitempty"`
+	Grants  []Record `json:"grants"`
 }
+
+// Active says whether the master has the account's files: a grant, or
+// callback-grant --enable.
+func (s *State) Active() bool { return len(s.Grants) > 0 || s.Enabled }
 
 // Record is one node's port and key.
 type Record struct {
 	Node      string `json:"node"`
 	Port      int    `json:"port"`
 	PublicKey string `json:"public_key"` // "type base64", no options or comment
+	// Slot is the join-service slot whose secret asked for the grant
+	// (join-service(8), "The machine callback"); empty for callback-grant's own.
+	Slot string `json:"slot,omitempty"`
 }
 
 // Path is the record's node path (under the state directory).

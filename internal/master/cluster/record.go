@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"time"
 
 	"github.com/nodejoin/nodejoin/internal/nodeconf"
 	"github.com/nodejoin/nodejoin/internal/ssconf"
@@ -17,6 +18,8 @@ type Node struct {
 	Name          string
 	PrimaryIP     string
 	RootPublicKey string // the node's root public key line
+	Via           string // how it joined: ViaPush, ViaPull, ViaCallback (joins.go)
+	HostKey       string // fingerprint of the host key it was verified by, if any
 }
 
 // PublicKeys reads ganeti_pub_keys: node name (or UUID) to key line.
@@ -158,10 +161,14 @@ func (c *Cluster) RecordNodes(ns ...Node) (changed bool, err error) {
 		out = append(out, l)
 	}
 	write(c.Path(nodeconf.KnownHosts), b, []byte(strings.Join(out, "\n")+"\n"), ModePublic)
-	if len(writes) == 0 {
-		return false, nil
+	if len(writes) > 0 {
+		changed = true
+		if err := txn.WriteFiles(writes); err != nil {
+			return changed, err
+		}
 	}
-	return true, txn.WriteFiles(writes)
+	// How and when: node-list's, not Ganeti's, so not in changed.
+	return changed, c.noteJoins(ns, time.Now())
 }
 
 // withNames is hosts with the names of ns it lacks appended, in order.

@@ -2,6 +2,7 @@ package join
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -14,6 +15,7 @@ import (
 
 	"github.com/nodejoin/nodejoin/internal/joindoc"
 	"github.com/nodejoin/nodejoin/internal/master/cluster"
+	"github.com/nodejoin/nodejoin/internal/master/install"
 	"github.com/nodejoin/nodejoin/internal/master/sshrun"
 	"github.com/nodejoin/nodejoin/internal/nodeconf"
 	"github.com/nodejoin/nodejoin/internal/problem"
@@ -56,6 +58,7 @@ type Options struct {
 	// this run was given (TunnelSsconf(results)); the push skips such a
 	// node while they are still the master's.
 	TunnelSsconf map[string]map[string]string
+	Install      *Install // node-add --install (install.go); nil: the node has the programs
 }
 
 // Result is what happened to one node. It holds fingerprints, never keys.
@@ -83,6 +86,7 @@ type Result struct {
 	NodedVersion string             `json:"noded_version,omitempty"`
 	Seconds      float64            `json:"seconds"`
 	StepSeconds  map[string]float64 `json:"step_seconds,omitempty"`
+	Installed    []install.Action   `json:"installed,omitempty"` // --install's programs put on the node
 	// sentSsconf: the ssconf node-daemon-setup applied, for a node reached
 	// through its tunnel.
 	sentSsconf map[string]string
@@ -251,6 +255,13 @@ func join(ctx context.Context, o Options, node string, res *Result) error {
 	defer func() { _ = conn.Close() }() // idempotent; closed below once both programs ran
 	res.HostKey = conn.HostKey().Fingerprint()
 
+	if o.Install != nil {
+		progress(StepInstall)
+		if err := installPrograms(ctx, &o, conn, res); err != nil {
+			return err
+		}
+	}
+
 	progress(StepPrepare)
 	t = time.Now()
 	pres, err := runProgram(ctx, conn, StepPrepare, append([]string{o.PrepareProgram}, o.RemoteArgs...), prepJSON)
@@ -330,8 +341,13 @@ func join(ctx context.Context, o Options, node string, res *Result) error {
 	res.NodedVersion = v.Version
 
 	progress(StepRecord)
+	via := cluster.ViaPush
+	if res.Tunnel != "" {
+		via = cluster.ViaCallback
+	}
 	t = time.Now()
-	res.Recorded, err = o.Cluster.RecordNode(cluster.Node{Name: node, PrimaryIP: ip, RootPublicKey: pres.RootPublicKey})
+	res.Recorded, err = o.Cluster.RecordNode(cluster.Node{Name: node, PrimaryIP: ip, RootPublicKey: pres.RootPublicKey,
+		Via: via, HostKey: cmp.Or(res.VerifiedHostKey, res.HostKey)})
 	timed(StepRecord, t)
 	if err != nil {
 		return fail(StepRecord, "%v", err)
@@ -403,7 +419,7 @@ func runProgram(ctx context.Context, conn *sshrun.Conn, step string, argv []stri
 			}
 		case 127:
 			flag := map[string]string{StepPrepare: "--prepare-program", StepSetup: "--setup-program"}[step]
-			f.hints = append(f.hints, fmt.Sprintf("%s is not on the login user's PATH on the node; install nodejoin there or name its path with %s", argv[0], flag))
+			f.hints = append(f.hints, fmt.Sprintf("%s is not on the login user's PATH on the node; pass node-add --install to put the programs there over this connection, install nodejoin there, or name its path with %s", argv[0], flag))
 		}
 		return nil, f
 	}

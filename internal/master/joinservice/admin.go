@@ -125,6 +125,7 @@ func (s *Service) AdminHandler() http.Handler {
 	mux.HandleFunc("DELETE "+AdminSlot, s.adminRemove)
 	mux.HandleFunc("PUT "+AdminSlotConfig, s.adminSetConfig)
 	mux.HandleFunc("POST "+AdminRemoveStale, s.adminRemoveStale)
+	s.registerAdminRoutes(mux)
 	return mux
 }
 

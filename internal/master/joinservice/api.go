@@ -27,6 +27,9 @@ func (s *Service) APIHandler() http.Handler {
 	mux.HandleFunc("POST "+joinapi.PathStatus, s.report)
 	mux.HandleFunc("GET "+joinapi.PathConfig, s.pollConfig)
 	mux.HandleFunc("POST "+joinapi.PathAssign, s.assign)
+	mux.HandleFunc("POST "+joinapi.PathCallback, s.callbackGrant) // callback.go
+	mux.HandleFunc("GET "+joinapi.PathFile, s.serveFile)          // files.go
+	s.registerRoutes(mux)                                            // register.go
 	return mux
 }
 
@@ -330,8 +333,12 @@ func (s *Service) report(w http.ResponseWriter, r *http.Request) {
 	ev.Peer, ev.Outcome = p, OutcomeOK
 	s.audit.Log(ev)
 	ans := joinapi.StatusAnswer{UUID: uuid, Status: req.Status, Peer: p}
+	if req.CheckReach {
+		ok := reachable(r.Context(), primaryIP(slot, p), s.sshPort())
+		ans.Reachable = &ok
+	}
 	if req.Status == joinapi.StatusJoined {
-		n := cluster.Node{Name: name, PrimaryIP: primaryIP(slot, p), RootPublicKey: slot.PinnedKey}
+		n := cluster.Node{Name: name, PrimaryIP: primaryIP(slot, p), RootPublicKey: slot.PinnedKey, Via: cluster.ViaPull}
 		rev := Event{Event: "record", Slot: uuid, Peer: p, Node: name, Outcome: OutcomeOK}
 		if err := s.recorder.record(r.Context(), n); err != nil {
 			rev.Outcome, rev.Reason = OutcomeFailed, err.Error()
@@ -344,6 +351,7 @@ func (s *Service) report(w http.ResponseWriter, r *http.Request) {
 		s.audit.Log(rev)
 		ans.Recorded = true
 		s.pusher.kick()
+		s.kickRegistrar()
 	}
 	writeJSON(w, http.StatusOK, ans)
 }

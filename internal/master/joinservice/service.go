@@ -11,6 +11,7 @@ import (
 	"github.com/nodejoin/nodejoin/internal/connlimit"
 	"github.com/nodejoin/nodejoin/internal/joinapi"
 	"github.com/nodejoin/nodejoin/internal/master/cluster"
+	"github.com/nodejoin/nodejoin/internal/master/registrar"
 	"github.com/nodejoin/nodejoin/internal/master/slotstore"
 )
 
@@ -38,6 +39,13 @@ type Options struct {
 	// and the least time between two pushes (0: 2s): a boot storm of a
 	// thousand machines makes a few pushes, not a thousand.
 	PushDelay time.Duration
+
+	// Registrar, when set, serves auto-registration's direct requests
+	// (register.go); its Run is the caller's.
+	Registrar *registrar.Registrar
+
+	// Callback grants machine callbacks (callback.go); nil: none.
+	Callback *CallbackOptions
 }
 
 // Service is the join-service daemon's state.

@@ -95,6 +95,10 @@ type NewSlot struct {
 	Uses     int  // uses allowed; 0 means 1 (single use)
 	Reusable bool // no limit on uses until the slot expires
 	TTL      time.Duration
+
+	// SecretHash, instead of Secret, is the hash (HashSecret) of a secret
+	// the store never sees: an accepted registration request's.
+	SecretHash string
 }
 
 // Added is Add's answer; Secret is returned this once and never stored.

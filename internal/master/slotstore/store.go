@@ -198,10 +198,22 @@ func (s *Store) Add(ctx context.Context, n NewSlot) (Added, error) {
 	} else if n.UUID, err = CheckUUID(n.UUID); err != nil {
 		return Added{}, err
 	}
-	if n.Secret == "" {
+	hash := n.SecretHash
+	switch {
+	case hash != "" && n.Secret != "":
+		return Added{}, fmt.Errorf("%w: secret: give a secret or its hash, not both", ErrInvalid)
+	case hash != "":
+		if err := CheckSecretHash(hash); err != nil {
+			return Added{}, err
+		}
+	case n.Secret == "":
 		n.Secret = newSecret()
-	} else if err := checkSecret(n.Secret); err != nil {
-		return Added{}, err
+		hash = hashSecret(n.Secret)
+	default:
+		if err := checkSecret(n.Secret); err != nil {
+			return Added{}, err
+		}
+		hash = hashSecret(n.Secret)
 	}
 	if n.NodeName != "" {
 		if err := checkNodeName(n.NodeName); err != nil {
@@ -231,7 +243,7 @@ func (s *Store) Add(ctx context.Context, n NewSlot) (Added, error) {
 	op := newOpID()
 	r := &record{
 		UUID: n.UUID, NodeName: n.NodeName, Params: n.Params, Dynamic: n.Dynamic,
-		SecretHash: hashSecret(n.Secret), MaxUses: n.Uses, Created: now, Expires: now.Add(n.TTL),
+		SecretHash: hash, MaxUses: n.Uses, Created: now, Expires: now.Add(n.TTL),
 		Ops: []string{op},
 	}
 	// The lease outlives the expiry by the grace; the expiry itself is

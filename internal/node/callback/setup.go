@@ -31,6 +31,10 @@ const (
 	SettingsFile = Dir + "/callback.json"
 	UnitName     = "nodejoin-callback.service"
 	UnitFile     = "/etc/systemd/system/" + UnitName
+	// PackagedUnit is the unit nodejoin-node ships (dist/systemd), which
+	// runs callback-setup --run; where it is installed, callback-setup
+	// writes no unit of its own (doc/packaging.md).
+	PackagedUnit = "/usr/lib/systemd/system/" + UnitName
 )
 
 // Setup is callback-setup's input.
@@ -172,20 +176,34 @@ func Planner(cfg *nodeconf.Config, d *Setup, pub *string) apply.Planner {
 		p := &apply.Plan{Items: append(items,
 			f(KnownHosts, kh, 0o644, false),
 			f(SettingsFile, append(settings, '\n'), 0o644, false))}
-		if Systemd(cfg) {
+		if Systemd(cfg) && packaged(cfg) {
+			// The package's unit; one an earlier callback-setup wrote in
+			// /etc would override it, so it goes.
+			p.Items = append(p.Items, txn.Item{Path: cfg.Path(UnitFile), NodePath: UnitFile, Remove: true})
+			p.Steps = unitSteps
+		} else if Systemd(cfg) {
 			dirs, err := txn.MissingDirs(cfg.Root, path.Dir(UnitFile), 0o755, uid, gid)
 			if err != nil {
 				return nil, err
 			}
 			p.Items = append(append(p.Items, dirs...), f(UnitFile, s.Unit("/usr/bin/ssh"), 0o644, false))
-			p.Steps = []apply.Step{
-				{Daemon: "systemd", Restart: []string{"systemctl", "daemon-reload"}},
-				{Daemon: UnitName, Restart: []string{"systemctl", "enable", UnitName}},
-				{Daemon: UnitName, Restart: []string{"systemctl", "restart", UnitName}},
-			}
+			p.Steps = unitSteps
 		}
 		return p, nil
 	}
+}
+
+// unitSteps make systemd run the tunnel's unit after a change.
+var unitSteps = []apply.Step{
+	{Daemon: "systemd", Restart: []string{"systemctl", "daemon-reload"}},
+	{Daemon: UnitName, Restart: []string{"systemctl", "enable", UnitName}},
+	{Daemon: UnitName, Restart: []string{"systemctl", "restart", UnitName}},
+}
+
+// packaged says whether the nodejoin-node package's unit is installed.
+func packaged(cfg *nodeconf.Config) bool {
+	fi, err := os.Stat(cfg.Path(PackagedUnit))
+	return err == nil && fi.Mode().IsRegular()
 }
 
 func or(v, def int) int {

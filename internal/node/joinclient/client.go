@@ -165,7 +165,7 @@ func (c *Client) send(ctx context.Context, method, path string, body, out any, f
 		return false, &APIError{Status: resp.StatusCode, Message: fmt.Sprintf("the answer is more than %d bytes", joinapi.MaxAnswerBody)}
 	}
 	switch resp.StatusCode {
-	case http.StatusOK:
+	case http.StatusOK, http.StatusAccepted: // 202: a registration request kept
 		if err := json.Unmarshal(data, out); err != nil {
 			return false, fmt.Errorf("reading the answer: %w", err)
 		}
@@ -353,3 +353,20 @@ func clip(s string) string {
 
 // Address is the server's HOST:PORT.
 func (c *Client) Address() string { return c.tok.Address() }
+
+// Callback asks for the slot's machine-callback grant (join-service(8),
+// "The machine callback") for the node's callback public key.
+func (c *Client) Callback(ctx context.Context, req joinapi.CallbackRequest) (*joinapi.CallbackAnswer, error) {
+	var ans joinapi.CallbackAnswer
+	err := c.retry(ctx, "asking for a callback grant", func(ctx context.Context) error {
+		_, err := c.do(ctx, http.MethodPost, slotPath(joinapi.PathCallback, c.tok.UUID), req, &ans)
+		return err
+	})
+	if err != nil {
+		return nil, c.refusal(err, "asking for a callback grant for slot "+c.tok.UUID)
+	}
+	return &ans, nil
+}
+
+// Host is the master's host as the token names it, which the node dials.
+func (c *Client) Host() string { return c.tok.Host }

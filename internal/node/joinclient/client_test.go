@@ -101,9 +101,14 @@ func TestFetchRetries(t *testing.T) {
 // A transient failure that outlasts the timeout is a failure (exit 1).
 func TestFetchTimeout(t *testing.T) {
 	srv, n := server(t, [2]any{503, joinapi.CodeUnavailable})
-	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+	// The waits double from 1 ms with no cap to speak of, so a wait soon
+	// outgrows what is left of the deadline, however slow the machine:
+	// the client gives up before the deadline cuts a request short.
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
-	_, err := client(t, srv).Fetch(ctx, "node1")
+	c := client(t, srv)
+	c.MaxBackoff = time.Minute
+	_, err := c.Fetch(ctx, "node1")
 	if err == nil || problem.ExitCode(err) != 1 || !strings.Contains(err.Error(), "giving up after") || n.Load() < 2 {
 		t.Fatalf("Fetch: %v after %d requests", err, n.Load())
 	}
