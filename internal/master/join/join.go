@@ -372,8 +372,10 @@ func join(ctx context.Context, o Options, node string, res *Result, a *attempt) 
 	if res.Tunnel != "" {
 		via = cluster.ViaCallback
 	}
+	t = time.Now()
 	res.Recorded, err = o.Cluster.RecordNode(cluster.Node{Name: node, PrimaryIP: ip, RootPublicKey: pres.RootPublicKey,
 		Via: via, HostKey: cmp.Or(res.VerifiedHostKey, res.HostKey)})
+	timed(StepRecord, t)
 	if err != nil {
 		return fail(StepRecord, "%v", err)
 	}

@@ -29,7 +29,7 @@ func (s *Service) APIHandler() http.Handler {
 	mux.HandleFunc("POST "+joinapi.PathAssign, s.assign)
 	mux.HandleFunc("POST "+joinapi.PathCallback, s.callbackGrant) // callback.go
 	mux.HandleFunc("GET "+joinapi.PathFile, s.serveFile)          // files.go
-	s.registerRoutes(mux)                                            // register.go
+	s.registerRoutes(mux)                                         // register.go
 	return mux
 }
 
