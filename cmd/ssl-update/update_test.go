@@ -13,6 +13,7 @@ import (
 	"github.com/nodejoin/nodejoin/internal/certs"
 	"github.com/nodejoin/nodejoin/internal/fixture"
 	"github.com/nodejoin/nodejoin/internal/joindoc"
+	"github.com/nodejoin/nodejoin/internal/nodeconf"
 )
 
 func run(t *testing.T, root string, doc []byte) (code int, stdout, stderr string) {
@@ -66,6 +67,10 @@ func TestCreate(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	cfg, err := nodeconf.Load(root) // the client key node.json asks for
+	if err != nil {
+		t.Fatal(err)
+	}
 	var fps []string
 	for i := range 2 {
 		code, stdout, stderr := run(t, root, sslDoc(c, c.ServerPEM, "node1.c1.example.org", "create"))
@@ -80,7 +85,7 @@ func TestCreate(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if err := certs.CheckClientCertificate(pem, server, "node1.c1.example.org", certs.GanetiClientKey, time.Now()); err != nil {
+		if err := certs.CheckClientCertificate(pem, server, "node1.c1.example.org", cfg.ClientKey(), time.Now()); err != nil {
 			t.Errorf("run %d: client.pem: %v", i, err)
 		}
 		kp, _ := certs.ParseKeyPair(pem)
