@@ -37,6 +37,10 @@ var side = map[string]string{
 	"node-remove":  "master",
 	// render-cloud-config
 	"render-cloud-config": "master",
+	// rotation
+	"ssh-update":    "node",
+	"ssl-update":    "node",
+	"cluster-renew": "master",
 }
 
 // forbidden is, for each side, the prefixes of packages its programs may

@@ -7,6 +7,8 @@ import (
 	"bytes"
 	"embed"
 	"fmt"
+	"io"
+	"strings"
 	"sync"
 
 	"github.com/santhosh-tekuri/jsonschema/v5"
@@ -29,6 +31,9 @@ const (
 	NodeCleanup     = "node-cleanup.v1.json"
 	JoinAdvertise   = "join-advertise.v1.json"
 	CloudConfig     = "render-cloud-config.v1.json"
+	// Rotation: Ganeti's ssh_update and ssl_update documents.
+	SSHUpdate = "ssh-update.v1.json"
+	SSLUpdate = "ssl-update.v1.json"
 )
 
 // base is the prefix of every schema's $id; each schema is registered under
@@ -37,11 +42,16 @@ const base = "https://github.com/nodejoin/nodejoin/schemas/"
 
 var (
 	mu       sync.Mutex
+	compiler *jsonschema.Compiler
 	compiled = map[string]*jsonschema.Schema{}
 )
 
 // Get returns the compiled schema of the given name; an embedded schema that
-// does not compile is a bug, caught by the package's tests.
+// does not compile is a bug, caught by the package's tests. Every schema of
+// a process is compiled by one compiler, which reads an embedded file only
+// when a schema being compiled needs it: a node-side program compiles two
+// of them at each start, and parsing and checking every file for each was
+// a third of the run of a program that changes nothing.
 func Get(name string) *jsonschema.Schema {
 	mu.Lock()
 	defer mu.Unlock()
@@ -56,26 +66,31 @@ func Get(name string) *jsonschema.Schema {
 	return s
 }
 
-// compile compiles name with every embedded schema registered, so that one
-// schema may refer to a part of another.
+// compile compiles name; another schema it refers to (a part of another,
+// such as hostName) is loaded from the embedded files by its $id.
 func compile(name string) (*jsonschema.Schema, error) {
-	entries, err := files.ReadDir(".")
+	if compiler == nil {
+		c := jsonschema.NewCompiler()
+		c.Draft = jsonschema.Draft2020
+		jsondoc.AddFormats(c)
+		c.LoadURL = loadEmbedded
+		compiler = c
+	}
+	return compiler.Compile(base + name)
+}
+
+// loadEmbedded opens the embedded schema whose $id is url; no other URL is
+// loaded, so no schema reaches the network or the working directory.
+func loadEmbedded(url string) (io.ReadCloser, error) {
+	name, ok := strings.CutPrefix(url, base)
+	if !ok || strings.Contains(name, "/") {
+		return nil, fmt.Errorf("schema %s: only the embedded schemas (%s...) may be referred to", url, base)
+	}
+	data, err := files.ReadFile(name)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("schema %s: %w", url, err)
 	}
-	c := jsonschema.NewCompiler()
-	c.Draft = jsonschema.Draft2020
-	jsondoc.AddFormats(c)
-	for _, e := range entries {
-		data, err := files.ReadFile(e.Name())
-		if err != nil {
-			return nil, err
-		}
-		if err := c.AddResource(base+e.Name(), bytes.NewReader(data)); err != nil {
-			return nil, fmt.Errorf("schema %s: %w", e.Name(), err)
-		}
-	}
-	return c.Compile(base + name)
+	return io.NopCloser(bytes.NewReader(data)), nil
 }
 
 // Source returns the text of a schema (for --print-schema).

@@ -62,6 +62,9 @@ type Config struct {
 	// ganeti is the daemon-util found, as a node path; "" where Ganeti is
 	// not installed.
 	ganeti string
+	// clientKeyDefault: node.json names no client key, and the default
+	// is not Ganeti's (see fill).
+	clientKeyDefault bool
 }
 
 // Commands is a sequence of commands, each an argument list, run in order
@@ -186,7 +189,7 @@ func Default() *Config {
 		NodeDaemonRestartCommand: nil, // Load looks for Ganeti under the root
 		NodeDaemonPort:           DefaultNodeDaemonPort,
 		SSHQueryKeyCommand:       []string{"ssh", "-Q", "key"},
-		ClientKeyType:            certs.GanetiClientKey.Type,
+		ClientKeyType:            "", // fill: Ganeti's rsa where Ganeti is installed, else ecdsa
 	}
 }
 
@@ -245,6 +248,18 @@ func (c *Config) fill() error {
 			c.NodeDaemonStopCommand = Commands{{"noded", "--stop"}}
 		}
 	}
+	if c.ClientKeyType == "" {
+		// Ganeti's verify calls any key under 2048 bits weak, so a node
+		// where Ganeti is installed gets Ganeti's RSA 2048, and so does a
+		// node.json that sets only the size (an RSA size). Elsewhere no
+		// Ganeti checks it, and a P-256 key (stronger than RSA 2048) is
+		// made in microseconds where RSA 2048 takes 50-100 ms of CPU, the
+		// largest part of a fresh node-daemon-setup run.
+		c.ClientKeyType = certs.GanetiClientKey.Type
+		if c.ganeti == "" && c.ClientKeyBits == 0 {
+			c.ClientKeyType, c.clientKeyDefault = "ecdsa", true
+		}
+	}
 	if c.ClientKeyBits == 0 {
 		c.ClientKeyBits = certs.DefaultBits(c.ClientKeyType)
 	}
@@ -257,6 +272,18 @@ func (c *Config) fill() error {
 // ClientKey is the key a new client.pem gets.
 func (c *Config) ClientKey() certs.KeySpec {
 	return certs.KeySpec{Type: c.ClientKeyType, Bits: c.ClientKeyBits}
+}
+
+// ClientKeysKept are the keys an existing client.pem may have to be kept:
+// ClientKey, and where node.json names no type and Ganeti is not installed,
+// Ganeti's RSA 2048 as well (what earlier versions made everywhere), so
+// that re-adding such a node does not replace a sound certificate.
+func (c *Config) ClientKeysKept() []certs.KeySpec {
+	keys := []certs.KeySpec{c.ClientKey()}
+	if c.clientKeyDefault {
+		keys = append(keys, certs.GanetiClientKey)
+	}
+	return keys
 }
 
 // Path maps a node path to where it is under the root.

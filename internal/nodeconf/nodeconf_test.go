@@ -39,7 +39,8 @@ func TestLoad(t *testing.T) {
 		{"port", `{"node_daemon_port": 70000}`, "invalid input: /etc/nodejoin/node.json:/node_daemon_port: must be <= 65535 but found 70000", nil},
 		{"defaults without ganeti", "", "", func(c *Config) bool {
 			return c.ganeti == "" && reflect.DeepEqual(c.NodeDaemonRestartCommand, Commands{{"noded", "--restart"}}) &&
-				c.ClientKey() == certs.GanetiClientKey && c.ClientKeyBits == 2048 &&
+				c.ClientKey() == certs.KeySpec{Type: "ecdsa", Bits: 256} &&
+				slices.Equal(c.ClientKeysKept(), []certs.KeySpec{{Type: "ecdsa", Bits: 256}, certs.GanetiClientKey}) &&
 				slices.Equal(c.SSHQueryKeyCommand, []string{"ssh", "-Q", "key"})
 		}},
 		{"one restart command", `{"node_daemon_restart_command": ["/bin/true"]}`, "", func(c *Config) bool {
@@ -50,8 +51,13 @@ func TestLoad(t *testing.T) {
 		}},
 		{"empty sequence", `{"node_daemon_restart_command": [[]]}`, "invalid input: /etc/nodejoin/node.json:/node_daemon_restart_command/0: expected string, but got array\ninvalid input: /etc/nodejoin/node.json:/node_daemon_restart_command/0: minimum 1 items required, but found 0 items", nil},
 		{"ecdsa client key", `{"client_key_type": "ecdsa"}`, "", func(c *Config) bool {
-			return c.ClientKey() == certs.KeySpec{Type: "ecdsa", Bits: 256}
+			return c.ClientKey() == certs.KeySpec{Type: "ecdsa", Bits: 256} &&
+				slices.Equal(c.ClientKeysKept(), []certs.KeySpec{{Type: "ecdsa", Bits: 256}})
 		}},
+		{"rsa client key", `{"client_key_type": "rsa"}`, "", func(c *Config) bool {
+			return c.ClientKey() == certs.GanetiClientKey && slices.Equal(c.ClientKeysKept(), []certs.KeySpec{certs.GanetiClientKey})
+		}},
+		// A size alone is an RSA size, as before ecdsa became the default.
 		{"rsa 4096 client key", `{"client_key_bits": 4096}`, "", func(c *Config) bool {
 			return c.ClientKey() == certs.KeySpec{Type: "rsa", Bits: 4096}
 		}},
@@ -125,6 +131,15 @@ func TestGanetiDetected(t *testing.T) {
 			}
 			if c.ganeti != tc.want || !reflect.DeepEqual(c.NodeDaemonRestartCommand, want) {
 				t.Errorf("Ganeti %q, restart %q; want %q, %q", c.ganeti, c.NodeDaemonRestartCommand, tc.want, want)
+			}
+			// Where Ganeti is, a new client.pem gets Ganeti's key, and only
+			// that one is kept (its verify calls anything else weak).
+			wantKeys := []certs.KeySpec{certs.GanetiClientKey}
+			if tc.want == "" {
+				wantKeys = []certs.KeySpec{{Type: "ecdsa", Bits: 256}, certs.GanetiClientKey}
+			}
+			if !slices.Equal(c.ClientKeysKept(), wantKeys) || c.ClientKey() != wantKeys[0] {
+				t.Errorf("client key %v, kept %v; want %v", c.ClientKey(), c.ClientKeysKept(), wantKeys)
 			}
 			// A restart command in node.json wins over the detection.
 			writeFile(t, filepath.Join(root, File), `{"node_daemon_restart_command": ["/bin/true"]}`)

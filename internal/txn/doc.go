@@ -9,5 +9,9 @@
 // the old state; if the process is killed, the next run's Begin or Recover
 // finishes that rollback from the journal first.
 //
+// The steps are taken for all files of a run at once (batch.go): the journal
+// once, all backups, all new files, so that each phase's fsyncs are issued
+// together and each directory is synced once, not once per file.
+//
 // The journal names paths, modes and owners only, never content.
 package txn

@@ -128,30 +128,51 @@ func checkOwned(fd int, path string) error {
 }
 
 // waitLock takes an exclusive flock on f, waiting up to LockWait or until
-// ctx ends. While it waits, it says once who holds the lock.
+// ctx ends. While it waits, it says once who holds the lock. The wait is
+// the kernel's (a blocking flock on a duplicate of f's descriptor, in a
+// goroutine of its own), so the lock passes to a waiter the moment its
+// holder lets go: the master's nodes are recorded one after the other
+// under it, and a poll would add its interval to every hand-over.
 func waitLock(ctx context.Context, log *slog.Logger, f *os.File) error {
+	err := unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB)
+	if err == nil {
+		return nil
+	}
+	if !errors.Is(err, unix.EWOULDBLOCK) {
+		return fmt.Errorf("locking %s: %w", f.Name(), err)
+	}
+	if log != nil {
+		log.Warn("waiting for the lock", "path", f.Name(), "holder", holder(f))
+	}
 	ctx, cancel := context.WithTimeout(ctx, LockWait)
 	defer cancel()
-	tick := time.NewTicker(50 * time.Millisecond)
-	defer tick.Stop()
-	said := false
-	for {
-		err := unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB)
-		if err == nil {
-			return nil
+	// The duplicate shares f's open file, and so its lock. If the wait is
+	// given up, the goroutine closes it once flock returns: a lock taken
+	// after all then goes away with the last descriptor of that file,
+	// when the caller has closed f as well.
+	dup, err := unix.Dup(int(f.Fd()))
+	if err != nil {
+		return fmt.Errorf("locking %s: %w", f.Name(), err)
+	}
+	done := make(chan error, 1)
+	go func() {
+		var err error
+		for {
+			if err = unix.Flock(dup, unix.LOCK_EX); !errors.Is(err, unix.EINTR) {
+				break
+			}
 		}
-		if !errors.Is(err, unix.EWOULDBLOCK) {
+		_ = unix.Close(dup)
+		done <- err
+	}()
+	select {
+	case err := <-done:
+		if err != nil {
 			return fmt.Errorf("locking %s: %w", f.Name(), err)
 		}
-		if !said && log != nil {
-			log.Warn("waiting for the lock", "path", f.Name(), "holder", holder(f))
-			said = true
-		}
-		select {
-		case <-ctx.Done():
-			return fmt.Errorf("locking %s: held by %s: %w", f.Name(), holder(f), ctx.Err())
-		case <-tick.C:
-		}
+		return nil
+	case <-ctx.Done():
+		return fmt.Errorf("locking %s: held by %s: %w", f.Name(), holder(f), ctx.Err())
 	}
 }
 

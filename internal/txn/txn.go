@@ -34,6 +34,7 @@ type Tx struct {
 	lock    *os.File
 	journal string
 	now     time.Time
+	written bool // the journal is on disk
 }
 
 // Begin takes the lock, finishes what an interrupted earlier run left in
@@ -68,12 +69,9 @@ func Begin(ctx context.Context, opts Options) (*Tx, error) {
 		return nil, fmt.Errorf("creating the state directory: %w", err)
 	}
 	crashpoint("state directory created")
-	if err := writeJournal(tx.journal, &tx.j); err != nil {
-		tx.removeCreatedDirs()
-		tx.unlock()
-		return nil, err
-	}
-	crashpoint("journal opened")
+	// The journal is first written by Apply or RecordRestart: until then
+	// there is nothing to put back, and the lock file's intent names the
+	// state directory levels made.
 	return tx, nil
 }
 
@@ -121,63 +119,48 @@ func recoverLocked(ctx context.Context, opts Options, lock *os.File, path string
 	return writeIntent(lock, nil)
 }
 
-// Apply makes the changes, recording each in the journal before touching it.
+// Apply makes the changes, recording all of them in the journal before
+// touching any (see batch.go for the order of the writes).
 func (tx *Tx) Apply(changes []Change) error {
+	var todo []Change
+	var entries []entry
 	for _, c := range changes {
 		if c.Action == Unchanged {
 			continue
 		}
-		if err := tx.apply(c); err != nil {
-			return err
+		e := entry{Kind: "file", Path: c.Path, NodePath: c.NodePath, Existed: c.Action != Create,
+			Mode: c.oldMode, UID: c.oldUID, GID: c.oldGID}
+		if c.Dir {
+			e.Kind = "dir"
+			e.RemoveAtCommit = c.Remove
+		} else if e.Existed {
+			e.Backup = backupName(c.Path, tx.now)
+			e.Keep = c.KeepBackup && !c.contentUnchanged
 		}
+		todo, entries = append(todo, c), append(entries, e)
 	}
-	return nil
+	if len(todo) == 0 {
+		return nil
+	}
+	tx.j.Entries = append(tx.j.Entries, entries...)
+	if err := tx.writeJournal(); err != nil {
+		return err
+	}
+	crashpoint(fmt.Sprintf("journaled %d changes", len(todo)))
+	return applyAll(todo, entries)
 }
 
-func (tx *Tx) apply(c Change) error {
-	e := entry{Kind: "file", Path: c.Path, NodePath: c.NodePath, Existed: c.Action != Create,
-		Mode: c.oldMode, UID: c.oldUID, GID: c.oldGID}
-	if c.Dir {
-		e.Kind = "dir"
-		e.RemoveAtCommit = c.Remove
-	} else if e.Existed {
-		e.Backup = backupName(c.Path, tx.now)
-		e.Keep = c.KeepBackup && !c.contentUnchanged
-	}
-	tx.j.Entries = append(tx.j.Entries, e)
+func (tx *Tx) writeJournal() error {
 	if err := writeJournal(tx.journal, &tx.j); err != nil {
 		return err
 	}
-	crashpoint("journaled " + c.Path)
-	if c.Dir && c.Remove {
-		return nil // at commit (removeDir)
-	}
-	if c.Dir {
-		return applyDir(c)
-	}
-	if e.Existed {
-		if err := copyToBackup(c.Path, e.Backup); err != nil {
-			return fmt.Errorf("backing up %s: %w", c.NodePath, err)
-		}
-	}
-	if c.Remove {
-		if err := removeItem(c.Path); err != nil {
-			return fmt.Errorf("removing %s: %w", c.NodePath, err)
-		}
-		return nil
-	}
-	if err := writeItem(c.Path, c.Data, c.Mode, c.UID, c.GID, c.Secret); err != nil {
-		return fmt.Errorf("writing %s: %w", c.NodePath, err)
-	}
+	tx.written = true
 	return nil
 }
 
-func applyDir(c Change) error {
-	parent, err := pinDir(filepath.Dir(c.Path))
-	if err != nil {
-		return fmt.Errorf("creating %s: %w", c.NodePath, err)
-	}
-	defer func() { _ = parent.Close() }()
+// applyDir makes or chmods one directory in its pinned parent; the parent
+// is synced by the caller.
+func applyDir(parent *os.Root, c Change) error {
 	name := filepath.Base(c.Path)
 	if c.Action == Create {
 		if err := parent.Mkdir(name, c.Mode); err != nil {
@@ -193,7 +176,7 @@ func applyDir(c Change) error {
 	if err := parent.Chmod(name, c.Mode); err != nil {
 		return fmt.Errorf("setting the mode of %s: %w", c.NodePath, err)
 	}
-	return syncRoot(parent)
+	return nil
 }
 
 // removeDir removes an empty directory in its pinned parent, at commit:
@@ -262,7 +245,7 @@ func (tx *Tx) ReleaseStateDirs(dirs []string) error {
 			tx.j.CreatedDirs = append(tx.j.CreatedDirs, d)
 		}
 	}
-	return writeJournal(tx.journal, &tx.j)
+	return tx.writeJournal()
 }
 
 // RecordRestart journals a restart command before it runs, so that a
@@ -274,23 +257,45 @@ func (tx *Tx) RecordRestart(argv []string) error {
 		}
 	}
 	tx.j.Restarts = append(tx.j.Restarts, argv)
-	return writeJournal(tx.journal, &tx.j)
+	return tx.writeJournal()
 }
 
 // Commit makes the new state final: backups not to be kept are removed,
 // then the journal.
+//
+// Only backups need the "committed" state on disk: once one is removed the
+// run cannot be rolled back. Without backups, removing the journal is the
+// commit, and until then a kill rolls the run back.
 func (tx *Tx) Commit() error {
 	defer tx.unlock()
-	tx.j.State = "committed"
-	if err := writeJournal(tx.journal, &tx.j); err != nil {
-		return err
+	if tx.written && tx.hasBackups() {
+		tx.j.State = "committed"
+		if err := tx.writeJournal(); err != nil {
+			return err
+		}
+		crashpoint("committed")
 	}
-	crashpoint("committed")
 	finishCommit(&tx.j)
+	if !tx.written {
+		removeDirs(tx.opts.StateDir, tx.j.CreatedDirs)
+		return writeIntent(tx.lock, nil)
+	}
 	if err := endJournal(tx.journal, &tx.j); err != nil {
 		return err
 	}
 	return writeIntent(tx.lock, nil)
+}
+
+// hasBackups says whether the commit must be journaled first: it removes
+// backups, or directories (removeDir), after which a kill must finish the
+// commit rather than roll back.
+func (tx *Tx) hasBackups() bool {
+	for _, e := range tx.j.Entries {
+		if e.Backup != "" || e.RemoveAtCommit {
+			return true
+		}
+	}
+	return false
 }
 
 // Rollback puts every changed file back, re-runs the restart commands on
@@ -300,6 +305,10 @@ func (tx *Tx) Rollback(ctx context.Context) error {
 	defer tx.unlock()
 	if err := rollback(ctx, tx.opts, &tx.j); err != nil {
 		return err
+	}
+	if !tx.written {
+		removeDirs(tx.opts.StateDir, tx.j.CreatedDirs)
+		return writeIntent(tx.lock, nil)
 	}
 	if err := endJournal(tx.journal, &tx.j); err != nil {
 		return err

@@ -16,7 +16,7 @@ import (
 )
 
 // testOptions makes root look like a node's root: its lock directory exists.
-func testOptions(t *testing.T, root string, restarts *[]string) Options {
+func testOptions(t testing.TB, root string, restarts *[]string) Options {
 	if err := os.MkdirAll(filepath.Join(root, "var/lock"), 0o755); err != nil {
 		t.Fatal(err)
 	}
@@ -475,5 +475,47 @@ func TestRemoveDir(t *testing.T) {
 	}
 	if _, err := os.Lstat(filepath.Join(full.Path, "operator")); err != nil {
 		t.Errorf("the directory's content: %v", err)
+	}
+}
+
+// WriteFiles replaces each file with its mode; a target that is not a
+// regular file is refused before any file is replaced.
+func TestWriteFiles(t *testing.T) {
+	root := t.TempDir()
+	for _, d := range []string{"a", "b"} {
+		if err := os.Mkdir(filepath.Join(root, d), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	a, b := filepath.Join(root, "a/f"), filepath.Join(root, "b/g")
+	if err := os.WriteFile(a, []byte("old"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := WriteFiles([]File{{a, []byte("new a"), 0o600}, {b, []byte("new b"), 0o644}}); err != nil {
+		t.Fatal(err)
+	}
+	for p, want := range map[string]string{a: "-rw------- new a", b: "-rw-r--r-- new b"} {
+		fi, err := os.Stat(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		data, _ := os.ReadFile(p)
+		if got := fi.Mode().String() + " " + string(data); got != want {
+			t.Errorf("%s: %q, want %q", p, got, want)
+		}
+	}
+	link := filepath.Join(root, "b/link")
+	if err := os.Symlink(a, link); err != nil {
+		t.Fatal(err)
+	}
+	err := WriteFiles([]File{{b, []byte("newer b"), 0o644}, {link, []byte("x"), 0o644}})
+	if !errors.Is(err, ErrNotRegular) {
+		t.Fatalf("writing over a link: %v, want ErrNotRegular", err)
+	}
+	if data, _ := os.ReadFile(b); string(data) != "new b" {
+		t.Errorf("b/g is %q after the refusal, want it untouched", data)
+	}
+	if left, _ := filepath.Glob(filepath.Join(root, "b/.*")); len(left) > 0 {
+		t.Errorf("temporary files left: %v", left)
 	}
 }

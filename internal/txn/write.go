@@ -4,7 +4,6 @@ import (
 	"crypto/rand"
 	"errors"
 	"fmt"
-	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -19,7 +18,7 @@ import (
 // writeAtomic writes data to path with the given mode and owner (uid -1:
 // keep the writer's), in path's directory as the system resolves it: for
 // the journal and the master's records. A node file goes through
-// writeItem, which pins its directory first.
+// applyAll, which pins its directory first.
 func writeAtomic(path string, data []byte, mode fs.FileMode, uid, gid int, secret bool) error {
 	dir, err := os.OpenRoot(filepath.Dir(path))
 	if err != nil {
@@ -124,56 +123,6 @@ func pinDir(dir string) (*os.Root, error) {
 // and the write.
 var ErrChanged = errors.New("a directory on the way was replaced by a symbolic link since it was checked")
 
-// writeItem writes a node file in its pinned directory; a target that is
-// there must still be a regular file (it is replaced, never followed).
-func writeItem(path string, data []byte, mode fs.FileMode, uid, gid int, secret bool) error {
-	dir, err := pinDir(filepath.Dir(path))
-	if err != nil {
-		return err
-	}
-	defer func() { _ = dir.Close() }()
-	return writeIn(dir, filepath.Base(path), path, data, mode, uid, gid, secret)
-}
-
-// removeItem removes a node file in its pinned directory (after its
-// backup): a link put in its place or on the way is not followed.
-func removeItem(path string) error {
-	dir, err := pinDir(filepath.Dir(path))
-	if err != nil {
-		return err
-	}
-	defer func() { _ = dir.Close() }()
-	if err := dir.Remove(filepath.Base(path)); err != nil {
-		return err
-	}
-	return syncRoot(dir)
-}
-
-// copyToBackup copies the regular file src to a new 0600 file dst in the
-// same directory, without following a link put in src's place.
-func copyToBackup(src, dst string) error {
-	dir, err := pinDir(filepath.Dir(src))
-	if err != nil {
-		return err
-	}
-	defer func() { _ = dir.Close() }()
-	f, err := dir.OpenFile(filepath.Base(src), os.O_RDONLY|syscall.O_NOFOLLOW|syscall.O_NONBLOCK, 0)
-	if err != nil {
-		return err
-	}
-	defer f.Close()
-	if fi, err := f.Stat(); err != nil {
-		return err
-	} else if !fi.Mode().IsRegular() {
-		return ErrNotRegular
-	}
-	data, err := io.ReadAll(f)
-	if err != nil {
-		return err
-	}
-	return writeIn(dir, filepath.Base(dst), dst, data, 0o600, -1, -1, true)
-}
-
 func syncRoot(dir *os.Root) error {
 	d, err := dir.Open(".")
 	if err != nil {
@@ -221,4 +170,49 @@ func WriteFile(path string, data []byte, mode fs.FileMode) error {
 		return fmt.Errorf("writing %s: %w", path, err)
 	}
 	return nil
+}
+
+// File is one file for WriteFiles.
+type File struct {
+	Path string
+	Data []byte
+	Mode fs.FileMode
+}
+
+// WriteFiles replaces several files as WriteFile does, each atomically and
+// durably on its own, with one round of fsyncs for all (written, synced
+// together, renamed, each directory synced once): for the master's records,
+// several files of which change at each join.
+func WriteFiles(files []File) error {
+	roots := map[string]*os.Root{}
+	defer func() {
+		for _, r := range roots {
+			_ = r.Close()
+		}
+	}()
+	var ps []*pending
+	for _, f := range files {
+		dir := filepath.Dir(f.Path)
+		r, ok := roots[dir]
+		if !ok {
+			var err error
+			if r, err = os.OpenRoot(dir); err != nil {
+				discard(ps)
+				return fmt.Errorf("writing %s: %w", f.Path, err)
+			}
+			roots[dir] = r
+		}
+		name := filepath.Base(f.Path)
+		if fi, err := r.Lstat(name); err == nil && !fi.Mode().IsRegular() {
+			discard(ps)
+			return fmt.Errorf("writing %s: %w", f.Path, ErrNotRegular)
+		}
+		tmp, fh, err := createTemp(r, name, f.Data, f.Mode, -1, -1)
+		if err != nil {
+			discard(ps)
+			return fmt.Errorf("writing %s: %w", f.Path, err)
+		}
+		ps = append(ps, &pending{dir: r, tmp: tmp, name: name, path: f.Path, nodePath: f.Path, f: fh})
+	}
+	return commitTemps(ps)
 }

@@ -1,17 +1,20 @@
 // Bench is `make bench`: node-add against the pre-2.7 Ganeti way
-// (clusterlab.LegacyScript: one scp per file) for 1, 10 and 50 nodes
+// (clusterlab.LegacyScript: one scp per file) for 1, 10, 50 and 100 nodes
 // joined in parallel on namespace hosts with real sshd, counting the SSH
-// connections in each node's sshd log and timing each run; then the
-// node-side programs' time per run on a typical document. It writes the
-// results and the machine into doc/benchmarks.md. Nothing asserts on time.
-// It needs root.
+// connections in each node's sshd log and timing each run (the small sizes
+// several times, each in a lab of its own), with node-add's CPU time, peak
+// memory and the time of each step of a join; then the node-side programs'
+// time, CPU, memory and fsyncs per run on a typical document, and against
+// Ganeti 3.0's own tools (nodeside.go). It writes the results and the
+// machine into doc/benchmarks.md. Nothing asserts on time. It needs root.
 package main
 
 import (
-	"bytes"
 	"context"
+	"encoding/json"
 	"flag"
 	"fmt"
+	"maps"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -19,24 +22,33 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"testing"
 	"time"
 
-	"github.com/nodejoin/nodejoin/internal/fixture"
 	"github.com/nodejoin/nodejoin/qa/clusterlab"
 	"github.com/nodejoin/nodejoin/qa/harness"
 )
 
-// row is one size's comparison.
+// row is one size's comparison, over its runs.
 type row struct {
 	nodes                int
 	newConns, oldConns   int
-	newWall, oldWall     time.Duration
+	newWall, oldWall     []time.Duration // one per run
 	newFailed, oldFailed int
+	// Of node-add's runs: its CPU time (with the ssh processes it runs),
+	// its peak RSS, the load average before each run, and every join's
+	// step times and ssconf pushes.
+	newCPU  []time.Duration
+	peakRSS int // KiB
+	load    []string
+	steps   []map[string]float64 // one per join, "seconds" the whole join
+	pushes  []float64            // seconds of each ssconf push
+	classic *classicRun          // the first run's variant, if it ran
 }
 
 func main() {
-	sizes := flag.String("nodes", "1,10,50", "comma-separated node counts")
+	sizes := flag.String("nodes", "1,10,50,100", "comma-separated node counts")
+	runs := flag.Int("runs", 5, "runs of each size of at most 10 nodes (larger sizes run once)")
+	ganeti := flag.Bool("ganeti", true, "also time Ganeti's own node tools on the same documents (needs Debian's ganeti)")
 	out := flag.String("o", "doc/benchmarks.md", "write the report to `FILE` (- for standard output)")
 	pull := flag.Bool("pull", false, "run only the pull-mode benchmark (join-service, pull.go) and write its own section of -o")
 	register := flag.Bool("register", false, "run only the auto-registration benchmark (register.go) and write its own section of -o")
@@ -58,42 +70,104 @@ func main() {
 	r := harness.NewProgram("bench")
 
 	start := time.Now()
-	var rows []row
+	var sizeList []int
 	for _, s := range strings.Split(*sizes, ",") {
 		n, err := strconv.Atoi(strings.TrimSpace(s))
-		if err != nil || n < 1 || n > 99 {
-			r.Fatalf("-nodes: %q is not a count from 1 to 99", s)
+		if err != nil || n < 1 || n > 100 {
+			r.Fatalf("-nodes: %q is not a count from 1 to 100", s)
 		}
-		rows = append(rows, compare(r, n))
+		sizeList = append(sizeList, n)
 	}
-	ns := nodeSide(r)
-	report := render(rows, ns, time.Since(start))
-	if *out == "-" {
-		fmt.Print(report)
-		return
+	// The node side first, then the sizes from the smallest; the report is
+	// written again after each, so that a lab that cannot be set up (a
+	// large one on a loaded machine) leaves the figures of the others.
+	ns := nodeSide(r, *ganeti)
+	var rows []row
+	write := func(final bool) {
+		report := render(rows, ns, time.Since(start))
+		if *out == "-" {
+			if final {
+				fmt.Print(report)
+			}
+			return
+		}
+		p := writeReport(r, *out, report)
+		if final {
+			fmt.Print(report)
+			fmt.Fprintf(os.Stderr, "bench: wrote %s\n", p)
+		}
 	}
+	for _, n := range sizeList {
+		k := 1
+		if n <= 10 {
+			k = max(*runs, 1)
+		}
+		rows = append(rows, compare(r, n, k))
+		write(false)
+	}
+	write(true)
+}
+
+// writeReport writes report to out (relative to the module root), keeping
+// the pull-mode section, which its own run (pull.go, -pull) writes.
+func writeReport(r *harness.Program, out, report string) string {
 	root, err := clusterlab.ModuleRoot()
 	if err != nil {
 		r.Fatalf("%v", err)
 	}
-	p := *out
+	p := out
 	if !filepath.IsAbs(p) {
 		p = filepath.Join(root, p)
+	}
+	if old, err := os.ReadFile(p); err == nil {
+		doc := string(old)
+		if i, j := strings.Index(doc, pullBegin), strings.Index(doc, pullEnd); i >= 0 && j > i {
+			report = spliceSection(report, doc[i:j+len(pullEnd)]+"\n")
+		}
 	}
 	if err := os.WriteFile(p, []byte(report), 0o644); err != nil {
 		r.Fatalf("%v", err)
 	}
-	fmt.Print(report)
-	fmt.Fprintf(os.Stderr, "bench: wrote %s\n", p)
+	return p
 }
 
-// compare joins n nodes with node-add and n others the pre-2.7 way, in one
-// lab of 2n nodes, each side all in parallel.
-func compare(r *harness.Program, n int) row {
-	fmt.Fprintf(os.Stderr, "bench: %d node(s): starting a lab of master + %d nodes\n", n, 2*n)
-	l := clusterlab.New(r, harness.Options{Nodes: 2 * n, ShareRSAHostKey: true})
+// compare runs compareOnce k times, each in a lab of its own (so that no
+// run pushes ssconf to the nodes of an earlier one), and gathers the runs.
+func compare(r *harness.Program, n, k int) row {
+	out := row{nodes: n}
+	for run := range k {
+		one := compareOnce(r, n, run+1, k)
+		out.newConns, out.oldConns = max(out.newConns, one.newConns), max(out.oldConns, one.oldConns)
+		out.newWall = append(out.newWall, one.newWall...)
+		out.oldWall = append(out.oldWall, one.oldWall...)
+		out.newFailed += one.newFailed
+		out.oldFailed += one.oldFailed
+		out.newCPU = append(out.newCPU, one.newCPU...)
+		out.peakRSS = max(out.peakRSS, one.peakRSS)
+		out.load = append(out.load, one.load...)
+		out.steps = append(out.steps, one.steps...)
+		out.pushes = append(out.pushes, one.pushes...)
+		if one.classic != nil {
+			out.classic = one.classic
+		}
+	}
+	return out
+}
+
+// compareOnce joins n nodes with node-add and n others the pre-2.7 way, in
+// one lab of 2n nodes, each side all in parallel.
+func compareOnce(r *harness.Program, n, run, runs int) row {
+	// The first run of a size that fits joins a third group with the
+	// classic key exchange (classicKex): in labs of at most 100 hosts, as
+	// one of 150 could not be set up on a loaded machine.
+	groups := 2
+	if run == 1 && n >= 10 && 3*n <= 100 {
+		groups = 3
+	}
+	fmt.Fprintf(os.Stderr, "bench: %d node(s), run %d of %d: starting a lab of master + %d nodes\n", n, run, runs, groups*n)
+	l := clusterlab.New(r, harness.Options{Nodes: groups * n, ShareRSAHostKey: true})
 	defer l.Close()
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Minute)
 	defer cancel()
 	if res := l.Init(ctx); !res.OK() {
 		r.Fatalf("cluster-init: %s", res)
@@ -104,15 +178,40 @@ func compare(r *harness.Program, n int) row {
 	if err := l.InstallLegacy(); err != nil {
 		r.Fatalf("%v", err)
 	}
-	newNodes, oldNodes := l.Nodes[:n], l.Nodes[n:]
+	newNodes, oldNodes := l.Nodes[:n], l.Nodes[n:2*n]
 	row := row{nodes: n}
 
 	before := conns(newNodes)
-	res := l.NodeAdd(ctx, append([]string{"--parallel", strconv.Itoa(n)}, clusterlab.Names(newNodes)...)...)
-	row.newWall, row.newConns = res.Took, conns(newNodes)-before
+	row.load = append(row.load, loadAvg())
+	res := nodeAdd(ctx, l, newNodes)
+	row.newWall, row.newConns = []time.Duration{res.Took}, conns(newNodes)-before
 	if !res.OK() {
 		row.newFailed = n
 		fmt.Fprintf(os.Stderr, "bench: node-add: %s\n", res)
+	}
+	if cpu, rss, ok := parseTime(res.Stderr); ok {
+		row.newCPU, row.peakRSS = []time.Duration{cpu}, rss
+	}
+	row.steps, row.pushes = parseJoins(res.Stdout)
+
+	if groups == 3 {
+		// The operator's ssh_config, which node-add's ssh reads, asks
+		// for curve25519-sha256 instead of OpenSSH 9.2's default
+		// sntrup761x25519-sha512 (post-quantum hybrid, and the larger
+		// part of each connection's CPU on both ends).
+		cfg := l.Master.Path("/root/.ssh/config")
+		if err := os.WriteFile(cfg, []byte("KexAlgorithms "+classicKex+"\n"), 0o600); err != nil {
+			r.Fatalf("%v", err)
+		}
+		load := loadAvg()
+		cr := nodeAdd(ctx, l, l.Nodes[2*n:])
+		_ = os.Remove(cfg)
+		if !cr.OK() {
+			fmt.Fprintf(os.Stderr, "bench: node-add with %s: %s\n", classicKex, cr)
+		}
+		row.classic = &classicRun{wall: cr.Took, load: load}
+		row.classic.cpu, _, _ = parseTime(cr.Stderr)
+		fmt.Fprintf(os.Stderr, "bench: %d node(s): node-add with KexAlgorithms %s in %v (load %s)\n", n, classicKex, cr.Took.Round(time.Millisecond), load)
 	}
 
 	before = conns(oldNodes)
@@ -132,10 +231,72 @@ func compare(r *harness.Program, n int) row {
 		}()
 	}
 	wg.Wait()
-	row.oldWall, row.oldConns = time.Since(t0), conns(oldNodes)-before
-	fmt.Fprintf(os.Stderr, "bench: %d node(s): node-add %d connections in %v; pre-2.7 %d connections in %v\n",
-		n, row.newConns, row.newWall.Round(time.Millisecond), row.oldConns, row.oldWall.Round(time.Millisecond))
+	row.oldWall, row.oldConns = []time.Duration{time.Since(t0)}, conns(oldNodes)-before
+	fmt.Fprintf(os.Stderr, "bench: %d node(s): node-add %d connections in %v (load %s); pre-2.7 %d connections in %v\n",
+		n, row.newConns, res.Took.Round(time.Millisecond), row.load[0], row.oldConns, row.oldWall[0].Round(time.Millisecond))
 	return row
+}
+
+const timeFormat = "bench-time %e %U %S %M"
+
+// classicKex is the key exchange of the variant run (see compareOnce).
+const classicKex = "curve25519-sha256"
+
+// classicRun is node-add's run with classicKex.
+type classicRun struct {
+	wall, cpu time.Duration
+	load      string
+}
+
+// nodeAdd joins nodes with node-add on the lab's master under GNU time,
+// whose line comes last on standard error: node-add's CPU time with that
+// of the ssh processes it waited for, and its peak RSS.
+func nodeAdd(ctx context.Context, l *clusterlab.Lab, nodes []*harness.Host) clusterlab.Result {
+	return clusterlab.Run(ctx, l.Master, nil, append([]string{"/usr/bin/time", "-f", timeFormat, "node-add", "--output", "json",
+		"--parallel", strconv.Itoa(len(nodes))}, clusterlab.Names(nodes)...)...)
+}
+
+// parseTime reads GNU time's line: CPU (user + system) and peak RSS (KiB).
+func parseTime(stderr string) (time.Duration, int, bool) {
+	for _, l := range strings.Split(stderr, "\n") {
+		f := strings.Fields(l)
+		if len(f) != 5 || f[0] != "bench-time" {
+			continue
+		}
+		u, err1 := strconv.ParseFloat(f[2], 64)
+		s, err2 := strconv.ParseFloat(f[3], 64)
+		rss, err3 := strconv.Atoi(f[4])
+		if err1 == nil && err2 == nil && err3 == nil {
+			return time.Duration((u + s) * float64(time.Second)), rss, true
+		}
+	}
+	return 0, 0, false
+}
+
+// parseJoins reads node-add's --output json: each join's step times (its
+// whole time as "seconds") and each ssconf push's time.
+func parseJoins(stdout string) (steps []map[string]float64, pushes []float64) {
+	for _, l := range strings.Split(stdout, "\n") {
+		var v struct {
+			Seconds     *float64           `json:"seconds"`
+			StepSeconds map[string]float64 `json:"step_seconds"`
+			Push        *struct {
+				Seconds float64 `json:"seconds"`
+			} `json:"ssconf_push"`
+		}
+		if json.Unmarshal([]byte(l), &v) != nil {
+			continue
+		}
+		switch {
+		case v.Push != nil:
+			pushes = append(pushes, v.Push.Seconds)
+		case v.Seconds != nil && v.StepSeconds != nil:
+			m := maps.Clone(v.StepSeconds)
+			m["seconds"] = *v.Seconds
+			steps = append(steps, m)
+		}
+	}
+	return steps, pushes
 }
 
 func conns(nodes []*harness.Host) int {
@@ -144,63 +305,6 @@ func conns(nodes []*harness.Host) int {
 		total += n.CountSSHConnections()
 	}
 	return total
-}
-
-// nodeSideResult is the time per run of one node-side program.
-type nodeSideResult struct {
-	name      string
-	first, re testing.BenchmarkResult
-}
-
-// nodeSide times the installed node-side programs (bin/) on a typical
-// document (internal/fixture: a full Ganeti-style document) under --root
-// temporary directories: a first run on a fresh node, and a rerun that
-// changes nothing. Each run is a whole process, as over SSH.
-func nodeSide(r *harness.Program) []nodeSideResult {
-	bin, err := clusterlab.Build()
-	if err != nil {
-		r.Fatalf("%v", err)
-	}
-	c, err := fixture.NewCluster("cluster.nodejoin.test")
-	if err != nil {
-		r.Fatalf("%v", err)
-	}
-	progs := []struct {
-		name string
-		doc  []byte
-	}{
-		{"prepare-node-join", fixture.JSON(c.Prepare())},
-		{"node-daemon-setup", fixture.JSON(c.DaemonSetup("node1.cluster.nodejoin.test"))},
-	}
-	var res []nodeSideResult
-	for _, p := range progs {
-		exe := filepath.Join(bin, p.name)
-		once := func(b *testing.B, root string) {
-			cmd := exec.Command(exe, "--root", root)
-			cmd.Stdin = bytes.NewReader(p.doc)
-			if out, err := cmd.CombinedOutput(); err != nil {
-				b.Fatalf("%s: %v\n%s", p.name, err, out)
-			}
-		}
-		first := testing.Benchmark(func(b *testing.B) {
-			for b.Loop() {
-				b.StopTimer()
-				root := fixture.NewRoot(b)
-				b.StartTimer()
-				once(b, root)
-			}
-		})
-		re := testing.Benchmark(func(b *testing.B) {
-			root := fixture.NewRoot(b)
-			once(b, root)
-			for b.Loop() {
-				once(b, root)
-			}
-		})
-		fmt.Fprintf(os.Stderr, "bench: %s: first run %v, rerun %v\n", p.name, time.Duration(first.NsPerOp()), time.Duration(re.NsPerOp()))
-		res = append(res, nodeSideResult{p.name, first, re})
-	}
-	return res
 }
 
 func render(rows []row, ns []nodeSideResult, took time.Duration) string {
@@ -236,37 +340,34 @@ func render(rows []row, ns []nodeSideResult, took time.Duration) string {
 	w("node daemon, and a wait until it answers over TLS (as Ganeti's _WaitForNodeDaemon). Connections")
 	w("are the `Connection from` lines the nodes' sshd logged; wall time is from the master's side.")
 	w("")
-	w("| nodes | node-add SSH connections | pre-2.7 SSH connections | ratio | node-add wall time | pre-2.7 wall time | ratio |")
-	w("|---:|---:|---:|---:|---:|---:|---:|")
+	w("| nodes | runs | node-add SSH connections | pre-2.7 SSH connections | ratio | node-add wall time min / median / max | pre-2.7 wall time min / median / max | ratio of medians | node-add CPU (with its ssh) | load before each run |")
+	w("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|")
 	for _, r := range rows {
 		note := ""
 		if r.newFailed > 0 || r.oldFailed > 0 {
 			note = fmt.Sprintf(" (failed: node-add %d, pre-2.7 %d)", r.newFailed, r.oldFailed)
 		}
-		w("| %d%s | %d | %d | %s | %v | %v | %s |", r.nodes, note, r.newConns, r.oldConns, ratio(float64(r.oldConns), float64(r.newConns)),
-			r.newWall.Round(time.Millisecond), r.oldWall.Round(time.Millisecond), ratio(r.oldWall.Seconds(), r.newWall.Seconds()))
+		w("| %d%s | %d | %d | %d | %s | %s | %s | %s | %s | %s |", r.nodes, note, len(r.newWall), r.newConns, r.oldConns,
+			ratio(float64(r.oldConns), float64(r.newConns)), spread(r.newWall), spread(r.oldWall),
+			ratio(median(r.oldWall).Seconds(), median(r.newWall).Seconds()), spread(r.newCPU), strings.Join(r.load, "; "))
 	}
 	w("")
 	w("Ratios are pre-2.7 divided by node-add. Both sides start the same node daemon (`noded`) and")
 	w("wait for it over mutual TLS; node-add also checks every document before writing, writes in one")
-	w("transaction and records the node on the master, which the baseline does not do.")
+	w("transaction and records the node on the master, which the baseline does not do. The CPU")
+	w("column is GNU time's user + system time of node-add and the ssh processes it runs (the master's")
+	w("side only; the nodes' sshd and programs run in the nodes' namespaces on the same two cores).")
 	w("")
-	w("## Node-side programs: time per run")
+	w("Where the time of a join goes, found with profiles and counts, and what was changed for it:")
+	w("doc/performance.md.")
 	w("")
-	w("`bin/<program> --root DIR < document` as a whole process, on the typical document of")
-	w("internal/fixture (a cluster certificate, rsa and ed25519 host keys, ten ssconf keys), with")
-	w("`/bin/true` as the sshd check and restart commands, measured with testing.Benchmark: a first run")
-	w("on a fresh root (everything written) and a rerun with the same document (nothing changes).")
-	w("")
-	w("| program | first run | rerun (no change) | runs measured |")
-	w("|---|---:|---:|---:|")
-	for _, r := range ns {
-		w("| %s | %v | %v | %d / %d |", r.name, time.Duration(r.first.NsPerOp()).Round(10*time.Microsecond),
-			time.Duration(r.re.NsPerOp()).Round(10*time.Microsecond), r.first.N, r.re.N)
-	}
+	renderScaling(w, rows)
+	renderSteps(w, rows)
+	renderNodeSide(w, ns)
 	w("")
 	w("Commands: `make bench` (= `./tools/install-deps.sh; ./build.sh; go run ./qa/bench`), as root;")
-	w("`go run ./qa/bench -nodes 1,10 -o -` for a quicker look on standard output.")
+	w("`go run ./qa/bench -nodes 1,10 -runs 1 -ganeti=false -o -` for a quicker look on standard output")
+	w("(-runs: runs of each size up to 10 nodes; -ganeti: time Ganeti's own node tools too).")
 	return b.String()
 }
 

@@ -20,8 +20,14 @@ import (
 // cluster; every host resolves it (/etc/hosts) to GanetiMasterIP.
 const GanetiClusterName = "ganeti.nodejoin.test"
 
-// GanetiTools are Ganeti's node-side tools that ours replace on a node.
-var GanetiTools = []string{"prepare-node-join", "node-daemon-setup"}
+// GanetiTools are Ganeti's node-side tools that ours replace on a node and
+// that gnt-node add runs, in that order (ssh-update from the master's node
+// daemon, public_keys override).
+var GanetiTools = []string{"prepare-node-join", "node-daemon-setup", "ssh-update"}
+
+// GanetiRenewTools are the others ours replace: gnt-cluster renew-crypto
+// runs ssh-update (--new-ssh-keys) and ssl-update (--new-node-certificates).
+var GanetiRenewTools = []string{"ssl-update"}
 
 // GanetiNodeConfig is node.json on the hosts of a Ganeti lab: only sshd's
 // check and restart, which a lab host does with the harness's scripts. The
@@ -37,7 +43,8 @@ var GanetiNodeConfig = map[string]any{
 func GanetiMissing() string {
 	var miss []string
 	for _, p := range []string{"/usr/sbin/gnt-cluster", "/usr/sbin/gnt-node", "/usr/sbin/ganeti-noded",
-		"/usr/lib/ganeti/daemon-util", "/usr/lib/ganeti/prepare-node-join", "/usr/lib/ganeti/node-daemon-setup"} {
+		"/usr/lib/ganeti/daemon-util", "/usr/lib/ganeti/prepare-node-join", "/usr/lib/ganeti/node-daemon-setup",
+		"/usr/lib/ganeti/ssh-update", "/usr/lib/ganeti/ssl-update"} {
 		if _, err := os.Stat(p); err != nil {
 			miss = append(miss, p)
 		}
@@ -136,12 +143,12 @@ exec /usr/local/sbin/` + tool + ` "$@" < /run/nj-capture/` + tool + `.$n.json
 `
 }
 
-// UseOurGanetiTools makes node run our prepare-node-join and
-// node-daemon-setup where Ganeti's master calls its own
-// (/usr/lib/ganeti/TOOL): each is bind-mounted, in the node's mount
-// namespace only, by a wrapper that keeps the document (CapturedDocument).
+// UseOurGanetiTools makes node run our GanetiTools and GanetiRenewTools
+// where Ganeti's master calls its own (/usr/lib/ganeti/TOOL): each is
+// bind-mounted, in the node's mount namespace only, by a wrapper that keeps
+// the document (CapturedDocument).
 func UseOurGanetiTools(ctx context.Context, node *harness.Host) error {
-	for _, tool := range GanetiTools {
+	for _, tool := range append(append([]string(nil), GanetiTools...), GanetiRenewTools...) {
 		if err := os.WriteFile(node.Path("/usr/local/sbin/nj-capture-"+tool), []byte(captureScript(tool)), 0o755); err != nil {
 			return err
 		}
@@ -157,6 +164,13 @@ func UseOurGanetiTools(ctx context.Context, node *harness.Host) error {
 // to tool on node. It holds secrets: never print it.
 func CapturedDocument(node *harness.Host, tool string, n int) ([]byte, error) {
 	return os.ReadFile(node.Path("/run/nj-capture/" + tool + "." + strconv.Itoa(n) + ".json"))
+}
+
+// CapturedDocuments is how many documents Ganeti's master has sent to tool
+// on node so far.
+func CapturedDocuments(node *harness.Host, tool string) int {
+	m, _ := filepath.Glob(node.Path("/run/nj-capture/" + tool + ".*.json"))
+	return len(m)
 }
 
 // Redact replaces in s every string value of the JSON documents that is

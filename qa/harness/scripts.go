@@ -119,7 +119,9 @@ Subsystem sftp /usr/lib/openssh/sftp-server
 // SIGHUP, which makes sshd re-execute itself and reread its config and host
 // keys; it starts sshd when none runs. sshd closes its listening socket
 // before the re-exec, so the script returns only once the log shows sshd
-// listening again: a caller can connect right after it.
+// listening again: a caller can connect right after it. It looks every
+// 10 ms: sshd listens again some milliseconds after the signal, and a
+// coarser poll would add its interval to every join's prepare step.
 func restartScript(log string) string {
 	return `#!/bin/sh
 # nj-restart-sshd: check sshd's config, then reload sshd (SIGHUP) or start it;
@@ -138,11 +140,11 @@ fi
 i=0
 while [ "$(listening)" -le "$before" ]; do
 	i=$((i + 1))
-	if [ "$i" -gt 200 ]; then
+	if [ "$i" -gt 1000 ]; then
 		echo "nj-restart-sshd: sshd is not listening after 10s; see $log" >&2
 		exit 1
 	fi
-	sleep 0.05
+	sleep 0.01
 done
 `
 }

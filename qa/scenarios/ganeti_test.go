@@ -2,6 +2,7 @@ package scenarios
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"os"
 	"regexp"
@@ -15,9 +16,12 @@ import (
 
 // Scenario: a real Ganeti master (Debian's ganeti 3.0 package). gnt-cluster
 // init on master with the fake hypervisor and diskless instances only;
-// gnt-node add of node1, where our prepare-node-join and node-daemon-setup
-// are bind-mounted over Ganeti's; gnt-node add --readd changes nothing of
-// what our programs wrote; gnt-cluster verify passes. Then Ganeti's own two
+// gnt-node add of node1, where our prepare-node-join, node-daemon-setup,
+// ssh-update and ssl-update are bind-mounted over Ganeti's; gnt-node add
+// --readd changes nothing of what our programs wrote; gnt-cluster
+// renew-crypto --new-ssh-keys and --new-node-certificates renew node1's
+// root key and client certificate through ours; gnt-cluster verify passes
+// (one verify for the join and the renewal). Then Ganeti's own three join
 // tools and ours run on the documents Ganeti's master sent, each in a
 // private mount namespace on a copy of node2's pristine trees, and must
 // leave the same files (GanetiIntended lists what differs on purpose; see
@@ -103,6 +107,9 @@ func TestGanetiMaster(t *testing.T) {
 		t.Errorf("gnt-node add --readd changed %s's files:\n%s", node.Name, d)
 	}
 
+	// One verify, after the renewal: it checks the join and the renewal
+	// both (each verify costs 10 s or more here).
+	checkGanetiRenew(t, ctx, master, node)
 	checkGanetiVerify(t, ctx, master)
 	compareWithGanetiTools(t, ctx, spare, docs)
 
@@ -127,6 +134,82 @@ func TestGanetiMaster(t *testing.T) {
 	}
 	if err := harness.CheckNothingOutside(before, outside...); err != nil {
 		t.Error(err)
+	}
+}
+
+// checkGanetiRenew runs gnt-cluster renew-crypto --new-ssh-keys and then
+// --new-node-certificates: Ganeti's master must have run our ssh-update
+// (with generate) and ssl-update on node, whose root key and client
+// certificate are then new, the new key in the cluster's public key file
+// on master and node and in master's authorized_keys.
+func checkGanetiRenew(t *testing.T, ctx context.Context, master, node *harness.Host) {
+	t.Helper()
+	read := func(h *harness.Host, p string) string {
+		b, err := os.ReadFile(h.Path(p))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return string(b)
+	}
+	oldKey := read(node, "/root/.ssh/id_rsa.pub")
+	sshDocs := clusterlab.CapturedDocuments(node, "ssh-update")
+	// The node presents the cluster's host key by now, not the one its
+	// name is known by: Ganeti's own way past its check of the host key
+	// when it fetches each node's new key with cat.
+	renew := []string{"gnt-cluster", "renew-crypto", "--new-ssh-keys", "--no-ssh-key-check", "--force"}
+	r := clusterlab.Run(ctx, master, nil, renew...)
+	t.Logf("master# %s (%v): exit %d\n%s", strings.Join(renew, " "), r.Took.Round(time.Millisecond), r.Code, ganetiOutput(r))
+	if !r.OK() {
+		t.Fatalf("%s: exit %d, %v", strings.Join(renew, " "), r.Code, r.Err)
+	}
+	n := clusterlab.CapturedDocuments(node, "ssh-update")
+	generated := false
+	for i := sshDocs + 1; i <= n; i++ {
+		b, err := clusterlab.CapturedDocument(node, "ssh-update", i)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var d map[string]any
+		if err := json.Unmarshal(b, &d); err != nil {
+			t.Fatalf("ssh-update document %d: %v", i, err)
+		}
+		_, g := d["generate"]
+		generated = generated || g
+	}
+	t.Logf("renew-crypto --new-ssh-keys ran our ssh-update %d times on %s", n-sshDocs, node.Name)
+	if !generated {
+		t.Errorf("renew-crypto --new-ssh-keys sent %s no ssh-update document with generate", node.Name)
+	}
+	newKey := read(node, "/root/.ssh/id_rsa.pub")
+	if newKey == oldKey {
+		t.Errorf("%s's root key is the same after renew-crypto --new-ssh-keys", node.Name)
+	}
+	blob := strings.Fields(newKey)[1]
+	for _, f := range []struct {
+		h *harness.Host
+		p string
+	}{{master, "/var/lib/ganeti/ganeti_pub_keys"}, {node, "/var/lib/ganeti/ganeti_pub_keys"}, {master, "/root/.ssh/authorized_keys"}} {
+		if !strings.Contains(read(f.h, f.p), blob) {
+			t.Errorf("%s:%s lacks %s's new root key", f.h.Name, f.p, node.Name)
+		}
+	}
+	if strings.Contains(read(master, "/root/.ssh/authorized_keys"), strings.Fields(oldKey)[1]) {
+		t.Errorf("%s's old root key is still in the master's authorized_keys", node.Name)
+	}
+
+	oldCert := read(node, "/var/lib/ganeti/client.pem")
+	sslDocs := clusterlab.CapturedDocuments(node, "ssl-update")
+	renew = []string{"gnt-cluster", "renew-crypto", "--new-node-certificates", "--force"}
+	r = clusterlab.Run(ctx, master, nil, renew...)
+	t.Logf("master# %s (%v): exit %d\n%s", strings.Join(renew, " "), r.Took.Round(time.Millisecond), r.Code, ganetiOutput(r))
+	if !r.OK() {
+		t.Fatalf("%s: exit %d, %v", strings.Join(renew, " "), r.Code, r.Err)
+	}
+	if got := clusterlab.CapturedDocuments(node, "ssl-update"); got != sslDocs+1 {
+		t.Errorf("renew-crypto --new-node-certificates ran our ssl-update %d times on %s, want once", got-sslDocs, node.Name)
+	}
+	if read(node, "/var/lib/ganeti/client.pem") == oldCert {
+		t.Errorf("%s's client.pem is the same after renew-crypto --new-node-certificates", node.Name)
 	}
 }
 

@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"time"
 
 	"github.com/nodejoin/nodejoin/internal/master/sshrun"
 	"github.com/nodejoin/nodejoin/internal/nodeconf"
@@ -18,9 +19,26 @@ import (
 type HostKeyPair struct{ Kind, Private, Public string }
 
 // ReadHostKeys reads the master's complete host key pairs (private and
-// public file both present), as Ganeti's _ReadSshKeys does.
+// public file both present), as Ganeti's _ReadSshKeys does. A rotation
+// (cluster-renew) replaces the private file and then the public one, each
+// atomically: a pair read between the two does not match, and is read
+// again for up to 100 ms. A pair that still does not match is returned as
+// it is (a master set up by hand; the node refuses it with its own error).
 func ReadHostKeys(cfg *nodeconf.Config) ([]HostKeyPair, error) {
-	var out []HostKeyPair
+	for range 20 {
+		keys, matched, err := readHostKeys(cfg)
+		if err != nil || matched {
+			return keys, err
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	keys, _, err := readHostKeys(cfg)
+	return keys, err
+}
+
+// readHostKeys reads the pairs and says whether each pair matches.
+func readHostKeys(cfg *nodeconf.Config) (out []HostKeyPair, matched bool, err error) {
+	matched = true
 	for _, k := range sshkeys.HostKinds {
 		kind := string(k)
 		base := cfg.Path(filepath.Join(cfg.SSHConfigDir, HostKeyPrefix+kind+"_key"))
@@ -30,11 +48,14 @@ func ReadHostKeys(cfg *nodeconf.Config) ([]HostKeyPair, error) {
 			continue
 		}
 		if err1 != nil || err2 != nil {
-			return nil, fmt.Errorf("reading the %s host key %s: %w", kind, base, errors.Join(err1, err2))
+			return nil, false, fmt.Errorf("reading the %s host key %s: %w", kind, base, errors.Join(err1, err2))
+		}
+		if _, err := sshkeys.ParsePair(k, string(priv), string(pub)); err != nil {
+			matched = false
 		}
 		out = append(out, HostKeyPair{Kind: kind, Private: string(priv), Public: strings.TrimSpace(string(pub)) + "\n"})
 	}
-	return out, nil
+	return out, matched, nil
 }
 
 // ParsePublic reads "type base64 [comment]", checked by sshkeys.

@@ -81,12 +81,13 @@ func (c *Cluster) RecordNodes(ns ...Node) (changed bool, err error) {
 		return false, err
 	}
 	defer unlock()
-	write := func(p string, old, data []byte, mode os.FileMode) error {
-		if string(old) == string(data) {
-			return nil
+	// Every file that changes is written in one round of fsyncs at the
+	// end (txn.WriteFiles), each replaced atomically on its own.
+	var writes []txn.File
+	write := func(p string, old, data []byte, mode os.FileMode) {
+		if string(old) != string(data) {
+			writes = append(writes, txn.File{Path: p, Data: data, Mode: mode})
 		}
-		changed = true
-		return txn.WriteFile(p, data, mode)
 	}
 
 	// ganeti_pub_keys: "<name> <key>", one line per node.
@@ -118,14 +119,12 @@ func (c *Cluster) RecordNodes(ns ...Node) (changed bool, err error) {
 		keys = out
 	}
 	if anyKey {
-		if err := write(c.Path(nodeconf.PubKeys), b, []byte(strings.Join(keys, "\n")+"\n"), ModeSecret); err != nil {
-			return changed, err
-		}
+		write(c.Path(nodeconf.PubKeys), b, []byte(strings.Join(keys, "\n")+"\n"), ModeSecret)
 	}
 
 	values, err := c.ReadSsconf()
 	if err != nil {
-		return changed, err
+		return false, err
 	}
 	before := map[string]string{}
 	for _, k := range []string{"node_list", "online_nodes", "node_primary_ips", ssconf.CandidateCertsKey} {
@@ -135,23 +134,19 @@ func (c *Cluster) RecordNodes(ns ...Node) (changed bool, err error) {
 		withNode(values, n.Name, n.PrimaryIP)
 	}
 	if err := c.withMasterCert(values); err != nil {
-		return changed, err
+		return false, err
 	}
 	for k, old := range before {
-		if values[k] == old {
-			continue
-		}
-		p := c.Config.Path(ssconf.Path(c.Config.DataDir, k))
-		changed = true
-		if err := txn.WriteFile(p, ssconf.Format(values[k]), ssconf.FileMode); err != nil {
-			return changed, err
+		if values[k] != old {
+			writes = append(writes, txn.File{Path: c.Config.Path(ssconf.Path(c.Config.DataDir, k)),
+				Data: ssconf.Format(values[k]), Mode: ssconf.FileMode})
 		}
 	}
 
 	// known_hosts: "<cluster>,<node>,... type key".
 	b, err = os.ReadFile(c.Path(nodeconf.KnownHosts))
 	if err != nil {
-		return changed, fmt.Errorf("reading the cluster known_hosts: %w", err)
+		return false, fmt.Errorf("reading the cluster known_hosts: %w", err)
 	}
 	var out []string
 	for _, l := range strings.Split(strings.TrimRight(string(b), "\n"), "\n") {
@@ -165,8 +160,12 @@ func (c *Cluster) RecordNodes(ns ...Node) (changed bool, err error) {
 		}
 		out = append(out, l)
 	}
-	if err = write(c.Path(nodeconf.KnownHosts), b, []byte(strings.Join(out, "\n")+"\n"), ModePublic); err != nil {
-		return changed, err
+	write(c.Path(nodeconf.KnownHosts), b, []byte(strings.Join(out, "\n")+"\n"), ModePublic)
+	if len(writes) > 0 {
+		changed = true
+		if err := txn.WriteFiles(writes); err != nil {
+			return changed, err
+		}
 	}
 	// How and when: node-list's, not Ganeti's, so not in changed.
 	return changed, c.noteJoins(ns, time.Now())

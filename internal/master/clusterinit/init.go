@@ -114,7 +114,8 @@ func PlanInit(o InitOptions) (*InitPlan, error) {
 	}
 	if cluster.Exists(cfg) && !o.Force {
 		return nil, problem.Reject(cluster.SettingsPath(cfg), "a cluster already exists on this master").
-			WithHint("pass --force to replace it; every node must then be added again")
+			WithHint("to give this cluster new SSH host keys without stranding its nodes, run cluster-renew --new-host-keys",
+				"--force makes another cluster here (new certificate and hmac key, the host keys kept): every node of this one then refuses its certificate and must leave this cluster first")
 	}
 
 	p := &InitPlan{cfg: cfg, HostKeyFingerprints: map[string]string{}}

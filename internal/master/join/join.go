@@ -165,7 +165,19 @@ func Join(ctx context.Context, o Options, node string) *Result {
 		ctx, cancel = context.WithTimeout(ctx, o.Timeout)
 		defer cancel()
 	}
-	err := join(ctx, o, node, res)
+	var a attempt
+	err := join(ctx, o, node, res, &a)
+	for n := 0; errors.Is(err, errStale) && n < maxStaleRejoins; n++ {
+		if o.Log != nil {
+			o.Log.Info("the cluster's keys changed during the join (cluster-renew); joining again with the current documents", "node", node)
+		}
+		connections := res.Connections
+		err = join(ctx, o, node, res, &a)
+		res.Connections += connections
+	}
+	if errors.Is(err, errStale) {
+		err = fail(StepRecord, "the cluster's keys changed during each of %d joins (cluster-renew is rotating them); run node-add again", maxStaleRejoins+1)
+	}
 	res.Seconds = time.Since(start).Seconds()
 	var f *failure
 	if err == nil {
@@ -179,7 +191,7 @@ func Join(ctx context.Context, o Options, node string) *Result {
 	return res
 }
 
-func join(ctx context.Context, o Options, node string, res *Result) error {
+func join(ctx context.Context, o Options, node string, res *Result, a *attempt) error {
 	log := o.Log
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
@@ -233,9 +245,18 @@ func join(ctx context.Context, o Options, node string, res *Result) error {
 	// expected state. For any other name the cluster key proves nothing
 	// (every node holds it), so sshrun refuses it unless pinned.
 	cfg.ClusterKeys = ClusterHostKeys(prep)
+	// During a host key rotation's window a recorded node may still
+	// present the old keys (cluster-renew(8)).
+	cfg.ClusterKeys = append(cfg.ClusterKeys, o.Cluster.WindowHostKeys(time.Now())...)
 	cfg.TrustClusterKeys = recorded
+	// A join made again (errStale): this run gave the node the cluster
+	// keys of its first documents after checking the node's own key.
+	if len(a.prepared) > 0 {
+		cfg.ClusterKeys = append(cfg.ClusterKeys, a.prepared...)
+		cfg.TrustClusterKeys = true
+	}
 	cfg.Log = log
-	conn, err := sshrun.Dial(ctx, cfg)
+	conn, err := dial(ctx, cfg, cfg.TrustClusterKeys, log)
 	timed(StepConnect, t)
 	if conn != nil {
 		res.Connections = conn.Attempts()
@@ -277,6 +298,7 @@ func join(ctx context.Context, o Options, node string, res *Result) error {
 		return fail(StepPrepare, "the result's root public key: %v", err)
 	}
 	res.RootKey = rk.Fingerprint()
+	a.prepared = append(a.prepared, ClusterHostKeys(prep)...)
 	// The node must now present the cluster host keys.
 	for _, k := range prep.SSHHostKey {
 		want, _ := parseKeyLine(k.Public)
@@ -341,12 +363,19 @@ func join(ctx context.Context, o Options, node string, res *Result) error {
 	res.NodedVersion = v.Version
 
 	progress(StepRecord)
+	if st, err := stale(o.Cluster, prep, setup); err != nil {
+		return fail(StepRecord, "%v", err)
+	} else if st {
+		return errStale
+	}
 	via := cluster.ViaPush
 	if res.Tunnel != "" {
 		via = cluster.ViaCallback
 	}
+	t = time.Now()
 	res.Recorded, err = o.Cluster.RecordNode(cluster.Node{Name: node, PrimaryIP: ip, RootPublicKey: pres.RootPublicKey,
 		Via: via, HostKey: cmp.Or(res.VerifiedHostKey, res.HostKey)})
+	timed(StepRecord, t)
 	if err != nil {
 		return fail(StepRecord, "%v", err)
 	}

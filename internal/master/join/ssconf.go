@@ -14,9 +14,10 @@ import (
 
 // PushResult is what an ssconf push did on one node.
 type PushResult struct {
-	Node    string `json:"node"`
-	Changed bool   `json:"changed"`
-	Error   string `json:"error,omitempty"`
+	Node    string  `json:"node"`
+	Changed bool    `json:"changed"`
+	Error   string  `json:"error,omitempty"`
+	Seconds float64 `json:"seconds"` // the request, TLS handshake included
 }
 
 // PushSsconf sends the master's ssconf to the node daemon of every node in
@@ -54,6 +55,7 @@ func PushSsconf(ctx context.Context, o Options, parallel int) ([]PushResult, err
 		pctx, cancel := context.WithTimeout(ctx, 15*time.Second)
 		defer cancel()
 		out[i].Node = n
+		t := time.Now()
 		var res *joindoc.Result
 		var err error
 		if port := o.Tunnels[n]; port != 0 {
@@ -61,6 +63,7 @@ func PushSsconf(ctx context.Context, o Options, parallel int) ([]PushResult, err
 		} else {
 			res, err = client.PutSsconf(pctx, addr, o.NodeDaemonPort, update)
 		}
+		out[i].Seconds = time.Since(t).Seconds()
 		if err != nil {
 			out[i].Error = fmt.Sprintf("updating ssconf through the node daemon: %v", err)
 			return

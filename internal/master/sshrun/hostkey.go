@@ -156,20 +156,27 @@ func parseKnown(data []byte, file string) []knownEntry {
 // "/bin/sh helper %I %t %K %f": for the host-name lookup it records the
 // offered key in "offered" and prints it as a known_hosts line when its
 // fingerprint is pinned, or when accepting a new host is allowed. It never
-// sees a secret; its arguments come from ssh, not from a shell string.
+// sees a secret; its arguments come from ssh, not from a shell string. It
+// uses the shell's builtins only: ssh runs it more than once per connection,
+// and each program it started (dirname, grep, cat) was a fork and an exec.
 const helperScript = `#!/bin/sh
 # Written by nodejoin internal/master/sshrun; ssh runs it as its KnownHostsCommand.
 # $1 invocation (ORDER, HOSTNAME, ADDRESS), $2 key type, $3 key, $4 fingerprint.
-d=$(dirname "$0")
 [ "$1" = HOSTNAME ] || exit 0
 case "$3" in ""|NONE) exit 0 ;; esac
+d=${0%/*}
 printf '%s %s %s\n' "$2" "$3" "$4" >>"$d/offered"
 if [ -s "$d/pins" ]; then
-	grep -qxF -e "$4" "$d/pins" || exit 0
+	pinned=
+	while IFS= read -r p || [ -n "$p" ]; do
+		[ "$p" = "$4" ] && pinned=yes
+	done <"$d/pins"
+	[ -n "$pinned" ] || exit 0
 elif [ ! -e "$d/accept-new" ]; then
 	exit 0
 fi
-printf '%s %s %s\n' "$(cat "$d/alias")" "$2" "$3"
+IFS= read -r alias <"$d/alias" || :
+printf '%s %s %s\n' "$alias" "$2" "$3"
 `
 
 // readOffered returns the keys the helper saw offered, oldest first.

@@ -114,15 +114,20 @@ func newPlan(cfg *nodeconf.Config, doc *joindoc.DaemonSetup, made *[]byte) (*app
 }
 
 // clientCertificate keeps the node's client.pem when it is still valid for
-// this cluster certificate and node name and its key is the configured one
-// (Ganeti's RSA 2048 by default), and otherwise takes made or, if none was
+// this cluster certificate and node name and its key is one to keep
+// (nodeconf's ClientKeysKept: the configured one, Ganeti's RSA 2048 where
+// Ganeti is installed, else ECDSA P-256 or RSA 2048), and otherwise takes made or, if none was
 // made yet, makes a new one signed by the cluster certificate. Ganeti makes
 // a new one every time.
 func clientCertificate(cfg *nodeconf.Config, server *certs.KeyPair, nodeName string, made *[]byte) ([]byte, error) {
 	np := path.Join(cfg.DataDir, nodeconf.ClientPEM)
 	old, err := nodestate.ReadFile(cfg, np)
-	if err == nil && certs.CheckClientCertificate(old, server, nodeName, cfg.ClientKey(), time.Now()) == nil {
-		return old, nil
+	if err == nil {
+		for _, spec := range cfg.ClientKeysKept() {
+			if certs.CheckClientCertificate(old, server, nodeName, spec, time.Now()) == nil {
+				return old, nil
+			}
+		}
 	}
 	if err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return nil, fmt.Errorf("reading %s: %w", np, err)

@@ -118,17 +118,31 @@ func Stop(cfg *nodeconf.Config, wait time.Duration) (bool, error) {
 		return false, fmt.Errorf("stopping noded (pid %d): %w", pid, err)
 	}
 	deadline := time.Now().Add(wait)
-	for time.Now().Before(deadline) {
+	for poll := newPoll(); time.Now().Before(deadline); {
 		if !isNoded(pid) || isZombie(pid) {
 			return true, nil
 		}
-		time.Sleep(20 * time.Millisecond)
+		time.Sleep(poll.next())
 	}
 	_ = syscall.Kill(pid, syscall.SIGKILL)
 	for i := 0; i < 100 && isNoded(pid) && !isZombie(pid); i++ {
 		time.Sleep(20 * time.Millisecond)
 	}
 	return true, nil
+}
+
+// poll is the wait between two looks at a daemon that starts or stops:
+// 1 ms doubling to 20 ms. Either takes some milliseconds, and a restart
+// is on every join's path (node-daemon-setup runs it), so a fixed 20 ms
+// wait added most of its length to each.
+type poll struct{ d time.Duration }
+
+func newPoll() *poll { return &poll{d: time.Millisecond} }
+
+func (p *poll) next() time.Duration {
+	d := p.d
+	p.d = min(2*p.d, 20*time.Millisecond)
+	return d
 }
 
 func isZombie(pid int) bool {
@@ -173,14 +187,14 @@ func StartDetached(ctx context.Context, cfg *nodeconf.Config, exe string, args [
 	exited := make(chan error, 1)
 	go func() { exited <- cmd.Wait() }()
 	addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
-	for {
+	for poll := newPoll(); ; {
 		select {
 		case err := <-exited:
 			return 0, fmt.Errorf("noded exited at once (%w); its log %s ends:\n%s", err, logPath, logTail(logPath, before))
 		case <-ctx.Done():
 			_ = cmd.Process.Kill()
 			return 0, fmt.Errorf("noded did not listen on port %d in time; its log %s ends:\n%s", port, logPath, logTail(logPath, before))
-		case <-time.After(20 * time.Millisecond):
+		case <-time.After(poll.next()):
 		}
 		if p, _ := readPid(PidFile(cfg)); p != pid {
 			continue

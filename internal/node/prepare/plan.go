@@ -1,11 +1,9 @@
 package prepare
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"io/fs"
-	"log/slog"
 	"os"
 	"path"
 	"slices"
@@ -14,8 +12,6 @@ import (
 	"strings"
 
 	"github.com/nodejoin/nodejoin/internal/apply"
-	"github.com/nodejoin/nodejoin/internal/certs"
-	"github.com/nodejoin/nodejoin/internal/daemon"
 	"github.com/nodejoin/nodejoin/internal/joindoc"
 	"github.com/nodejoin/nodejoin/internal/jsondoc"
 	"github.com/nodejoin/nodejoin/internal/node/joinrecord"
@@ -70,15 +66,7 @@ func newPlan(cfg *nodeconf.Config, doc *joindoc.Prepare, made *generated) (*appl
 		return nil, err
 	}
 	if doc.NodeDaemonCertificate != "" {
-		cert, err := certs.ParseCertificateOnly([]byte(doc.NodeDaemonCertificate))
-		if errors.Is(err, certs.ErrPrivateKeyGiven) {
-			return nil, problem.Reject("/node_daemon_certificate", "a private key was given; only the cluster certificate belongs here").
-				WithHint("node-daemon-setup takes the certificate with its key")
-		}
-		if err != nil {
-			return nil, problem.Reject("/node_daemon_certificate", "%v", err)
-		}
-		if err := nodestate.CheckCertificate(cfg, "/node_daemon_certificate", cert); err != nil {
+		if _, err := nodestate.CheckCertificateOnly(cfg, "/node_daemon_certificate", doc.NodeDaemonCertificate); err != nil {
 			return nil, err
 		}
 	}
@@ -186,7 +174,7 @@ func (p *plan) checkPairs(rej *problem.RejectedError, where string, list []joind
 func (p *plan) dsa(rej *problem.RejectedError, where string) bool {
 	if !p.dsaAsked {
 		p.dsaAsked = true
-		p.dsaRefusal = dsaRefusal(p.cfg)
+		p.dsaRefusal = nodestate.DSARefusal(p.cfg)
 	}
 	if p.dsaRefusal == "" {
 		p.Result.Warnings = append(p.Result.Warnings, where+": "+warnDSA)
@@ -195,20 +183,6 @@ func (p *plan) dsa(rej *problem.RejectedError, where string) bool {
 	rej.Problems = append(rej.Problems, problem.Problem{Where: where, What: p.dsaRefusal})
 	rej.Hints = appendOnce(rej.Hints, hintDSA)
 	return false
-}
-
-// dsaRefusal asks the node's OpenSSH for its key types (ssh -Q key, or
-// node.json's ssh_query_key_command) and says why DSA cannot be used, or
-// "" if ssh-dss is among them.
-func dsaRefusal(cfg *nodeconf.Config) string {
-	out, err := daemon.Output(context.Background(), slog.New(slog.DiscardHandler), cfg.SSHQueryKeyCommand)
-	if err != nil {
-		return "dsa keys need an OpenSSH that supports them, and asking this node's failed: " + err.Error()
-	}
-	if slices.Contains(strings.Fields(string(out)), "ssh-dss") {
-		return ""
-	}
-	return "dsa keys are not supported by this node's OpenSSH (" + strings.Join(cfg.SSHQueryKeyCommand, " ") + " lists no ssh-dss)"
 }
 
 func checkAuthorized(rej *problem.RejectedError, m map[string][]string) []string {

@@ -1,4 +1,4 @@
-package prepare
+package nodestate
 
 import (
 	"os/exec"
@@ -23,12 +23,12 @@ func TestDSARefusalRealOpenSSH(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	got := dsaRefusal(cfg)
+	got := DSARefusal(cfg)
 	if has := slices.Contains(strings.Fields(string(out)), "ssh-dss"); has != (got == "") {
-		t.Errorf("ssh -Q key lists ssh-dss: %v; dsaRefusal says %q", has, got)
+		t.Errorf("ssh -Q key lists ssh-dss: %v; DSARefusal says %q", has, got)
 	}
 	cfg.SSHQueryKeyCommand = []string{"ssh", "-Q", "no-such-query"}
-	if got := dsaRefusal(cfg); !strings.HasPrefix(got, `dsa keys need an OpenSSH that supports them, and asking this node's failed: command "ssh -Q no-such-query" exited `) {
+	if got := DSARefusal(cfg); !strings.HasPrefix(got, `dsa keys need an OpenSSH that supports them, and asking this node's failed: command "ssh -Q no-such-query" exited `) {
 		t.Errorf("failed query: %q", got)
 	}
 }

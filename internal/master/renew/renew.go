@@ -1,0 +1,266 @@
+package renew
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/nodejoin/nodejoin/internal/apply"
+	"github.com/nodejoin/nodejoin/internal/master/cluster"
+	"github.com/nodejoin/nodejoin/internal/master/join"
+	"github.com/nodejoin/nodejoin/internal/nodeconf"
+	"github.com/nodejoin/nodejoin/internal/problem"
+	"github.com/nodejoin/nodejoin/internal/sshkeys"
+	"github.com/nodejoin/nodejoin/internal/txn"
+)
+
+// Options of one run of cluster-renew.
+type Options struct {
+	Join join.Options // Cluster is the cluster renewed
+	// NewHostKeys and NewHMACKey start a rotation of the SSH host keys,
+	// the hmac key or both, when none is under way.
+	NewHostKeys bool
+	NewHMACKey  bool
+	// Window is how long both the old and the new keys are accepted,
+	// from the start of the rotation.
+	Window time.Duration
+	// Finish closes the window at the end of this run, once every node
+	// is on the new keys.
+	Finish   bool
+	Parallel int
+	Log      *slog.Logger
+	// Progress, if set, is told each node's result.
+	Progress func(*join.Result)
+}
+
+// Report is what a run did.
+type Report struct {
+	Started   bool      `json:"started"` // this run started the rotation
+	WindowEnd time.Time `json:"window_end"`
+	// Renewed are the nodes this run brought onto the new keys; Pending
+	// the recorded nodes not on them yet.
+	Renewed []string `json:"renewed"`
+	Pending []string `json:"pending"`
+	// Closed says the window is closed: only the new keys are accepted.
+	Closed bool `json:"closed"`
+}
+
+// Run starts or resumes the rotation and brings every recorded node onto
+// the new keys; it closes the window when asked to (Finish) or when the
+// window has ended, and only when no node is left on the old keys.
+func Run(ctx context.Context, o Options) (*Report, error) {
+	c := o.Join.Cluster
+	log := o.Log
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	rep := &Report{Renewed: []string{}, Pending: []string{}}
+	r, err := c.Renewal()
+	if err != nil {
+		return nil, err
+	}
+	switch {
+	case r == nil && !o.NewHostKeys && !o.NewHMACKey:
+		if o.Finish {
+			return nil, problem.Usagef("no rotation is under way: there is nothing to finish")
+		}
+		return nil, problem.Usagef("no rotation is under way; name what to renew: --new-host-keys, --new-hmac-key")
+	case r == nil:
+		if r, err = stage(c, o.Window, o.NewHostKeys, o.NewHMACKey); err != nil {
+			return nil, err
+		}
+		rep.Started = true
+		log.Info("rotation started", "window_end", r.WindowEnd.Format(time.RFC3339))
+	default:
+		log.Info("resuming the rotation", "started", r.Started.Format(time.RFC3339), "phase", r.Phase)
+	}
+	rep.WindowEnd = r.WindowEnd
+
+	if r.Phase == cluster.RenewStaged {
+		// The cluster known_hosts lists only the new keys from now on: the
+		// old ones are accepted from a recorded node through the renewal
+		// state while the window is open (cluster.WindowHostKeys), so that
+		// they are refused once it ends even if no run closes it. The
+		// master then takes the new keys, and every document it sends from
+		// then on carries them.
+		if len(r.NewHostKeys) > 0 {
+			if err := c.SetKnownHostKeys(publics(r.NewHostKeys)); err != nil {
+				return nil, fmt.Errorf("putting the new keys in the cluster known_hosts: %w", err)
+			}
+		}
+		if err := installOnMaster(ctx, c, log, r); err != nil {
+			return nil, err
+		}
+		for i := range r.NewHostKeys {
+			r.NewHostKeys[i].Private = "" // the master's files hold them now
+		}
+		r.NewHMAC = ""
+		r.Phase = cluster.RenewNodes
+		if err := c.SaveRenewal(r); err != nil {
+			return nil, err
+		}
+	}
+
+	// Nodes recorded while this pass ran (joins during the rotation) are
+	// taken in the next; a pass that finds none ends the loop.
+	failed := map[string]bool{}
+	for {
+		todo, err := pending(c)
+		if err != nil {
+			return nil, err
+		}
+		todo = slices.DeleteFunc(todo, func(n string) bool { return failed[n] })
+		if len(todo) == 0 {
+			break
+		}
+		var mu sync.Mutex
+		join.Each(len(todo), o.Parallel, func(i int) {
+			res := join.Join(ctx, o.Join, todo[i])
+			mu.Lock()
+			defer mu.Unlock()
+			if o.Progress != nil {
+				o.Progress(res)
+			}
+			if !res.OK {
+				failed[res.Node] = true
+				return
+			}
+			if err := c.MarkRenewed(res.Node); err != nil {
+				failed[res.Node] = true
+				log.Error("recording the node as renewed", "node", res.Node, "err", err)
+				return
+			}
+			rep.Renewed = append(rep.Renewed, res.Node)
+		})
+	}
+	if rep.Pending, err = pending(c); err != nil {
+		return nil, err
+	}
+	slices.Sort(rep.Renewed)
+	if len(rep.Pending) > 0 {
+		return rep, problem.Hint(fmt.Errorf("%d recorded nodes are not on the new host keys yet: %v", len(rep.Pending), rep.Pending),
+			"the rotation is recorded; run cluster-renew again once they are reachable (before the window ends at "+
+				r.WindowEnd.Format(time.RFC3339)+", after which their old key is refused: then pin it with node-add --host-key-fingerprint NODE=SHA256:...)")
+	}
+	if !o.Finish && time.Now().Before(r.WindowEnd) {
+		return rep, nil
+	}
+	if err := c.EndRenewal(); err != nil {
+		return rep, err
+	}
+	rep.Closed = true
+	return rep, nil
+}
+
+// pending are the recorded nodes not yet on the new keys.
+func pending(c *cluster.Cluster) ([]string, error) {
+	r, err := c.Renewal()
+	if err != nil || r == nil {
+		return []string{}, err
+	}
+	nodes, err := c.Nodes()
+	if err != nil {
+		return nil, err
+	}
+	out := []string{}
+	for _, n := range nodes {
+		if !slices.Contains(r.Done, n) {
+			out = append(out, n)
+		}
+	}
+	return out, nil
+}
+
+// stage makes what the rotation renews: a new key pair of each kind and
+// size the master has, a new hmac key (as cluster-init makes it), and
+// records them, with the old public keys, before anything else changes.
+func stage(c *cluster.Cluster, window time.Duration, hostKeys, hmac bool) (*cluster.Renewal, error) {
+	now := time.Now().UTC().Truncate(time.Second)
+	r := &cluster.Renewal{Started: now, WindowEnd: now.Add(window), Phase: cluster.RenewStaged, Done: []string{}}
+	if hmac {
+		secret := make([]byte, 32)
+		if _, err := rand.Read(secret); err != nil {
+			return nil, err
+		}
+		r.HMAC, r.NewHMAC = true, hex.EncodeToString(secret)+"\n"
+	}
+	if !hostKeys {
+		return r, c.SaveRenewal(r)
+	}
+	old, err := cluster.ReadHostKeys(c.Config)
+	if err != nil {
+		return nil, err
+	}
+	if len(old) == 0 {
+		return nil, fmt.Errorf("the master has no SSH host keys in %s to renew", c.Config.Path(c.Config.SSHConfigDir))
+	}
+	for _, k := range old {
+		pub, err := sshkeys.ParsePublicLine(k.Public)
+		if err != nil {
+			return nil, fmt.Errorf("the master's %s host key: %w", k.Kind, err)
+		}
+		priv, npub, err := sshkeys.Generate(sshkeys.Kind(k.Kind), sshkeys.Bits(pub), "root@"+c.Settings.MasterNode)
+		if err != nil {
+			return nil, fmt.Errorf("making a new %s host key: %w", k.Kind, err)
+		}
+		r.NewHostKeys = append(r.NewHostKeys, cluster.HostKeyPair{Kind: k.Kind, Private: string(priv), Public: string(npub)})
+		r.OldHostKeys = append(r.OldHostKeys, k.Public)
+	}
+	return r, c.SaveRenewal(r)
+}
+
+// installOnMaster writes the new pairs over the master's host keys (the
+// old ones kept as backups) and restarts its sshd, and writes the new
+// hmac key, in one transaction: a failed check or restart puts the old
+// files back.
+func installOnMaster(ctx context.Context, c *cluster.Cluster, log *slog.Logger, r *cluster.Renewal) error {
+	cfg := c.Config
+	plan := func() (*apply.Plan, error) {
+		p := &apply.Plan{}
+		if len(r.NewHostKeys) > 0 {
+			p.Steps = []apply.Step{{Daemon: "sshd", Check: cfg.SSHDCheckCommand, Restart: cfg.SSHDRestartCommand}}
+		}
+		if r.HMAC {
+			if r.NewHMAC == "" {
+				return nil, fmt.Errorf("the renewal state has no hmac key for the master")
+			}
+			np := filepath.Join(cfg.DataDir, nodeconf.HMACKey)
+			p.Items = append(p.Items, txn.Item{Path: cfg.Path(np), NodePath: np, Data: []byte(r.NewHMAC), Mode: cluster.ModeSecret,
+				UID: os.Geteuid(), GID: os.Getegid(), KeepOwner: true, Secret: true})
+		}
+		for _, k := range r.NewHostKeys {
+			if k.Private == "" {
+				return nil, fmt.Errorf("the renewal state has no private %s key for the master", k.Kind)
+			}
+			base := filepath.Join(cfg.SSHConfigDir, cluster.HostKeyPrefix+k.Kind+"_key")
+			item := func(np, data string, mode os.FileMode, secret bool) txn.Item {
+				return txn.Item{Path: cfg.Path(np), NodePath: np, Data: []byte(data), Mode: mode,
+					UID: os.Geteuid(), GID: os.Getegid(), KeepOwner: true, KeepBackup: true, Secret: secret}
+			}
+			p.Items = append(p.Items, item(base, k.Private, cluster.ModeSecret, true), item(base+".pub", k.Public, cluster.ModePublic, false))
+		}
+		return p, nil
+	}
+	if err := apply.Recover(ctx, cfg, log, false); err != nil {
+		return err
+	}
+	if _, err := apply.Run(ctx, cfg, log, plan, false); err != nil {
+		return fmt.Errorf("installing the new host keys on the master: %w", err)
+	}
+	return nil
+}
+
+func publics(keys []cluster.HostKeyPair) []string {
+	out := make([]string, len(keys))
+	for i, k := range keys {
+		out[i] = k.Public
+	}
+	return out
+}

@@ -1,0 +1,252 @@
+package renew
+
+import (
+	"context"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/nodejoin/nodejoin/internal/fixture"
+	"github.com/nodejoin/nodejoin/internal/master/cluster"
+	"github.com/nodejoin/nodejoin/internal/master/clusterinit"
+	"github.com/nodejoin/nodejoin/internal/master/clustertest"
+	"github.com/nodejoin/nodejoin/internal/master/join"
+	"github.com/nodejoin/nodejoin/internal/problem"
+)
+
+const hostKey = "etc/ssh/ssh_host_ed25519_key.pub"
+
+func newCluster(t *testing.T) (*cluster.Cluster, string) {
+	t.Helper()
+	root := fixture.NewRoot(t) // sshd check and restart are /bin/true
+	c := clustertest.New(t, clusterinit.InitOptions{Root: root, ClusterName: "c1.example.org", MasterNode: "master.example.org", MasterIP: "127.0.0.1"})
+	return c, root
+}
+
+func read(t *testing.T, root, p string) string {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join(root, p))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}
+
+func opts(c *cluster.Cluster) Options {
+	return Options{Join: join.Options{Cluster: c, Timeout: 5 * time.Second}, Window: time.Hour, Parallel: 2}
+}
+
+// keyOf is the "type base64" of a public key line.
+func keyOf(line string) string {
+	f := strings.Fields(line)
+	return f[0] + " " + f[1]
+}
+
+// TestWindow: a rotation gives the master new host keys and, until the
+// window closes, both the old and the new are accepted (known_hosts and
+// the keys node-add trusts for a recorded node); --finish closes it and
+// only the new remain.
+func TestWindow(t *testing.T) {
+	c, root := newCluster(t)
+	old := read(t, root, hostKey)
+	o := opts(c)
+	o.NewHostKeys = true
+	rep, err := Run(context.Background(), o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !rep.Started || rep.Closed {
+		t.Errorf("report %+v", rep)
+	}
+	now := read(t, root, hostKey)
+	if keyOf(now) == keyOf(old) {
+		t.Fatal("the master kept its host key")
+	}
+	backups, _ := filepath.Glob(filepath.Join(root, "etc/ssh/ssh_host_ed25519_key.backup-*"))
+	if len(backups) != 1 {
+		t.Errorf("backups of the old private key: %v", backups)
+	}
+	// known_hosts lists the new key only; the old is accepted through
+	// the renewal state while the window is open.
+	kh := read(t, root, "var/lib/ganeti/known_hosts")
+	if strings.Contains(kh, keyOf(old)) || !strings.Contains(kh, "c1.example.org "+keyOf(now)) {
+		t.Errorf("known_hosts during the window:\n%s", kh)
+	}
+	if w := c.WindowHostKeys(time.Now()); len(w) != 1 || w[0].Type+" "+w[0].Base64 != keyOf(old) {
+		t.Errorf("window keys %v, want the old key", w)
+	}
+	if w := c.WindowHostKeys(rep.WindowEnd); len(w) != 0 {
+		t.Errorf("window keys at its end: %v", w)
+	}
+	st, err := c.Renewal()
+	if err != nil || st == nil || st.Phase != cluster.RenewNodes {
+		t.Fatalf("state %+v, %v", st, err)
+	}
+	if strings.Contains(read(t, root, "var/lib/nodejoin/"+cluster.RenewalFile), "PRIVATE KEY") {
+		t.Error("the state keeps the private key after the master took it")
+	}
+	fi, _ := os.Stat(filepath.Join(root, "var/lib/nodejoin", cluster.RenewalFile))
+	if fi.Mode().Perm() != 0o600 {
+		t.Errorf("state file mode %v", fi.Mode())
+	}
+
+	// A second start resumes the same rotation: no other key.
+	if _, err := Run(context.Background(), o); err != nil {
+		t.Fatal(err)
+	}
+	if read(t, root, hostKey) != now {
+		t.Error("a rerun made other keys")
+	}
+
+	o = opts(c)
+	o.Finish = true
+	rep, err = Run(context.Background(), o)
+	if err != nil || !rep.Closed {
+		t.Fatalf("finish: %+v, %v", rep, err)
+	}
+	kh = read(t, root, "var/lib/ganeti/known_hosts")
+	if strings.Contains(kh, keyOf(old)) || !strings.Contains(kh, "c1.example.org "+keyOf(now)) {
+		t.Errorf("known_hosts after the window:\n%s", kh)
+	}
+	if w := c.WindowHostKeys(time.Now()); len(w) != 0 {
+		t.Errorf("old keys still accepted: %v", w)
+	}
+	if _, err := Run(context.Background(), o); problem.ExitCode(err) != problem.ExitUsage {
+		t.Errorf("finish without a rotation: %v", err)
+	}
+}
+
+// TestResumeAfterEachStep: a run killed after the state was recorded, or
+// after the master took the keys but before that was recorded, is
+// finished by the next run with the keys first made.
+func TestResumeAfterEachStep(t *testing.T) {
+	for _, step := range []string{"staged", "master installed"} {
+		t.Run(step, func(t *testing.T) {
+			c, root := newCluster(t)
+			r, err := stage(c, time.Hour, true, true)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if step == "master installed" {
+				if err := installOnMaster(context.Background(), c, slog.New(slog.DiscardHandler), r); err != nil {
+					t.Fatal(err)
+				}
+			}
+			o := opts(c)
+			o.Finish = true
+			rep, err := Run(context.Background(), o)
+			if err != nil || !rep.Closed {
+				t.Fatalf("%+v, %v", rep, err)
+			}
+			if got := read(t, root, hostKey); got != r.NewHostKeys[0].Public {
+				t.Errorf("master's key %q, want the staged %q", got, r.NewHostKeys[0].Public)
+			}
+		})
+	}
+}
+
+// TestFailedMasterRestart: when the master's sshd refuses the new keys,
+// its old keys are put back and the rotation stays staged; a rerun after
+// the fix finishes it.
+func TestFailedMasterRestart(t *testing.T) {
+	_, root := newCluster(t)
+	old := read(t, root, hostKey)
+	conf := read(t, root, "etc/nodejoin/node.json")
+	bad := strings.Replace(conf, "\"sshd_check_command\": [\n    \"/bin/true\"", "\"sshd_check_command\": [\n    \"/bin/false\"", 1)
+	if bad == conf {
+		t.Fatalf("node.json is not as expected: %s", conf)
+	}
+	write := func(s string) {
+		if err := os.WriteFile(filepath.Join(root, "etc/nodejoin/node.json"), []byte(s), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write(bad)
+	c2, err := cluster.Open(root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	o := opts(c2)
+	o.NewHostKeys = true
+	if _, err := Run(context.Background(), o); err == nil || problem.ExitCode(err) != problem.ExitFailed {
+		t.Fatalf("err = %v", err)
+	}
+	if read(t, root, hostKey) != old {
+		t.Error("the master's old key was not put back")
+	}
+	st, _ := c2.Renewal()
+	if st == nil || st.Phase != cluster.RenewStaged {
+		t.Fatalf("state %+v", st)
+	}
+	write(conf)
+	c3, err := cluster.Open(root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Run(context.Background(), opts(c3)); err != nil {
+		t.Fatal(err)
+	}
+	if got := read(t, root, hostKey); got != st.NewHostKeys[0].Public {
+		t.Errorf("after the rerun the master has %q, want the staged key", got)
+	}
+}
+
+// TestUnreachableNodeKeepsTheWindow: a recorded node that cannot be
+// reached stays pending; the run fails (exit 1) and --finish does not
+// close the window.
+func TestUnreachableNodeKeepsTheWindow(t *testing.T) {
+	c, root := newCluster(t)
+	list := filepath.Join(root, "var/lib/ganeti/ssconf_node_list")
+	if err := os.WriteFile(list, []byte("master.example.org\nnode1.invalid\n"), 0o444); err != nil {
+		t.Fatal(err)
+	}
+	o := opts(c)
+	o.NewHostKeys, o.Finish = true, true
+	rep, err := Run(context.Background(), o)
+	if problem.ExitCode(err) != problem.ExitFailed {
+		t.Fatalf("err = %v", err)
+	}
+	if rep.Closed || len(rep.Pending) != 1 || rep.Pending[0] != "node1.invalid" {
+		t.Errorf("report %+v", rep)
+	}
+	if len(c.WindowHostKeys(time.Now())) == 0 {
+		t.Error("the window closed with a node left on the old keys")
+	}
+}
+
+// TestHMAC: --new-hmac-key alone gives the master a new hmac.key (mode
+// kept, never left in the state once the master has it) and leaves the
+// host keys and known_hosts alone.
+func TestHMAC(t *testing.T) {
+	c, root := newCluster(t)
+	oldHMAC, oldKey := read(t, root, "var/lib/ganeti/hmac.key"), read(t, root, hostKey)
+	oldKH := read(t, root, "var/lib/ganeti/known_hosts")
+	o := opts(c)
+	o.NewHMACKey = true
+	rep, err := Run(context.Background(), o)
+	if err != nil || !rep.Started || rep.Closed {
+		t.Fatalf("%+v, %v", rep, err)
+	}
+	h := read(t, root, "var/lib/ganeti/hmac.key")
+	if h == oldHMAC || len(strings.TrimSpace(h)) != 64 || !strings.HasSuffix(h, "\n") {
+		t.Errorf("hmac.key %q after the rotation", h)
+	}
+	if strings.Contains(read(t, root, "var/lib/nodejoin/"+cluster.RenewalFile), strings.TrimSpace(h)) {
+		t.Error("the state keeps the hmac key after the master took it")
+	}
+	if read(t, root, hostKey) != oldKey || read(t, root, "var/lib/ganeti/known_hosts") != oldKH {
+		t.Error("an hmac rotation changed the host keys")
+	}
+	fi, _ := os.Stat(filepath.Join(root, "var/lib/ganeti/hmac.key"))
+	if fi.Mode().Perm() != 0o600 {
+		t.Errorf("hmac.key mode %v", fi.Mode())
+	}
+	o = opts(c)
+	o.Finish = true
+	if rep, err := Run(context.Background(), o); err != nil || !rep.Closed {
+		t.Fatalf("finish: %+v, %v", rep, err)
+	}
+}

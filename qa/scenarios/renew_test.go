@@ -1,0 +1,211 @@
+package scenarios
+
+import (
+	"context"
+	"encoding/json"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/nodejoin/nodejoin/qa/clusterlab"
+	"github.com/nodejoin/nodejoin/qa/harness"
+)
+
+// renewReport is cluster-renew's JSON report.
+type renewReport struct {
+	Started bool     `json:"started"`
+	Renewed []string `json:"renewed"`
+	Pending []string `json:"pending"`
+	Closed  bool     `json:"closed"`
+}
+
+func renewRun(t *testing.T, ctx context.Context, l *clusterlab.Lab, args ...string) (clusterlab.Result, renewReport) {
+	t.Helper()
+	r := clusterlab.Run(ctx, l.Master, nil, append([]string{"cluster-renew"}, args...)...)
+	t.Logf("master# cluster-renew %s (%v): exit %d\n%s%s", strings.Join(args, " "), r.Took.Round(time.Millisecond), r.Code, r.Stdout, r.Stderr)
+	var rep renewReport
+	if err := json.Unmarshal([]byte(r.Stdout), &rep); err != nil && r.Code != 2 {
+		t.Errorf("cluster-renew's report: %v\n%s", err, r.Stdout) // not Fatal: it runs in a goroutine too
+	}
+	return r, rep
+}
+
+// Scenario: joins run in a loop, push (node-add of new and of recorded
+// nodes) and pull (node-join with a join-service slot), while cluster-renew
+// rotates the cluster's SSH host keys and hmac key: no join fails, every
+// node ends on the new keys, and once the window is closed a node presenting the old
+// cluster key is refused (and joins again with that key pinned).
+func TestRenewHostKeysWhileJoining(t *testing.T) {
+	l, _ := newLab(t, 4)
+	// Longer than newLab's: some twenty joins on a shared machine.
+	ctx, cancel := context.WithTimeout(t.Context(), 5*time.Minute)
+	defer cancel()
+	n1, n2, n3, pull := l.Nodes[0], l.Nodes[1], l.Nodes[2], l.Nodes[3]
+	if err := l.TrustHostKeys(n1, n2, n3); err != nil {
+		t.Fatal(err)
+	}
+	must(t, "node-add", l.NodeAdd(ctx, n1.Name, n2.Name))
+	serveJoinService(t, ctx, l.Master)
+	const key = "/etc/ssh/ssh_host_ed25519_key.pub"
+	oldKey := fingerprint(t, ctx, l.Master, key)
+	oldHMAC := readFile(t, l.Master.Path("/var/lib/ganeti/hmac.key"))
+
+	// The loop: node-add of n1, n2, n3 in turn (n3 joins for the first
+	// time in it), until told to stop.
+	var (
+		mu       sync.Mutex
+		joins    int
+		failures []string
+	)
+	stop, done, twoJoins := make(chan struct{}), make(chan struct{}), make(chan struct{})
+	joined := make(chan struct{}, 1) // told after each join, never blocking the loop
+	go func() {
+		defer close(done)
+		for i := 0; ; i++ {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			node := []*harness.Host{n1, n2, n3}[i%3]
+			r := l.NodeAdd(ctx, node.Name)
+			mu.Lock()
+			joins++
+			if !r.OK() {
+				failures = append(failures, node.Name+": "+r.String())
+			}
+			if joins == 2 {
+				close(twoJoins)
+			}
+			mu.Unlock()
+			select {
+			case joined <- struct{}{}:
+			default:
+			}
+		}
+	}()
+	<-twoJoins
+	renewDone := make(chan struct{})
+	var renew clusterlab.Result
+	var rep renewReport
+	go func() {
+		defer close(renewDone)
+		renew, rep = renewRun(t, ctx, l, "--new-host-keys", "--new-hmac-key", "--window", "10m")
+	}()
+	// A pull join while the rotation runs.
+	_, bootParam := slotAdd(t, ctx, l.Master, `{"node_name": "`+pull.Name+`", "ttl": "10m"}`)
+	writeRootFile(t, pull, "/root/cmdline", bootParam+"\n")
+	pr := clusterlab.Run(ctx, pull, nil, "node-join", "--boot-param", "--cmdline", "/root/cmdline", "--timeout", "1m")
+	<-renewDone
+	// Two more joins after the rotation's run, still in the window.
+	mu.Lock()
+	after := joins + 2
+	mu.Unlock()
+	for n := 0; n < after; {
+		select {
+		case <-ctx.Done():
+			t.Fatal(ctx.Err())
+		case <-joined:
+			mu.Lock()
+			n = joins
+			mu.Unlock()
+		}
+	}
+	close(stop)
+	<-done
+	if !pr.OK() {
+		failures = append(failures, pull.Name+" (pull): "+pr.String())
+	}
+	t.Logf("%d joins by node-add and 1 by node-join during the rotation", joins)
+	if len(failures) > 0 {
+		t.Errorf("%d joins failed during the rotation:\n%s", len(failures), strings.Join(failures, "\n"))
+	}
+	if !renew.OK() || !rep.Started {
+		t.Fatalf("cluster-renew --new-host-keys: %s", renew)
+	}
+
+	// Close the window: every node recorded meanwhile is taken first.
+	fr, frep := renewRun(t, ctx, l, "--finish")
+	if !fr.OK() || !frep.Closed || len(frep.Pending) > 0 {
+		t.Fatalf("cluster-renew --finish: %s", fr)
+	}
+	if newKey := fingerprint(t, ctx, l.Master, key); newKey == oldKey {
+		t.Fatal("the master's host key did not change")
+	}
+	hmac := readFile(t, l.Master.Path("/var/lib/ganeti/hmac.key"))
+	if hmac == oldHMAC {
+		t.Error("the master's hmac key did not change")
+	}
+	for _, n := range l.Nodes {
+		checkJoined(t, ctx, l, n) // the master's (new) host keys, the cluster alias
+		if readFile(t, n.Path("/var/lib/ganeti/hmac.key")) != hmac {
+			t.Errorf("%s: hmac.key is not the master's new one", n.Name)
+		}
+	}
+
+	// After the window: n1 presenting the old cluster keys (the master's
+	// backups of them) is refused, as any unknown key; pinned, it joins
+	// and is on the new keys again.
+	var oldFPs []string
+	for _, kind := range []string{"ed25519", "rsa", "ecdsa"} {
+		base := "/etc/ssh/ssh_host_" + kind + "_key"
+		priv, _ := filepath.Glob(l.Master.Path(base + ".backup-*"))
+		pub, _ := filepath.Glob(l.Master.Path(base + ".pub.backup-*"))
+		if len(priv) != 1 || len(pub) != 1 {
+			continue
+		}
+		must(t, "old key", clusterlab.Run(ctx, n1, []byte(readFile(t, priv[0])), "sh", "-c", "cat > "+base))
+		must(t, "old key", clusterlab.Run(ctx, n1, []byte(readFile(t, pub[0])), "sh", "-c", "cat > "+base+".pub"))
+		oldFPs = append(oldFPs, fingerprint(t, ctx, n1, base+".pub"))
+	}
+	if len(oldFPs) == 0 {
+		t.Fatal("the master kept no backup of its old host keys")
+	}
+	must(t, "restart sshd", clusterlab.Run(ctx, n1, nil, "nj-restart-sshd"))
+	r := l.NodeAdd(ctx, n1.Name)
+	if r.OK() || !strings.Contains(r.Stdout+r.Stderr, "host-key") {
+		t.Errorf("node-add of %s presenting the old cluster key after the window: %s", n1.Name, r)
+	}
+	args := []string{}
+	for _, fp := range oldFPs {
+		args = append(args, "--host-key-fingerprint", n1.Name+"="+fp)
+	}
+	must(t, "node-add with the old key pinned", l.NodeAdd(ctx, append(args, n1.Name)...))
+	checkJoined(t, ctx, l, n1)
+}
+
+// Scenario: a node is down while cluster-renew runs: it stays pending and
+// the run fails (exit 1) and keeps the window; once the node is back,
+// node-add (its next contact) accepts the old key it still presents and
+// gives it the new ones, and the next run finishes the rotation.
+func TestRenewFinishedByARerun(t *testing.T) {
+	l, ctx := newLab(t, 2)
+	n1, n2 := l.Nodes[0], l.Nodes[1]
+	if err := l.TrustHostKeys(n1, n2); err != nil {
+		t.Fatal(err)
+	}
+	must(t, "node-add", l.NodeAdd(ctx, n1.Name, n2.Name))
+	if err := n2.StopSSHD(); err != nil {
+		t.Fatal(err)
+	}
+	r, rep := renewRun(t, ctx, l, "--new-host-keys", "--finish")
+	if r.Code != 1 || rep.Closed || len(rep.Pending) != 1 || rep.Pending[0] != n2.Name {
+		t.Fatalf("with %s down: %s", n2.Name, r)
+	}
+	if err := n2.StartSSHD(); err != nil {
+		t.Fatal(err)
+	}
+	// Its next contact, within the window: node-add takes the old key it
+	// still presents and gives it the new ones.
+	must(t, "node-add of the node that was down", l.NodeAdd(ctx, n2.Name))
+	checkJoined(t, ctx, l, n2)
+	r, rep = renewRun(t, ctx, l, "--finish")
+	if !r.OK() || !rep.Closed || len(rep.Renewed) != 1 || rep.Renewed[0] != n2.Name {
+		t.Fatalf("the rerun: %s", r)
+	}
+	for _, n := range l.Nodes {
+		checkJoined(t, ctx, l, n)
+	}
+}
