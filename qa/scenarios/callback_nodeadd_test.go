@@ -108,7 +108,7 @@ func TestCallbackNodeAdd(t *testing.T) {
 	if got := l.node.CountSSHConnections() - before; got != 1 {
 		t.Errorf("node1's sshd accepted %d connections during node-add, want 1:\n%s", got, l.node.SSHDLog())
 	}
-	if !strings.Contains(r.Stdout, `{"ssconf_push":{"node":"`+l.node.Name+`","changed":false}}`) {
+	if !strings.Contains(r.Stdout, `{"ssconf_push":{"node":"`+l.node.Name+`","changed":false,"seconds":`) {
 		t.Errorf("node-add's push to node1: %s", r.Stdout)
 	}
 	if !strings.Contains(l.node.SSHDLog(), "Connection from 127.0.0.1 port") {
