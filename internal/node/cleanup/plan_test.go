@@ -16,6 +16,8 @@ import (
 	"github.com/nodejoin/nodejoin/internal/node/daemonsetup"
 	"github.com/nodejoin/nodejoin/internal/node/joinrecord"
 	"github.com/nodejoin/nodejoin/internal/node/prepare"
+	"github.com/nodejoin/nodejoin/internal/node/sshupdate"
+	"github.com/nodejoin/nodejoin/internal/node/sslupdate"
 	"github.com/nodejoin/nodejoin/internal/nodeconf"
 	"github.com/nodejoin/nodejoin/internal/problem"
 	"github.com/nodejoin/nodejoin/internal/sshkeys"
@@ -234,6 +236,28 @@ func TestLeavePutsBackWhatALaterRunRemoved(t *testing.T) {
 		t.Fatalf("node.json: %v", err)
 	}
 	run(t, Planner(cfg, cleanupDoc()), false)
+	if got := tree(t, cfg); got != before {
+		t.Errorf("after node-cleanup the tree differs:\ngot:\n%s\nwant:\n%s", got, before)
+	}
+}
+
+// What ssh-update and ssl-update change after the join (a Ganeti master's
+// renew-crypto) is the cluster's, not the operator's: node-cleanup takes
+// it away as it does the join's, and keeps nothing.
+func TestLeaveAfterRotation(t *testing.T) {
+	cfg, c, before := joinedWith(t)
+	run(t, sslupdate.Planner(cfg, &joindoc.SSLUpdate{ClusterName: c.Name, NodeDaemonCertificate: string(c.ServerPEM),
+		NodeName: "node1.c1.example.org", Action: joindoc.CryptoCreate}), false)
+	_, pub, err := sshkeys.Generate(sshkeys.Ed25519, 256, "root@master")
+	if err != nil {
+		t.Fatal(err)
+	}
+	run(t, sshupdate.Planner(cfg, &joindoc.SSHUpdate{ClusterName: c.Name,
+		AuthorizedKeys: &joindoc.KeyAction{Action: joindoc.ActionAdd, Keys: joindoc.KeyMap{{Node: "master", Keys: []string{strings.TrimSpace(string(pub))}}}}}), false)
+	res := run(t, Planner(cfg, cleanupDoc()), false)
+	if len(res.Kept) != 0 {
+		t.Errorf("kept %+v; want nothing", res.Kept)
+	}
 	if got := tree(t, cfg); got != before {
 		t.Errorf("after node-cleanup the tree differs:\ngot:\n%s\nwant:\n%s", got, before)
 	}

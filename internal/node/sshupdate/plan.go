@@ -12,6 +12,7 @@ import (
 	"github.com/nodejoin/nodejoin/internal/apply"
 	"github.com/nodejoin/nodejoin/internal/joindoc"
 	"github.com/nodejoin/nodejoin/internal/jsondoc"
+	"github.com/nodejoin/nodejoin/internal/node/joinrecord"
 	"github.com/nodejoin/nodejoin/internal/node/nodestate"
 	"github.com/nodejoin/nodejoin/internal/nodeconf"
 	"github.com/nodejoin/nodejoin/internal/problem"
@@ -32,10 +33,13 @@ type generated struct {
 	private, public []byte
 }
 
-// Planner plans the node from doc each time it is called (apply.Run).
+// Planner plans the node from doc each time it is called (apply.Run). What
+// it writes goes into the node's join record, if there is one, so that
+// node-cleanup takes a rotation's keys for the cluster's, not the
+// operator's.
 func Planner(cfg *nodeconf.Config, doc *joindoc.SSHUpdate) apply.Planner {
 	made := &generated{}
-	return func() (*apply.Plan, error) { return newPlan(cfg, doc, made) }
+	return joinrecord.Planner(cfg, doc.ClusterName, func() (*apply.Plan, error) { return newPlan(cfg, doc, made) }, false)
 }
 
 // newPlan checks the document against the node and builds the plan; every
@@ -121,6 +125,7 @@ func newPlan(cfg *nodeconf.Config, doc *joindoc.SSHUpdate, made *generated) (*ap
 	}
 	if item != nil {
 		p.Items = append(p.Items, *item)
+		p.Merged = append(p.Merged, item.NodePath)
 	}
 	return p, nil
 }

@@ -9,6 +9,7 @@ import (
 	"github.com/nodejoin/nodejoin/internal/apply"
 	"github.com/nodejoin/nodejoin/internal/certs"
 	"github.com/nodejoin/nodejoin/internal/joindoc"
+	"github.com/nodejoin/nodejoin/internal/node/joinrecord"
 	"github.com/nodejoin/nodejoin/internal/node/nodestate"
 	"github.com/nodejoin/nodejoin/internal/nodeconf"
 	"github.com/nodejoin/nodejoin/internal/problem"
@@ -24,10 +25,11 @@ const certMode = 0o440
 
 // Planner plans the node from doc each time it is called (apply.Run). The
 // certificate its first plan made is kept for the plan made again under
-// the lock: made once per run, never under the lock.
+// the lock: made once per run, never under the lock. What it writes goes
+// into the node's join record, if there is one (as ssh-update's).
 func Planner(cfg *nodeconf.Config, doc *joindoc.SSLUpdate) apply.Planner {
 	var made []byte
-	return func() (*apply.Plan, error) { return newPlan(cfg, doc, &made) }
+	return joinrecord.Planner(cfg, doc.ClusterName, func() (*apply.Plan, error) { return newPlan(cfg, doc, &made) }, false)
 }
 
 // newPlan checks the document as Ganeti's tool does (the cluster name, then
