@@ -251,7 +251,9 @@ func TestPlan(t *testing.T) {
 		"node-daemon-setup >v1.2.0 " + filepath.Join(target, "node-daemon-setup"),
 		"noded v1.1.0>v1.2.0 " + filepath.Join(other, "noded"),
 		"node-join v1.3.0>v1.2.0 " + filepath.Join(other, "node-join"),
-		"callback-setup >v1.2.0 " + filepath.Join(target, "callback-setup"),
+	}
+	for _, name := range Programs[4:] { // callback-setup and after: missing
+		want = append(want, name+" >v1.2.0 "+filepath.Join(target, name))
 	}
 	if !slices.Equal(got, want) {
 		t.Errorf("plan:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))

@@ -18,7 +18,7 @@ import (
 // Programs are the node-side programs --install puts on a node: the
 // nodejoin-node package's, in tools/programs' order (dist's
 // TestInstallProgramsArePackaged keeps the two lists equal).
-var Programs = []string{"prepare-node-join", "node-daemon-setup", "noded", "node-join", "callback-setup"}
+var Programs = []string{"prepare-node-join", "node-daemon-setup", "noded", "node-join", "callback-setup", "node-cleanup", "ssh-update", "ssl-update", "join-advertise"}
 
 // DefaultDir is where the nodejoin-master package ships the node-side
 // programs for --install (doc/packaging.md).
