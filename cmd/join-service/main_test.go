@@ -23,6 +23,7 @@ import (
 	"golang.org/x/crypto/ssh"
 
 	"github.com/nodejoin/nodejoin/cmd/internal/cli"
+	"github.com/nodejoin/nodejoin/internal/fixture"
 	"github.com/nodejoin/nodejoin/internal/joinapi"
 	"github.com/nodejoin/nodejoin/internal/master/clusterinit"
 )
@@ -107,12 +108,11 @@ func TestScripts(t *testing.T) {
 }
 
 func freePort(ts interface{ Fatalf(string, ...any) }) int {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	p, err := fixture.FreePort()
 	if err != nil {
 		ts.Fatalf("%v", err)
 	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port
+	return p
 }
 
 func newRootKey(ts *testscript.TestScript) string {

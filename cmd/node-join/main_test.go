@@ -89,7 +89,7 @@ func TestScripts(t *testing.T) {
 	bin := buildMaster(t)
 	t.Cleanup(func() { os.RemoveAll(bin) })
 	cmds := fixture.Cmds()
-	cmds["freeport"] = cmdFreePort
+	cmds["freeport"] = fixture.CmdFreePort
 	cmds["waitsock"] = cmdWait("unix")
 	cmds["waitfile"] = cmdWait("")
 	cmds["token"] = cmdToken
@@ -108,16 +108,6 @@ func TestScripts(t *testing.T) {
 			return fixture.Setup(env)
 		},
 	})
-}
-
-func cmdFreePort(ts *testscript.TestScript, neg bool, args []string) {
-	if neg || len(args) != 1 {
-		ts.Fatalf("usage: freeport VAR")
-	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	ts.Check(err)
-	defer ln.Close()
-	ts.Setenv(args[0], strconv.Itoa(ln.Addr().(*net.TCPAddr).Port))
 }
 
 func cmdWait(network string) func(ts *testscript.TestScript, neg bool, args []string) {

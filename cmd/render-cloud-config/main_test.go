@@ -71,7 +71,7 @@ func TestScripts(t *testing.T) {
 	bin := buildMaster(t)
 	t.Cleanup(func() { os.RemoveAll(bin) })
 	cmds := fixture.Cmds()
-	cmds["freeport"] = cmdFreePort
+	cmds["freeport"] = fixture.CmdFreePort
 	cmds["waitsock"] = cmdWaitSock
 	cmds["input"] = cmdInput
 	cmds["fetch"] = cmdFetch
@@ -86,16 +86,6 @@ func TestScripts(t *testing.T) {
 			return nil
 		},
 	})
-}
-
-func cmdFreePort(ts *testscript.TestScript, neg bool, args []string) {
-	if neg || len(args) != 1 {
-		ts.Fatalf("usage: freeport VAR")
-	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	ts.Check(err)
-	defer ln.Close()
-	ts.Setenv(args[0], strconv.Itoa(ln.Addr().(*net.TCPAddr).Port))
 }
 
 func cmdWaitSock(ts *testscript.TestScript, neg bool, args []string) {
