@@ -14,6 +14,7 @@ import (
 
 	"github.com/nodejoin/nodejoin/internal/certs"
 	"github.com/nodejoin/nodejoin/internal/fakessh"
+	"github.com/nodejoin/nodejoin/internal/fixture"
 	"github.com/nodejoin/nodejoin/internal/joindoc"
 	"github.com/nodejoin/nodejoin/internal/master/cluster"
 	"github.com/nodejoin/nodejoin/internal/master/clusterinit"
@@ -48,12 +49,12 @@ func setup(t *testing.T) (*cluster.Cluster, *fakessh.Fake, Options) {
 var nodeKey = fakessh.HostKey{Type: "ssh-ed25519", Base64: "AAAAC3NzaC1lZDI1NTE5AAAAIDTE4zJxGk8D1oXz+xq0WbMz0sQ2kKpLrYtH3mN6c2dE"}
 
 func freePort(t *testing.T) int {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
+	t.Helper()
+	p, err := fixture.FreePort()
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
+	return p
 }
 
 // prepareOK is a prepare-node-join that keeps its input and reports the

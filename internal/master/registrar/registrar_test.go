@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -15,6 +14,7 @@ import (
 	"time"
 
 	"github.com/nodejoin/nodejoin/internal/advert"
+	"github.com/nodejoin/nodejoin/internal/fixture"
 	"github.com/nodejoin/nodejoin/internal/master/slotstore"
 )
 
@@ -563,12 +563,12 @@ func startEtcd(t *testing.T) string {
 }
 
 func freePort(t testing.TB) int {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	t.Helper()
+	p, err := fixture.FreePort()
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port
+	return p
 }
 
 // A flood of new names stops at MaxRecords; known names still update.
