@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nodejoin/nodejoin/internal/master/install"
 	"github.com/nodejoin/nodejoin/qa/clusterlab"
 	"github.com/nodejoin/nodejoin/qa/harness"
 )
@@ -96,8 +97,8 @@ func TestDebianPackagesJoin(t *testing.T) {
 			got[res.Node] = len(res.Installed)
 		}
 	}
-	if got[bare.Name] != 5 || got[node.Name] != 0 {
-		t.Errorf("node-add --install installed %v programs, want 5 on %s and none on %s:\n%s", got, bare.Name, node.Name, r.Stdout)
+	if got[bare.Name] != len(install.Programs) || got[node.Name] != 0 {
+		t.Errorf("node-add --install installed %v programs, want %d on %s and none on %s:\n%s", got, len(install.Programs), bare.Name, node.Name, r.Stdout)
 	}
 	for _, p := range []string{"prepare-node-join", "noded", "callback-setup"} {
 		// The package's /usr is the master's own overlay: read it inside.

@@ -31,7 +31,9 @@ func ListenAdmin(path string) (net.Listener, error) {
 			return nil, fmt.Errorf("%s: %w", path, ErrRunning)
 		}
 	}
-	tmp := filepath.Join(dir, fmt.Sprintf(".%s.%d", filepath.Base(path), os.Getpid()))
+	// Shorter than the final name, so a path that fits sun_path
+	// (108 bytes) fits while it is made.
+	tmp := filepath.Join(dir, fmt.Sprintf(".%d.sock", os.Getpid()))
 	_ = os.Remove(tmp)
 	ln, err := net.Listen("unix", tmp)
 	if err != nil {
