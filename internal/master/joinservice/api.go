@@ -167,19 +167,27 @@ func (s *Service) documents(c *cluster.Cluster, slot slotstore.Slot, name, peerI
 		Config: slot.Config, ConfigRevision: slot.ConfigRevision, Params: slot.Params, Expires: slot.Expires}, nil
 }
 
-// fetch: GET /v1/slots/{uuid} with the secret consumes one use and
-// answers both documents and the config.
-func (s *Service) fetch(w http.ResponseWriter, r *http.Request) {
-	ev := Event{Event: "fetch"}
-	uuid, err := slotID(r)
-	if err != nil {
-		s.refuse(w, r, ev, err)
-		return
+// slotCredentials is a slot request's uuid (also put in ev) and the
+// secret of its Authorization header.
+func slotCredentials(r *http.Request, ev *Event) (uuid, secret string, err error) {
+	if uuid, err = slotID(r); err != nil {
+		return "", "", err
 	}
 	ev.Slot = uuid
 	secret, ok := bearer(r)
 	if !ok {
-		s.refuse(w, r, ev, unauthorized("no secret in the Authorization header"))
+		return "", "", unauthorized("no secret in the Authorization header")
+	}
+	return uuid, secret, nil
+}
+
+// fetch: GET /v1/slots/{uuid} with the secret consumes one use and
+// answers both documents and the config.
+func (s *Service) fetch(w http.ResponseWriter, r *http.Request) {
+	ev := Event{Event: "fetch"}
+	uuid, secret, err := slotCredentials(r, &ev)
+	if err != nil {
+		s.refuse(w, r, ev, err)
 		return
 	}
 	c, err := s.cluster()
@@ -267,15 +275,9 @@ func (s *Service) answerDocuments(w http.ResponseWriter, r *http.Request, ev Eve
 // "joined", the master records the node and pushes ssconf.
 func (s *Service) report(w http.ResponseWriter, r *http.Request) {
 	ev := Event{Event: "report"}
-	uuid, err := slotID(r)
+	uuid, secret, err := slotCredentials(r, &ev)
 	if err != nil {
 		s.refuse(w, r, ev, err)
-		return
-	}
-	ev.Slot = uuid
-	secret, ok := bearer(r)
-	if !ok {
-		s.refuse(w, r, ev, unauthorized("no secret in the Authorization header"))
 		return
 	}
 	var req joinapi.StatusRequest
@@ -386,15 +388,9 @@ func sameKey(a, b string) bool {
 // config once its revision is newer than REV, or 304 when the wait ends.
 func (s *Service) pollConfig(w http.ResponseWriter, r *http.Request) {
 	ev := Event{Event: "config"}
-	uuid, err := slotID(r)
+	uuid, secret, err := slotCredentials(r, &ev)
 	if err != nil {
 		s.refuse(w, r, ev, err)
-		return
-	}
-	ev.Slot = uuid
-	secret, ok := bearer(r)
-	if !ok {
-		s.refuse(w, r, ev, unauthorized("no secret in the Authorization header"))
 		return
 	}
 	q := r.URL.Query()

@@ -57,15 +57,9 @@ func reachable(ctx context.Context, ip string, port int) bool {
 // callback-setup needs.
 func (s *Service) callbackGrant(w http.ResponseWriter, r *http.Request) {
 	ev := Event{Event: "callback"}
-	uuid, err := slotID(r)
+	uuid, secret, err := slotCredentials(r, &ev)
 	if err != nil {
 		s.refuse(w, r, ev, err)
-		return
-	}
-	ev.Slot = uuid
-	secret, ok := bearer(r)
-	if !ok {
-		s.refuse(w, r, ev, unauthorized("no secret in the Authorization header"))
 		return
 	}
 	var req joinapi.CallbackRequest
