@@ -24,7 +24,8 @@ Create the cluster on this master: the cluster certificate (server.pem), the
 master's client certificate (client.pem), hmac.key, the ssconf files, the
 cluster SSH host keys (this host's, an ed25519 key is made if it has none),
 root's key pair, ganeti_pub_keys, the cluster known_hosts and the toolkit's
-settings (cluster.json). An existing cluster is refused unless --force.`
+settings (cluster.json). An existing cluster is refused unless --force, and --force is refused
+while nodes are recorded (cluster-renew renews their keys in place).`
 
 type flags struct {
 	cli.Flags
@@ -45,7 +46,7 @@ func run(env *cli.Env, args []string) error {
 	fs.IntVar(&f.o.SSHKeyBits, "ssh-key-bits", 0, "`BITS` of root's key pair (default the type's: rsa 2048, ecdsa and ed25519 256)")
 	fs.IntVar(&f.o.NodeDaemonPort, "node-daemon-port", nodeconf.DefaultNodeDaemonPort, "`PORT` of the node daemon on every node")
 	fs.IntVar(&f.days, "certificate-days", 1825, "validity of the cluster certificate in `DAYS`")
-	fs.BoolVar(&f.o.Force, "force", false, "replace an existing cluster (the host keys and root's key are kept)")
+	fs.BoolVar(&f.o.Force, "force", false, "replace an existing cluster that has no node recorded but the master (the host keys and root's key are kept)")
 	fs.StringVar(&f.output, "output", "text", "`FORMAT` of the report: text or json")
 	cli.Values(fs, "output", "text", "json")
 	if err := cli.Parse(env, fs, &f.Flags, args); err != nil {

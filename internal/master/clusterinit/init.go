@@ -9,6 +9,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io/fs"
 	"log/slog"
@@ -30,6 +31,39 @@ import (
 	"github.com/nodejoin/nodejoin/internal/version"
 )
 
+// hintRenew names what renews an existing cluster's keys in place.
+const hintRenew = "to renew this cluster's keys without stranding its nodes, run cluster-renew --new-host-keys --new-hmac-key"
+
+// recordedNodes are the nodes of ssconf node_list but the cluster's master
+// (ssconf master_node); none when there is no node_list.
+func recordedNodes(cfg *nodeconf.Config) ([]string, error) {
+	read := func(key string) (string, error) {
+		v, err := ssconf.Read(cfg.Path(ssconf.Path(cfg.DataDir, key)))
+		if errors.Is(err, fs.ErrNotExist) {
+			return "", nil
+		}
+		if err != nil {
+			return "", fmt.Errorf("reading ssconf %s: %w", key, err)
+		}
+		return v, nil
+	}
+	list, err := read("node_list")
+	if err != nil {
+		return nil, err
+	}
+	master, err := read("master_node")
+	if err != nil {
+		return nil, err
+	}
+	var out []string
+	for _, n := range ssconf.Lines(list) {
+		if n != master {
+			out = append(out, n)
+		}
+	}
+	return out, nil
+}
+
 // InitOptions describe a new cluster.
 type InitOptions struct {
 	Root           string
@@ -41,7 +75,7 @@ type InitOptions struct {
 	SSHKeyBits     int    // 0: the type's default
 	NodeDaemonPort int    // default nodeconf.DefaultNodeDaemonPort
 	CertValidity   time.Duration
-	Force          bool // replace an existing cluster
+	Force          bool // replace an existing cluster that has no recorded node but the master
 }
 
 // File is one file of a plan as the transaction compares it with the
@@ -114,8 +148,21 @@ func PlanInit(o InitOptions) (*InitPlan, error) {
 	}
 	if cluster.Exists(cfg) && !o.Force {
 		return nil, problem.Reject(cluster.SettingsPath(cfg), "a cluster already exists on this master").
-			WithHint("to give this cluster new SSH host keys without stranding its nodes, run cluster-renew --new-host-keys",
-				"--force makes another cluster here (new certificate and hmac key, the host keys kept): every node of this one then refuses its certificate and must leave this cluster first")
+			WithHint(hintRenew,
+				"--force makes another cluster here (new certificate and hmac key, the host keys kept), and only while no node is recorded: the nodes would refuse its certificate")
+	}
+	if o.Force {
+		// Another cluster would strand every recorded node: each refuses
+		// a certificate of another key (nodestate.CheckCertificate).
+		nodes, err := recordedNodes(cfg)
+		if err != nil {
+			return nil, err
+		}
+		if len(nodes) > 0 {
+			return nil, problem.Reject("--force", "this cluster has %d recorded nodes besides the master (%s): another cluster would strand them",
+				len(nodes), strings.Join(nodes, ", ")).
+				WithHint(hintRenew, "to make another cluster anyway, remove the nodes first (node-remove NODE)")
+		}
 	}
 
 	p := &InitPlan{cfg: cfg, HostKeyFingerprints: map[string]string{}}

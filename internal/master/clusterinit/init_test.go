@@ -91,6 +91,29 @@ func TestInit(t *testing.T) {
 	}
 }
 
+// TestForceRefusedWithNodes: --force would make another cluster whose
+// certificate every recorded node refuses; with a node recorded it is
+// refused, names cluster-renew, and changes nothing.
+func TestForceRefusedWithNodes(t *testing.T) {
+	root, _ := initCluster(t)
+	list := filepath.Join(root, "var/lib/ganeti/ssconf_node_list")
+	if err := os.WriteFile(list, []byte("master.example.org\nnode1.example.org\n"), 0o444); err != nil {
+		t.Fatal(err)
+	}
+	server, _ := os.ReadFile(filepath.Join(root, "var/lib/ganeti/server.pem"))
+	_, err := clusterinit.PlanInit(clusterinit.InitOptions{Root: root, ClusterName: "c2.example.org", MasterNode: "master.example.org", Force: true})
+	var rej *problem.RejectedError
+	if !asRejected(err, &rej) || !strings.Contains(err.Error(), "--force: this cluster has 1 recorded nodes besides the master (node1.example.org)") {
+		t.Fatalf("err = %v", err)
+	}
+	if h := strings.Join(problem.Hints(err), "\n"); !strings.Contains(h, "cluster-renew --new-host-keys --new-hmac-key") {
+		t.Errorf("hints %q name no cluster-renew", h)
+	}
+	if b, _ := os.ReadFile(filepath.Join(root, "var/lib/ganeti/server.pem")); string(b) != string(server) {
+		t.Error("the refused --force changed server.pem")
+	}
+}
+
 func asRejected(err error, rej **problem.RejectedError) bool {
 	var r *problem.RejectedError
 	ok := errors.As(err, &r)
