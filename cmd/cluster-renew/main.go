@@ -1,7 +1,7 @@
-// Cluster-renew rotates the cluster's SSH host keys and hmac key, with a
-// window in which
-// a recorded node may present the old host keys or the new, so that joins
-// running meanwhile never fail. See doc/cluster-renew.8.md.
+// Cluster-renew rotates the cluster's SSH host keys, hmac key and cluster
+// certificate, with a window in which a recorded node may present the old
+// keys or the new, so that joins running meanwhile never fail. See
+// doc/cluster-renew.8.md.
 package main
 
 import (
@@ -23,13 +23,15 @@ import (
 
 func main() { os.Exit(cli.Main("cluster-renew", os.Args[1:], run)) }
 
-const usage = `Usage: cluster-renew [--new-host-keys] [--new-hmac-key] [--window DURATION] [flags]
+const usage = `Usage: cluster-renew [--new-host-keys] [--new-hmac-key] [--new-cluster-certificate] [--window DURATION] [flags]
        cluster-renew [--finish] [flags]
 
-Rotate the cluster's SSH host keys and/or its hmac key: make new ones, give
-them to this master, and join every recorded node again with them (one SSH connection per node,
-as node-add). Until the window ends a recorded node may present the old keys
-or the new (node-add, cluster-renew); after it only the new. Each step is
+Rotate the cluster's SSH host keys, its hmac key and/or its certificate
+(server.pem): make new ones, give them to this master, and join every
+recorded node again with them (one SSH connection per node, as node-add).
+Until the window ends a recorded node may present the old keys or the new,
+and the old certificate or the new (node-add, cluster-renew, node-list
+--check, node daemons, join-service's pins); after it only the new. Each step is
 recorded first, so running cluster-renew again finishes an interrupted
 rotation. --finish closes the window now, once every node is on the new keys.
 Prints a JSON report. Exit status: 0 done, 1 a node is not on the new keys
@@ -41,7 +43,8 @@ func run(env *cli.Env, args []string) error {
 	root := fs.String("root", "/", "the master's state is under `DIR` (tests and QA)")
 	hostKeys := fs.Bool("new-host-keys", false, "start a rotation of the cluster's SSH host keys")
 	hmacKey := fs.Bool("new-hmac-key", false, "start a rotation of the cluster's hmac key")
-	window := fs.Duration("window", time.Hour, "`DURATION` from the start in which the old host keys are still accepted")
+	certificate := fs.Bool("new-cluster-certificate", false, "start a rotation of the cluster certificate (server.pem) and the master's client certificate")
+	window := fs.Duration("window", time.Hour, "`DURATION` from the start in which the old host keys and certificate are still accepted")
 	finish := fs.Bool("finish", false, "close the window at the end of this run (once every node is on the new keys)")
 	sshPort := fs.Int("ssh-port", 0, "SSH `PORT` of the nodes (default from ssh_config, else 22)")
 	sshUser := fs.String("ssh-user", "root", "log in as `USER`")
@@ -92,15 +95,16 @@ func run(env *cli.Env, args []string) error {
 			Timeout:           *timeout,
 			Log:               env.Log,
 		},
-		NewHostKeys: *hostKeys,
-		NewHMACKey:  *hmacKey,
-		Window:      *window,
-		Finish:      *finish,
-		Parallel:    *parallel,
-		Log:         env.Log,
+		NewHostKeys:           *hostKeys,
+		NewHMACKey:            *hmacKey,
+		NewClusterCertificate: *certificate,
+		Window:                *window,
+		Finish:                *finish,
+		Parallel:              *parallel,
+		Log:                   env.Log,
 		Progress: func(r *join.Result) {
 			if r.OK {
-				fmt.Fprintf(env.Stderr, "cluster-renew: %s: on the new host keys (%.1fs)\n", r.Node, r.Seconds)
+				fmt.Fprintf(env.Stderr, "cluster-renew: %s: on the new keys (%.1fs)\n", r.Node, r.Seconds)
 				return
 			}
 			cli.PrintWarning(env.Stderr, "cluster-renew", fmt.Sprintf("%s: %s: %s", r.Node, r.Step, r.Message))

@@ -1,10 +1,12 @@
 package certs
 
 import (
+	"bytes"
 	"crypto/tls"
 	"crypto/x509"
 	"errors"
 	"fmt"
+	"time"
 )
 
 // CipherSuites are the TLS 1.2 suites both sides offer: forward secret
@@ -45,6 +47,30 @@ func ServerTLSConfig(server *KeyPair) *tls.Config {
 	}
 }
 
+// ServerTLSConfigWindow is ServerTLSConfig that, while w is open, also
+// accepts clients whose certificate the previous cluster key signed (a
+// rotation's window: nodes and a master not on the new certificate yet).
+// It presents the new certificate only: the master trusts both during the
+// window (ClientTLSConfigAny). Each handshake asks the clock, so the old clients are refused from
+// w.Until on without a restart.
+func ServerTLSConfigWindow(server *KeyPair, w *Window) *tls.Config {
+	cfg := ServerTLSConfig(server)
+	if w == nil || w.Previous == nil {
+		return cfg
+	}
+	both := cfg.Clone()
+	both.ClientCAs = x509.NewCertPool()
+	both.ClientCAs.AddCert(server.Cert)
+	both.ClientCAs.AddCert(w.Previous)
+	cfg.GetConfigForClient = func(*tls.ClientHelloInfo) (*tls.Config, error) {
+		if w.Open(time.Now()) {
+			return both, nil
+		}
+		return nil, nil
+	}
+	return cfg
+}
+
 // ClientTLSConfig is the TLS configuration for calling a node daemon: it
 // presents the node's client certificate and trusts a server only if its
 // certificate is the cluster certificate or one it signed.
@@ -56,16 +82,27 @@ func ServerTLSConfig(server *KeyPair) *tls.Config {
 // the only root, at the current time. VerifyConnection, unlike
 // VerifyPeerCertificate, also runs on resumed sessions.
 func ClientTLSConfig(cluster *x509.Certificate, client *KeyPair) *tls.Config {
+	return ClientTLSConfigAny([]*x509.Certificate{cluster}, []*KeyPair{client})
+}
+
+// ClientTLSConfigAny is ClientTLSConfig for a rotation's window: a server
+// is trusted if its certificate chains to any of clusters, and of
+// clients the first whose issuer the server names among the CAs it
+// accepts is presented (the first if it names none). A node daemon not on
+// the new cluster certificate yet accepts only the client certificate the
+// old key signed, and lists only the old certificate's subject.
+func ClientTLSConfigAny(clusters []*x509.Certificate, clients []*KeyPair) *tls.Config {
 	roots := x509.NewCertPool()
-	roots.AddCert(cluster)
-	return &tls.Config{
-		MinVersion:   tls.VersionTLS12,
-		CipherSuites: CipherSuites,
-		Certificates: []tls.Certificate{{
-			Certificate: [][]byte{client.Cert.Raw},
-			PrivateKey:  client.Key,
-			Leaf:        client.Cert,
-		}},
+	for _, c := range clusters {
+		roots.AddCert(c)
+	}
+	chains := make([]tls.Certificate, len(clients))
+	for i, c := range clients {
+		chains[i] = tls.Certificate{Certificate: [][]byte{c.Cert.Raw}, PrivateKey: c.Key, Leaf: c.Cert}
+	}
+	cfg := &tls.Config{
+		MinVersion:         tls.VersionTLS12,
+		CipherSuites:       CipherSuites,
 		InsecureSkipVerify: true, //nolint:gosec // VerifyConnection checks against the cluster certificate
 		VerifyConnection: func(cs tls.ConnectionState) error {
 			if len(cs.PeerCertificates) == 0 {
@@ -86,4 +123,19 @@ func ClientTLSConfig(cluster *x509.Certificate, client *KeyPair) *tls.Config {
 			return nil
 		},
 	}
+	if len(chains) == 1 {
+		cfg.Certificates = chains
+		return cfg
+	}
+	cfg.GetClientCertificate = func(cri *tls.CertificateRequestInfo) (*tls.Certificate, error) {
+		for i, c := range clients {
+			for _, ca := range cri.AcceptableCAs {
+				if bytes.Equal(ca, c.Cert.RawIssuer) {
+					return &chains[i], nil
+				}
+			}
+		}
+		return &chains[0], nil
+	}
+	return cfg
 }

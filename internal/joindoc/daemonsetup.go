@@ -18,6 +18,8 @@ type DaemonSetup struct {
 	// NodeDaemonPort is nodejoin's own key (0: absent, as from a Ganeti
 	// master): the port the master reaches the node daemon on.
 	NodeDaemonPort int `json:"node_daemon_port,omitempty"`
+	// CertificateRenewal: as in Prepare.
+	CertificateRenewal *CertificateRenewal `json:"cluster_certificate_renewal,omitempty"`
 }
 
 // DecodeDaemonSetup reads and checks a node-daemon-setup document.

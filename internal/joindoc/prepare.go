@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"time"
 
 	"github.com/nodejoin/nodejoin/internal/jsondoc"
 	"github.com/nodejoin/nodejoin/schemas"
@@ -18,6 +19,19 @@ type Prepare struct {
 	AuthorizedKeys        map[string][]string `json:"authorized_keys,omitempty"`
 	SSHKeyType            string              `json:"ssh_key_type,omitempty"`
 	SSHKeyBits            int                 `json:"ssh_key_bits,omitempty"`
+	// CertificateRenewal is nodejoin's own key (nil: absent, as from a
+	// Ganeti master).
+	CertificateRenewal *CertificateRenewal `json:"cluster_certificate_renewal,omitempty"`
+}
+
+// CertificateRenewal comes with a new cluster certificate during its
+// rotation (cluster-renew): the certificate it replaces and the proof,
+// made with the replaced key, that lets a node holding that key take the
+// new one (nodestate.CheckCertificate).
+type CertificateRenewal struct {
+	PreviousCertificate string    `json:"previous_certificate"`
+	Proof               string    `json:"proof"`
+	WindowEnd           time.Time `json:"window_end"`
 }
 
 // KeyTriple is one key pair as Ganeti sends it: the JSON array

@@ -31,6 +31,12 @@ const (
 	PubKeys    = "ganeti_pub_keys" // the nodes' root public keys (master only)
 )
 
+// CertificateRenewal is, in the state directory, the window of a rotation
+// of the cluster certificate as node-daemon-setup was given it
+// (joindoc.CertificateRenewal): until its end the node daemon also accepts
+// clients of the previous cluster certificate.
+const CertificateRenewal = "certificate-renewal.json"
+
 // DefaultNodeDaemonPort is Ganeti's noded port (constants.DEFAULT_NODED_PORT).
 const DefaultNodeDaemonPort = 1811
 

@@ -27,8 +27,15 @@ type Client struct {
 // NewClient returns a client for the cluster certificate and the master's
 // client key pair.
 func NewClient(cluster *x509.Certificate, client *certs.KeyPair) *Client {
+	return NewClientAny([]*x509.Certificate{cluster}, []*certs.KeyPair{client})
+}
+
+// NewClientAny is NewClient for a rotation of the cluster certificate: a
+// daemon presenting any of clusters is trusted, and of clients the one it
+// asks for is presented (certs.ClientTLSConfigAny).
+func NewClientAny(clusters []*x509.Certificate, clients []*certs.KeyPair) *Client {
 	tr := &http.Transport{
-		TLSClientConfig:     certs.ClientTLSConfig(cluster, client),
+		TLSClientConfig:     certs.ClientTLSConfigAny(clusters, clients),
 		TLSHandshakeTimeout: 5 * time.Second,
 		DisableKeepAlives:   true,
 		Proxy:               nil,

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"strings"
+	"time"
 
 	"github.com/nodejoin/nodejoin/internal/certs"
 	"github.com/nodejoin/nodejoin/internal/joindoc"
@@ -27,7 +28,12 @@ func (c *Cluster) PrepareDoc() (*joindoc.Prepare, error) {
 	if len(hostKeys) == 0 {
 		return nil, fmt.Errorf("no SSH host keys in %s", c.Config.Path(c.Config.SSHConfigDir))
 	}
+	renewal, err := c.certificateRenewal(serverPEM)
+	if err != nil {
+		return nil, err
+	}
 	doc := &joindoc.Prepare{
+		CertificateRenewal:    renewal,
 		ClusterName:           c.Settings.ClusterName,
 		NodeDaemonCertificate: certificateOnly(serverPEM),
 		AuthorizedKeys:        map[string][]string{},
@@ -95,7 +101,12 @@ func (c *Cluster) DaemonSetupDoc(node, ip string) (*joindoc.DaemonSetup, error) 
 		return nil, err
 	}
 	withNode(values, node, ip)
+	renewal, err := c.certificateRenewal(serverPEM)
+	if err != nil {
+		return nil, err
+	}
 	return &joindoc.DaemonSetup{
+		CertificateRenewal:    renewal,
 		ClusterName:           c.Settings.ClusterName,
 		NodeDaemonCertificate: string(serverPEM),
 		HMACKey:               string(hmac),
@@ -140,7 +151,10 @@ func contains(list []string, s string) bool {
 // Ssconf is the master's ssconf as it sends it to nodes: every value of
 // its data directory, with the master's line of master_candidates_certs
 // naming its client.pem as it is now, so that nodes keep accepting the
-// master's writes whatever an older file says.
+// master's writes whatever an older file says. During the window of a
+// rotation of the cluster certificate the master's previous client
+// certificate is listed too, as BootstrapCandidate: node daemons not on
+// the new certificate yet see only that one.
 func (c *Cluster) Ssconf() (map[string]string, error) {
 	values, err := c.ReadSsconf()
 	if err != nil {
@@ -150,9 +164,15 @@ func (c *Cluster) Ssconf() (map[string]string, error) {
 }
 
 func (c *Cluster) withMasterCert(values map[string]string) error {
-	v, err := ssconf.WithCandidateCert(values[ssconf.CandidateCertsKey], c.Settings.MasterNode, certs.Digest(c.Client.Cert))
+	_, client := c.currentPairs()
+	v, err := ssconf.WithCandidateCert(values[ssconf.CandidateCertsKey], c.Settings.MasterNode, certs.Digest(client.Cert))
 	if err != nil {
 		return fmt.Errorf("%s: %w", c.Config.Path(ssconf.Path(c.Config.DataDir, ssconf.CandidateCertsKey)), err)
+	}
+	if d := c.bootstrapDigest(time.Now()); d != "" {
+		if v, err = ssconf.WithCandidateCert(v, BootstrapCandidate, d); err != nil {
+			return err
+		}
 	}
 	values[ssconf.CandidateCertsKey] = v
 	return nil

@@ -53,6 +53,18 @@ type Renewal struct {
 	NewHMAC string `json:"new_hmac,omitempty"`
 	// Done are the nodes brought onto the new keys.
 	Done []string `json:"done"`
+	// Certificate says the rotation renews the cluster certificate:
+	// NewServer is the new server.pem (key and certificate) until the
+	// master's file holds it; OldCertificate the certificate it replaces
+	// (PEM, certificate only); OldClient the master's client.pem it
+	// replaces, presented to node daemons on the old certificate during
+	// the window; CertificateProof the proof, made with the old key, that
+	// nodes take the new one by (certs.NewRenewalProof).
+	Certificate      bool   `json:"certificate,omitempty"`
+	NewServer        string `json:"new_server,omitempty"`
+	OldCertificate   string `json:"old_certificate,omitempty"`
+	OldClient        string `json:"old_client,omitempty"`
+	CertificateProof string `json:"certificate_proof,omitempty"`
 }
 
 // MarshalJSON is the default one: HostKeyPair has no tags.

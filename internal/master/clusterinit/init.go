@@ -32,7 +32,7 @@ import (
 )
 
 // hintRenew names what renews an existing cluster's keys in place.
-const hintRenew = "to renew this cluster's keys without stranding its nodes, run cluster-renew --new-host-keys --new-hmac-key"
+const hintRenew = "to renew this cluster's keys without stranding its nodes, run cluster-renew --new-host-keys --new-hmac-key --new-cluster-certificate"
 
 // recordedNodes are the nodes of ssconf node_list but the cluster's master
 // (ssconf master_node); none when there is no node_list.

@@ -106,7 +106,7 @@ func TestForceRefusedWithNodes(t *testing.T) {
 	if !asRejected(err, &rej) || !strings.Contains(err.Error(), "--force: this cluster has 1 recorded nodes besides the master (node1.example.org)") {
 		t.Fatalf("err = %v", err)
 	}
-	if h := strings.Join(problem.Hints(err), "\n"); !strings.Contains(h, "cluster-renew --new-host-keys --new-hmac-key") {
+	if h := strings.Join(problem.Hints(err), "\n"); !strings.Contains(h, "cluster-renew --new-host-keys --new-hmac-key --new-cluster-certificate") {
 		t.Errorf("hints %q name no cluster-renew", h)
 	}
 	if b, _ := os.ReadFile(filepath.Join(root, "var/lib/ganeti/server.pem")); string(b) != string(server) {

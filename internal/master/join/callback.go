@@ -82,7 +82,7 @@ func tunnelFailure(err error, node string, port int) *failure {
 // closed first. A node behind a callback: over conn, forwarded to the
 // node's own 127.0.0.1, so conn stays open until the caller closes it.
 func nodedClient(ctx context.Context, o Options, conn *sshrun.Conn, tunnel int, node, ip string, port int) (*noded.Client, string, error) {
-	client := noded.NewClient(o.Cluster.Server.Cert, o.Cluster.Client)
+	client := o.Cluster.NodedClient()
 	if tunnel == 0 {
 		_ = conn.Close() // done with SSH before waiting for noded
 		return client, net.JoinHostPort(ip, fmt.Sprint(port)), nil

@@ -288,7 +288,7 @@ func join(ctx context.Context, o Options, node string, res *Result, a *attempt) 
 	pres, err := runProgram(ctx, conn, StepPrepare, append([]string{o.PrepareProgram}, o.RemoteArgs...), prepJSON)
 	timed(StepPrepare, t)
 	if err != nil {
-		return err
+		return staleOr(o.Cluster, prep, setup, err)
 	}
 	if pres.RootPublicKey == "" {
 		return fail(StepPrepare, "the result names no root public key")
@@ -318,7 +318,7 @@ func join(ctx context.Context, o Options, node string, res *Result, a *attempt) 
 	sres, err := runProgram(ctx, conn, StepSetup, append([]string{o.SetupProgram}, o.RemoteArgs...), setupJSON)
 	timed(StepSetup, t)
 	if err != nil {
-		return err
+		return staleOr(o.Cluster, prep, setup, err)
 	}
 	res.Changed = res.Changed || sres.Changed
 	if tunnel != 0 {

@@ -14,10 +14,10 @@ import (
 	"github.com/nodejoin/nodejoin/internal/nodeconf"
 )
 
-// errStale says the master's host keys or hmac key changed while a join
-// ran (cluster-renew): the node may now hold the old ones, written after
-// cluster-renew gave it the new, so the join is made again with the
-// master's current documents.
+// errStale says the master's host keys, hmac key or cluster certificate
+// changed while a join ran (cluster-renew): the node may now hold the old
+// ones, written after cluster-renew gave it the new, so the join is made
+// again with the master's current documents.
 var errStale = errors.New("the cluster's keys changed during the join")
 
 // maxStaleRejoins bounds the joins made again for errStale.
@@ -42,7 +42,22 @@ func stale(c *cluster.Cluster, prep *joindoc.Prepare, setup *joindoc.DaemonSetup
 	if err != nil {
 		return false, err
 	}
-	return string(hmac) != setup.HMACKey, nil
+	server, err := os.ReadFile(c.Path(nodeconf.ServerPEM))
+	if err != nil {
+		return false, err
+	}
+	return string(hmac) != setup.HMACKey || string(server) != setup.NodeDaemonCertificate, nil
+}
+
+// staleOr is errStale when the documents a failed program was given are
+// stale: a node that cluster-renew gave the new cluster certificate
+// refuses the old one, which documents built before the rotation carry.
+// Otherwise it is err.
+func staleOr(c *cluster.Cluster, prep *joindoc.Prepare, setup *joindoc.DaemonSetup, err error) error {
+	if st, serr := stale(c, prep, setup); serr == nil && st {
+		return errStale
+	}
+	return err
 }
 
 // attempt is what one join of a node leaves for the next when it is made

@@ -8,7 +8,6 @@ import (
 	"time"
 
 	"github.com/nodejoin/nodejoin/internal/joindoc"
-	"github.com/nodejoin/nodejoin/internal/noded"
 	"github.com/nodejoin/nodejoin/internal/ssconf"
 )
 
@@ -44,7 +43,7 @@ func PushSsconf(ctx context.Context, o Options, parallel int) ([]PushResult, err
 		}
 	}
 	sort.Strings(nodes)
-	client := noded.NewClient(o.Cluster.Server.Cert, o.Cluster.Client)
+	client := o.Cluster.NodedClient()
 	out := make([]PushResult, len(nodes))
 	Each(len(nodes), parallel, func(i int) {
 		n := nodes[i]

@@ -28,6 +28,16 @@ func TLSConfig(server *certs.KeyPair) *tls.Config {
 	}
 }
 
+// servingTLSConfig is TLSConfig with the certificate the master's files
+// hold at each handshake (servingCert).
+func (s *Service) servingTLSConfig() *tls.Config {
+	return &tls.Config{
+		MinVersion:     tls.VersionTLS12,
+		CipherSuites:   certs.CipherSuites,
+		GetCertificate: s.serving.getCertificate,
+	}
+}
+
 // Serve serves the nodes' API with TLS on api and the admin API on admin
 // (a unix socket; nil: none) until ctx ends, then stops within 10 seconds:
 // the requests in flight finish, long polls end with 304.
@@ -47,7 +57,7 @@ func (s *Service) Serve(ctx context.Context, api, admin net.Listener) error {
 		MaxHeaderBytes:    16 << 10,
 		ErrorLog:          errLog,
 	}
-	tlsLn := tls.NewListener(connlimit.Listen(api, lim, s.log), TLSConfig(c.Server))
+	tlsLn := tls.NewListener(connlimit.Listen(api, lim, s.log), s.servingTLSConfig())
 	servers := []*http.Server{apiSrv}
 	errc := make(chan error, 2)
 	go func() { errc <- apiSrv.Serve(tlsLn) }()

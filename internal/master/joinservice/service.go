@@ -55,6 +55,7 @@ type Service struct {
 	log      *slog.Logger
 	audit    *Audit
 	c        *cluster.Cluster
+	serving  *servingCert
 	recorder *recorder
 	pusher   *pusher
 	// pushCtx ends at shutdown, so that a push to unreachable nodes does
@@ -93,23 +94,25 @@ func New(o Options) (*Service, error) {
 	if err != nil {
 		return nil, fmt.Errorf("reading the cluster state: %w", err)
 	}
-	s := &Service{o: o, store: o.Store, log: o.Log, audit: o.Audit, c: c}
+	s := &Service{o: o, store: o.Store, log: o.Log, audit: o.Audit, c: c, serving: newServingCert(c)}
 	s.pushCtx, s.stopPushes = context.WithCancel(context.Background())
 	s.recorder = newRecorder(s)
 	s.pusher = newPusher(s)
 	return s, nil
 }
 
-// cluster is the master's cluster. Its settings and key pairs are read at
-// start (a new cluster certificate needs a restart, as the TLS listener's
-// does); the documents are built from the files at each fetch, and each
-// record reads and writes them under the master's lock.
+// cluster is the master's cluster. Its settings are read at start; the
+// certificate it serves with and pins in tokens is the file's as it is at
+// each handshake and token (servingCert); the documents are built from the
+// files at each fetch, and each record reads and writes them under the
+// master's lock.
 func (s *Service) cluster() (*cluster.Cluster, error) { return s.c, nil }
 
 // pins are the pins a token carries: the cluster certificate's, then the
 // extra ones.
 func (s *Service) pins(c *cluster.Cluster) []string {
-	out := []string{joinapi.Pin(c.Server.Cert)}
+	server, _ := s.serving.current(time.Now())
+	out := []string{joinapi.Pin(server.Cert)}
 	for _, p := range s.o.ExtraPins {
 		if p != out[0] {
 			out = append(out, p)

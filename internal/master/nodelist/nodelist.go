@@ -131,7 +131,7 @@ func clusterHostKey(c *cluster.Cluster) string {
 // Noded. The master is skipped as node-add's ssconf push skips it: its
 // files are the source, and a nodejoin master needs no node daemon.
 func CheckAll(ctx context.Context, c *cluster.Cluster, nodes []Node, port, parallel int, timeout time.Duration) {
-	client := noded.NewClient(c.Server.Cert, c.Client)
+	client := c.NodedClient()
 	sem := make(chan struct{}, max(parallel, 1))
 	var wg sync.WaitGroup
 	for i := range nodes {

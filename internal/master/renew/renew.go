@@ -3,7 +3,9 @@ package renew
 import (
 	"context"
 	"crypto/rand"
+	"crypto/x509"
 	"encoding/hex"
+	"encoding/pem"
 	"fmt"
 	"log/slog"
 	"os"
@@ -13,6 +15,7 @@ import (
 	"time"
 
 	"github.com/nodejoin/nodejoin/internal/apply"
+	"github.com/nodejoin/nodejoin/internal/certs"
 	"github.com/nodejoin/nodejoin/internal/master/cluster"
 	"github.com/nodejoin/nodejoin/internal/master/join"
 	"github.com/nodejoin/nodejoin/internal/nodeconf"
@@ -28,6 +31,9 @@ type Options struct {
 	// the hmac key or both, when none is under way.
 	NewHostKeys bool
 	NewHMACKey  bool
+	// NewClusterCertificate starts a rotation of the cluster certificate
+	// (server.pem) and the master's client certificate.
+	NewClusterCertificate bool
 	// Window is how long both the old and the new keys are accepted,
 	// from the start of the rotation.
 	Window time.Duration
@@ -67,13 +73,13 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 		return nil, err
 	}
 	switch {
-	case r == nil && !o.NewHostKeys && !o.NewHMACKey:
+	case r == nil && !o.NewHostKeys && !o.NewHMACKey && !o.NewClusterCertificate:
 		if o.Finish {
 			return nil, problem.Usagef("no rotation is under way: there is nothing to finish")
 		}
-		return nil, problem.Usagef("no rotation is under way; name what to renew: --new-host-keys, --new-hmac-key")
+		return nil, problem.Usagef("no rotation is under way; name what to renew: --new-host-keys, --new-hmac-key, --new-cluster-certificate")
 	case r == nil:
-		if r, err = stage(c, o.Window, o.NewHostKeys, o.NewHMACKey); err != nil {
+		if r, err = stage(c, o.Window, what{hostKeys: o.NewHostKeys, hmac: o.NewHMACKey, certificate: o.NewClusterCertificate}); err != nil {
 			return nil, err
 		}
 		rep.Started = true
@@ -101,7 +107,7 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 		for i := range r.NewHostKeys {
 			r.NewHostKeys[i].Private = "" // the master's files hold them now
 		}
-		r.NewHMAC = ""
+		r.NewHMAC, r.NewServer = "", ""
 		r.Phase = cluster.RenewNodes
 		if err := c.SaveRenewal(r); err != nil {
 			return nil, err
@@ -145,7 +151,7 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 	}
 	slices.Sort(rep.Renewed)
 	if len(rep.Pending) > 0 {
-		return rep, problem.Hint(fmt.Errorf("%d recorded nodes are not on the new host keys yet: %v", len(rep.Pending), rep.Pending),
+		return rep, problem.Hint(fmt.Errorf("%d recorded nodes are not on the new keys yet: %v", len(rep.Pending), rep.Pending),
 			"the rotation is recorded; run cluster-renew again once they are reachable (before the window ends at "+
 				r.WindowEnd.Format(time.RFC3339)+", after which their old key is refused: then pin it with node-add --host-key-fingerprint NODE=SHA256:...)")
 	}
@@ -178,12 +184,22 @@ func pending(c *cluster.Cluster) ([]string, error) {
 	return out, nil
 }
 
+// what a rotation renews.
+type what struct{ hostKeys, hmac, certificate bool }
+
 // stage makes what the rotation renews: a new key pair of each kind and
-// size the master has, a new hmac key (as cluster-init makes it), and
-// records them, with the old public keys, before anything else changes.
-func stage(c *cluster.Cluster, window time.Duration, hostKeys, hmac bool) (*cluster.Renewal, error) {
+// size the master has, a new hmac key (as cluster-init makes it), a new
+// cluster certificate with the proof of it by the old key, and records
+// them, with the old public keys, before anything else changes.
+func stage(c *cluster.Cluster, window time.Duration, w what) (*cluster.Renewal, error) {
 	now := time.Now().UTC().Truncate(time.Second)
 	r := &cluster.Renewal{Started: now, WindowEnd: now.Add(window), Phase: cluster.RenewStaged, Done: []string{}}
+	if w.certificate {
+		if err := stageCertificate(c, r); err != nil {
+			return nil, err
+		}
+	}
+	hmac, hostKeys := w.hmac, w.hostKeys
 	if hmac {
 		secret := make([]byte, 32)
 		if _, err := rand.Read(secret); err != nil {
@@ -222,6 +238,19 @@ func stage(c *cluster.Cluster, window time.Duration, hostKeys, hmac bool) (*clus
 // files back.
 func installOnMaster(ctx context.Context, c *cluster.Cluster, log *slog.Logger, r *cluster.Renewal) error {
 	cfg := c.Config
+	// The master's new client certificate, signed by the new cluster key:
+	// made once, outside the planner, which apply.Run calls again.
+	var client []byte
+	var server *certs.KeyPair
+	if r.Certificate && r.NewServer != "" {
+		var err error
+		if server, err = certs.ParseKeyPair([]byte(r.NewServer)); err != nil {
+			return fmt.Errorf("the renewal state's new cluster certificate: %w", err)
+		}
+		if client, err = certs.NewClientCertificate(server, c.Settings.MasterNode, validity(c.Client.Cert)); err != nil {
+			return fmt.Errorf("making the master's new client certificate: %w", err)
+		}
+	}
 	plan := func() (*apply.Plan, error) {
 		p := &apply.Plan{}
 		if len(r.NewHostKeys) > 0 {
@@ -234,6 +263,17 @@ func installOnMaster(ctx context.Context, c *cluster.Cluster, log *slog.Logger, 
 			np := filepath.Join(cfg.DataDir, nodeconf.HMACKey)
 			p.Items = append(p.Items, txn.Item{Path: cfg.Path(np), NodePath: np, Data: []byte(r.NewHMAC), Mode: cluster.ModeSecret,
 				UID: os.Geteuid(), GID: os.Getegid(), KeepOwner: true, Secret: true})
+		}
+		if r.Certificate {
+			if r.NewServer == "" || client == nil {
+				return nil, fmt.Errorf("the renewal state has no new cluster certificate for the master")
+			}
+			secret := func(name string, data []byte) txn.Item {
+				np := filepath.Join(cfg.DataDir, name)
+				return txn.Item{Path: cfg.Path(np), NodePath: np, Data: data, Mode: cluster.ModeSecret,
+					UID: os.Geteuid(), GID: os.Getegid(), KeepOwner: true, Secret: true}
+			}
+			p.Items = append(p.Items, secret(nodeconf.ServerPEM, []byte(r.NewServer)), secret(nodeconf.ClientPEM, client))
 		}
 		for _, k := range r.NewHostKeys {
 			if k.Private == "" {
@@ -252,9 +292,47 @@ func installOnMaster(ctx context.Context, c *cluster.Cluster, log *slog.Logger, 
 		return err
 	}
 	if _, err := apply.Run(ctx, cfg, log, plan, false); err != nil {
-		return fmt.Errorf("installing the new host keys on the master: %w", err)
+		return fmt.Errorf("installing the new keys on the master: %w", err)
+	}
+	if server != nil {
+		kp, err := certs.ParseKeyPair(client)
+		if err != nil {
+			return err
+		}
+		c.Server, c.Client = server, kp
 	}
 	return nil
+}
+
+// stageCertificate makes the new cluster certificate, for as long as the
+// old one was made for, and the proof of it by the old key, valid until
+// the window's end, and records them with the old certificate and the
+// master's old client certificate.
+func stageCertificate(c *cluster.Cluster, r *cluster.Renewal) error {
+	newPEM, err := certs.NewRenewedClusterCertificate(c.Settings.ClusterName, validity(c.Server.Cert))
+	if err != nil {
+		return fmt.Errorf("making the new cluster certificate: %w", err)
+	}
+	renewed, err := certs.ParseKeyPair(newPEM)
+	if err != nil {
+		return err
+	}
+	proof, err := certs.NewRenewalProof(c.Server, renewed.Cert, r.WindowEnd)
+	if err != nil {
+		return err
+	}
+	r.Certificate = true
+	r.NewServer = string(newPEM)
+	r.OldCertificate = string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: c.Server.Cert.Raw}))
+	r.OldClient = string(c.Client.PEM)
+	r.CertificateProof = string(proof)
+	return nil
+}
+
+// validity is how long cert was made for (cluster-init's
+// --certificate-days), at least a day.
+func validity(cert *x509.Certificate) time.Duration {
+	return max(cert.NotAfter.Sub(cert.NotBefore)-time.Hour, 24*time.Hour)
 }
 
 func publics(keys []cluster.HostKeyPair) []string {

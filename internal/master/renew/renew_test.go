@@ -9,7 +9,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nodejoin/nodejoin/internal/certs"
 	"github.com/nodejoin/nodejoin/internal/fixture"
+	"github.com/nodejoin/nodejoin/internal/joindoc"
 	"github.com/nodejoin/nodejoin/internal/master/cluster"
 	"github.com/nodejoin/nodejoin/internal/master/clusterinit"
 	"github.com/nodejoin/nodejoin/internal/master/clustertest"
@@ -126,7 +128,7 @@ func TestResumeAfterEachStep(t *testing.T) {
 	for _, step := range []string{"staged", "master installed"} {
 		t.Run(step, func(t *testing.T) {
 			c, root := newCluster(t)
-			r, err := stage(c, time.Hour, true, true)
+			r, err := stage(c, time.Hour, what{hostKeys: true, hmac: true, certificate: true})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -143,6 +145,9 @@ func TestResumeAfterEachStep(t *testing.T) {
 			}
 			if got := read(t, root, hostKey); got != r.NewHostKeys[0].Public {
 				t.Errorf("master's key %q, want the staged %q", got, r.NewHostKeys[0].Public)
+			}
+			if read(t, root, "var/lib/ganeti/server.pem") != r.NewServer {
+				t.Error("the master's server.pem is not the staged one")
 			}
 		})
 	}
@@ -248,5 +253,86 @@ func TestHMAC(t *testing.T) {
 	o.Finish = true
 	if rep, err := Run(context.Background(), o); err != nil || !rep.Closed {
 		t.Fatalf("finish: %+v, %v", rep, err)
+	}
+}
+
+// TestCertificate: --new-cluster-certificate gives the master a new
+// cluster certificate and a client certificate signed by its key; until
+// the window closes the documents carry the proof by the old key (which
+// verifies), the master's ssconf lists its old client certificate as
+// bootstrap, and its node daemon client trusts and presents the old ones
+// too; --finish leaves only the new. The state never keeps the new key
+// once the master has it.
+func TestCertificate(t *testing.T) {
+	c, root := newCluster(t)
+	oldServer, oldClient := c.Server, c.Client
+	o := opts(c)
+	o.NewClusterCertificate = true
+	rep, err := Run(context.Background(), o)
+	if err != nil || !rep.Started || rep.Closed {
+		t.Fatalf("%+v, %v", rep, err)
+	}
+	c2, err := cluster.Open(root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if certs.SamePublicKey(c2.Server.Cert.PublicKey, oldServer.Cert.PublicKey) {
+		t.Fatal("the master kept its cluster key")
+	}
+	if c2.Client.Cert.CheckSignatureFrom(c2.Server.Cert) != nil {
+		t.Error("the master's client.pem is not signed by the new cluster key")
+	}
+	if c.Server.Cert.Equal(oldServer.Cert) {
+		t.Error("the run's cluster still holds the old certificate")
+	}
+	state := read(t, root, "var/lib/nodejoin/"+cluster.RenewalFile)
+	if strings.Contains(state, strings.Split(string(c2.Server.PEM), "-----BEGIN CERTIFICATE-----")[0]) {
+		t.Error("the state keeps the new private key after the master took it")
+	}
+	for _, p := range []string{"var/lib/ganeti/server.pem", "var/lib/ganeti/client.pem"} {
+		if fi, err := os.Stat(filepath.Join(root, p)); err != nil || fi.Mode().Perm() != 0o600 {
+			t.Errorf("%s: %v, %v", p, fi.Mode(), err)
+		}
+	}
+	prep, err := c2.PrepareDoc()
+	if err != nil {
+		t.Fatal(err)
+	}
+	setup, err := c2.DaemonSetupDoc("node1.example.org", "192.0.2.9")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range []*joindoc.CertificateRenewal{prep.CertificateRenewal, setup.CertificateRenewal} {
+		if r == nil {
+			t.Fatal("a document without the renewal during the window")
+		}
+		prev, _ := certs.ParseCertificateOnly([]byte(r.PreviousCertificate))
+		proof, err := certs.ParseCertificateOnly([]byte(r.Proof))
+		if err != nil || prev == nil || !prev.Equal(oldServer.Cert) {
+			t.Fatalf("renewal %+v: %v", r, err)
+		}
+		if err := certs.VerifyRenewalProof(oldServer.Cert, c2.Server.Cert, proof, "c1.example.org"); err != nil {
+			t.Error(err)
+		}
+		if !r.WindowEnd.Equal(rep.WindowEnd) {
+			t.Errorf("window end %v, want %v", r.WindowEnd, rep.WindowEnd)
+		}
+	}
+	mcc := setup.Ssconf["master_candidates_certs"]
+	if !strings.Contains(mcc, "bootstrap="+certs.Digest(oldClient.Cert)) || !strings.Contains(mcc, "master.example.org="+certs.Digest(c2.Client.Cert)) {
+		t.Errorf("master_candidates_certs during the window: %q", mcc)
+	}
+
+	o = opts(c2)
+	o.Finish = true
+	if rep, err := Run(context.Background(), o); err != nil || !rep.Closed {
+		t.Fatalf("finish: %+v, %v", rep, err)
+	}
+	setup, err = c2.DaemonSetupDoc("node1.example.org", "192.0.2.9")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if setup.CertificateRenewal != nil || strings.Contains(setup.Ssconf["master_candidates_certs"], "bootstrap") {
+		t.Errorf("after the window: renewal %+v, master_candidates_certs %q", setup.CertificateRenewal, setup.Ssconf["master_candidates_certs"])
 	}
 }

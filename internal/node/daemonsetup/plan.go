@@ -1,6 +1,7 @@
 package daemonsetup
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -45,7 +46,7 @@ func newPlan(cfg *nodeconf.Config, doc *joindoc.DaemonSetup, made *[]byte) (*app
 	if err != nil {
 		return nil, problem.Reject("/node_daemon_certificate", "%v", err)
 	}
-	if err := nodestate.CheckCertificate(cfg, "/node_daemon_certificate", server.Cert); err != nil {
+	if err := nodestate.CheckCertificate(cfg, "/node_daemon_certificate", server.Cert, doc.ClusterName, doc.CertificateRenewal); err != nil {
 		return nil, err
 	}
 	if problems := ssconf.Check("/ssconf", doc.ClusterName, doc.Ssconf); len(problems) > 0 {
@@ -101,6 +102,16 @@ func newPlan(cfg *nodeconf.Config, doc *joindoc.DaemonSetup, made *[]byte) (*app
 		p.Items = append(p.Items, dirs...)
 		p.Items = append(p.Items, txn.Item{Path: cfg.Path(nodeconf.File), NodePath: nodeconf.File, Data: conf, Mode: 0o644,
 			UID: os.Geteuid(), GID: os.Getegid(), KeepOwner: true, KeepBackup: true})
+	}
+	if doc.CertificateRenewal != nil {
+		// The node daemon reads the window when it starts (nodedserver).
+		b, err := json.Marshal(doc.CertificateRenewal)
+		if err != nil {
+			return nil, err
+		}
+		np := path.Join(cfg.StateDir, nodeconf.CertificateRenewal)
+		p.Items = append(p.Items, txn.Item{Path: cfg.Path(np), NodePath: np, Data: append(b, '\n'), Mode: 0o644,
+			UID: os.Geteuid(), GID: os.Getegid(), KeepOwner: true})
 	}
 	p.Locks = []string{path.Join(cfg.LockDir, ssconf.LockFile)}
 	if doc.StartNodeDaemon {

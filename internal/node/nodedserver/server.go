@@ -6,16 +6,19 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io/fs"
 	"log"
 	"log/slog"
 	"net"
 	"net/http"
 	"os"
+	"path"
 	"strings"
 	"time"
 
 	"github.com/nodejoin/nodejoin/internal/certs"
 	"github.com/nodejoin/nodejoin/internal/connlimit"
+	"github.com/nodejoin/nodejoin/internal/joindoc"
 	"github.com/nodejoin/nodejoin/internal/nodeconf"
 	"github.com/nodejoin/nodejoin/internal/noded"
 	"github.com/nodejoin/nodejoin/internal/ssconf"
@@ -26,6 +29,9 @@ import (
 type Server struct {
 	Config  *nodeconf.Config
 	KeyPair *certs.KeyPair
+	// Window, during a rotation of the cluster certificate, also trusts
+	// clients of the previous one until its end; nil: none.
+	Window  *certs.Window
 	Log     *slog.Logger
 	Limits  Limits // zero fields: connlimit.Default
 	started time.Time
@@ -42,7 +48,47 @@ func LoadServer(cfg *nodeconf.Config, log *slog.Logger) (*Server, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", p, err)
 	}
-	return &Server{Config: cfg, KeyPair: kp, Log: log}, nil
+	w, err := loadWindow(cfg, kp)
+	if err != nil {
+		return nil, err
+	}
+	return &Server{Config: cfg, KeyPair: kp, Window: w, Log: log}, nil
+}
+
+// loadWindow reads the window of a rotation of the cluster certificate
+// that node-daemon-setup recorded (nodeconf.CertificateRenewal), if it is
+// for kp's certificate and open; else none.
+func loadWindow(cfg *nodeconf.Config, kp *certs.KeyPair) (*certs.Window, error) {
+	p := cfg.Path(path.Join(cfg.StateDir, nodeconf.CertificateRenewal))
+	b, err := os.ReadFile(p)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("reading the certificate renewal: %w", err)
+	}
+	var r joindoc.CertificateRenewal
+	if err := json.Unmarshal(b, &r); err != nil {
+		return nil, fmt.Errorf("%s: %w", p, err)
+	}
+	prev, err := certs.ParseCertificateOnly([]byte(r.PreviousCertificate))
+	if err != nil {
+		return nil, fmt.Errorf("%s: previous_certificate: %w", p, err)
+	}
+	proof, err := certs.ParseCertificateOnly([]byte(r.Proof))
+	if err != nil {
+		return nil, fmt.Errorf("%s: proof: %w", p, err)
+	}
+	// A window of another rotation than the one that gave this node its
+	// certificate trusts nothing.
+	if !certs.SamePublicKey(proof.PublicKey, kp.Cert.PublicKey) {
+		return nil, nil
+	}
+	w := &certs.Window{Previous: prev, Proof: proof, Until: r.WindowEnd}
+	if !w.Open(time.Now()) {
+		return nil, nil
+	}
+	return w, nil
 }
 
 func (s *Server) ssconf(key string) string {
@@ -160,7 +206,7 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 		MaxHeaderBytes:    64 << 10,
 		ErrorLog:          log.New(serverErrors{s.Log}, "", 0),
 	}
-	tlsLn := tls.NewListener(connlimit.Listen(ln, lim, s.Log), certs.ServerTLSConfig(s.KeyPair))
+	tlsLn := tls.NewListener(connlimit.Listen(ln, lim, s.Log), certs.ServerTLSConfigWindow(s.KeyPair, s.Window))
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(tlsLn) }()
 	s.Log.Info("serving", "address", ln.Addr().String(), "certificate", certs.Fingerprint(s.KeyPair.Cert))

@@ -14,6 +14,7 @@ import (
 	"syscall"
 
 	"github.com/nodejoin/nodejoin/internal/certs"
+	"github.com/nodejoin/nodejoin/internal/joindoc"
 	"github.com/nodejoin/nodejoin/internal/nodeconf"
 	"github.com/nodejoin/nodejoin/internal/problem"
 	"github.com/nodejoin/nodejoin/internal/ssconf"
@@ -97,16 +98,58 @@ func LocalKeyPair(cfg *nodeconf.Config) (*certs.KeyPair, error) {
 
 // CheckCertificate refuses a cluster certificate whose public key is not
 // the key of the node's own server.pem (Ganeti's CheckNodeCertificate: the
-// same key, whatever the certificate's dates or encoding). A node without
-// server.pem passes.
-func CheckCertificate(cfg *nodeconf.Config, where string, cert *x509.Certificate) error {
+// same key, whatever the certificate's dates or encoding), unless renewal
+// proves the new key with that one (a rotation: cluster-renew). A node
+// without server.pem passes. A renewal given is checked in any case, so
+// that a bad one is refused on every node, and its previous certificate
+// must have the node's key when the node has one. clusterName is the
+// document's (checked against the node's by CheckClusterName), which the
+// proof must name.
+func CheckCertificate(cfg *nodeconf.Config, where string, cert *x509.Certificate, clusterName string, renewal *joindoc.CertificateRenewal) error {
 	local, err := LocalKeyPair(cfg)
-	if err != nil || local == nil {
+	if err != nil {
 		return err
 	}
-	if !certs.SamePublicKey(cert.PublicKey, local.Key.Public()) {
-		return problem.Reject(where, "the certificate does not match this node's key in %s",
-			path.Join(cfg.DataDir, nodeconf.ServerPEM)).WithHint(hintLeave(""))
+	var previous *x509.Certificate
+	if renewal != nil {
+		if previous, err = CheckRenewal(cert, clusterName, renewal); err != nil {
+			return err
+		}
+	}
+	if local == nil {
+		return nil
+	}
+	serverPEM := path.Join(cfg.DataDir, nodeconf.ServerPEM)
+	if previous != nil && !certs.SamePublicKey(previous.PublicKey, local.Key.Public()) &&
+		!certs.SamePublicKey(cert.PublicKey, local.Key.Public()) {
+		return problem.Reject(renewalWhere+"/previous_certificate", "the certificate renewed is not this node's: its key is not the one in %s", serverPEM).
+			WithHint(hintLeave(""))
+	}
+	if !certs.SamePublicKey(cert.PublicKey, local.Key.Public()) && previous == nil {
+		return problem.Reject(where, "the certificate does not match this node's key in %s", serverPEM).
+			WithHint(hintLeave(""))
 	}
 	return nil
+}
+
+// renewalWhere is where a document has its renewal (schemas'
+// certificateRenewal).
+const renewalWhere = "/cluster_certificate_renewal"
+
+// CheckRenewal checks a renewal against the new certificate cert and
+// returns the previous certificate: the proof must be made by the
+// previous certificate's key for cert's key and clusterName.
+func CheckRenewal(cert *x509.Certificate, clusterName string, renewal *joindoc.CertificateRenewal) (*x509.Certificate, error) {
+	previous, err := certs.ParseCertificateOnly([]byte(renewal.PreviousCertificate))
+	if err != nil {
+		return nil, problem.Reject(renewalWhere+"/previous_certificate", "%v", err)
+	}
+	proof, err := certs.ParseCertificateOnly([]byte(renewal.Proof))
+	if err != nil {
+		return nil, problem.Reject(renewalWhere+"/proof", "%v", err)
+	}
+	if err := certs.VerifyRenewalProof(previous, cert, proof, clusterName); err != nil {
+		return nil, problem.Reject(renewalWhere+"/proof", "%v", err)
+	}
+	return previous, nil
 }

@@ -10,6 +10,7 @@ import (
 
 	"github.com/nodejoin/nodejoin/internal/certs"
 	"github.com/nodejoin/nodejoin/internal/daemon"
+	"github.com/nodejoin/nodejoin/internal/joindoc"
 	"github.com/nodejoin/nodejoin/internal/nodeconf"
 	"github.com/nodejoin/nodejoin/internal/problem"
 )
@@ -30,8 +31,9 @@ func DSARefusal(cfg *nodeconf.Config) string {
 
 // CheckCertificateOnly checks a cluster certificate sent without its key
 // (prepare-node-join, ssh-update: Ganeti's _VerifyCertificateSoft): no
-// private key in it, and the key of the node's server.pem if it has one.
-func CheckCertificateOnly(cfg *nodeconf.Config, where, pemText string) (*x509.Certificate, error) {
+// private key in it, and the key of the node's server.pem if it has one
+// or a renewal proved by it (CheckCertificate).
+func CheckCertificateOnly(cfg *nodeconf.Config, where, pemText, clusterName string, renewal *joindoc.CertificateRenewal) (*x509.Certificate, error) {
 	cert, err := certs.ParseCertificateOnly([]byte(pemText))
 	if errors.Is(err, certs.ErrPrivateKeyGiven) {
 		return nil, problem.Reject(where, "a private key was given; only the cluster certificate belongs here").
@@ -40,5 +42,5 @@ func CheckCertificateOnly(cfg *nodeconf.Config, where, pemText string) (*x509.Ce
 	if err != nil {
 		return nil, problem.Reject(where, "%v", err)
 	}
-	return cert, CheckCertificate(cfg, where, cert)
+	return cert, CheckCertificate(cfg, where, cert, clusterName, renewal)
 }

@@ -66,7 +66,7 @@ func newPlan(cfg *nodeconf.Config, doc *joindoc.Prepare, made *generated) (*appl
 		return nil, err
 	}
 	if doc.NodeDaemonCertificate != "" {
-		if _, err := nodestate.CheckCertificateOnly(cfg, "/node_daemon_certificate", doc.NodeDaemonCertificate); err != nil {
+		if _, err := nodestate.CheckCertificateOnly(cfg, "/node_daemon_certificate", doc.NodeDaemonCertificate, doc.ClusterName, doc.CertificateRenewal); err != nil {
 			return nil, err
 		}
 	}

@@ -49,7 +49,7 @@ func newPlan(cfg *nodeconf.Config, doc *joindoc.SSHUpdate, made *generated) (*ap
 		return nil, err
 	}
 	if doc.NodeDaemonCertificate != "" {
-		if _, err := nodestate.CheckCertificateOnly(cfg, "/node_daemon_certificate", doc.NodeDaemonCertificate); err != nil {
+		if _, err := nodestate.CheckCertificateOnly(cfg, "/node_daemon_certificate", doc.NodeDaemonCertificate, doc.ClusterName, nil); err != nil {
 			return nil, err
 		}
 	}

@@ -44,7 +44,7 @@ func newPlan(cfg *nodeconf.Config, doc *joindoc.SSLUpdate, made *[]byte) (*apply
 	if err != nil {
 		return nil, problem.Reject("/node_daemon_certificate", "%v", err)
 	}
-	if err := nodestate.CheckCertificate(cfg, "/node_daemon_certificate", given.Cert); err != nil {
+	if err := nodestate.CheckCertificate(cfg, "/node_daemon_certificate", given.Cert, doc.ClusterName, nil); err != nil {
 		return nil, err
 	}
 	clientNP := path.Join(cfg.DataDir, nodeconf.ClientPEM)
