@@ -34,9 +34,12 @@ func renewRun(t *testing.T, ctx context.Context, l *clusterlab.Lab, args ...stri
 
 // Scenario: joins run in a loop, push (node-add of new and of recorded
 // nodes) and pull (node-join with a join-service slot), while cluster-renew
-// rotates the cluster's SSH host keys and hmac key: no join fails, every
-// node ends on the new keys, and once the window is closed a node presenting the old
-// cluster key is refused (and joins again with that key pinned).
+// rotates the cluster's SSH host keys, hmac key and certificate: no join
+// fails, every node ends on the new keys and certificate (node-list
+// --check reaches every node daemon), a token made before the rotation
+// (the old pin) still reaches join-service in the window and is refused
+// once it is closed, and a node presenting the old cluster key is then
+// refused (and joins again with that key pinned).
 func TestRenewHostKeysWhileJoining(t *testing.T) {
 	l, _ := newLab(t, 4)
 	// Longer than newLab's: some twenty joins on a shared machine.
@@ -51,6 +54,14 @@ func TestRenewHostKeysWhileJoining(t *testing.T) {
 	const key = "/etc/ssh/ssh_host_ed25519_key.pub"
 	oldKey := fingerprint(t, ctx, l.Master, key)
 	oldHMAC := readFile(t, l.Master.Path("/var/lib/ganeti/hmac.key"))
+	oldServer := readFile(t, l.Master.Path("/var/lib/ganeti/server.pem"))
+	// A token made before the rotation pins the old certificate's key; a
+	// dry run of node-join checks the pin and sends nothing.
+	_, oldBoot := slotAdd(t, ctx, l.Master, `{"node_name": "`+sibling(pull.Name, "oldpin")+`", "ttl": "10m"}`)
+	writeRootFile(t, pull, "/root/cmdline-old", oldBoot+"\n")
+	oldPinDryRun := func() clusterlab.Result {
+		return clusterlab.Run(ctx, pull, nil, "node-join", "--dry-run", "--boot-param", "--cmdline", "/root/cmdline-old", "--timeout", "30s")
+	}
 
 	// The loop: node-add of n1, n2, n3 in turn (n3 joins for the first
 	// time in it), until told to stop.
@@ -92,7 +103,7 @@ func TestRenewHostKeysWhileJoining(t *testing.T) {
 	var rep renewReport
 	go func() {
 		defer close(renewDone)
-		renew, rep = renewRun(t, ctx, l, "--new-host-keys", "--new-hmac-key", "--window", "10m")
+		renew, rep = renewRun(t, ctx, l, "--new-host-keys", "--new-hmac-key", "--new-cluster-certificate", "--window", "10m")
 	}()
 	// A pull join while the rotation runs.
 	_, bootParam := slotAdd(t, ctx, l.Master, `{"node_name": "`+pull.Name+`", "ttl": "10m"}`)
@@ -125,6 +136,10 @@ func TestRenewHostKeysWhileJoining(t *testing.T) {
 	if !renew.OK() || !rep.Started {
 		t.Fatalf("cluster-renew --new-host-keys: %s", renew)
 	}
+	// In the window the old pin still reaches join-service.
+	if r := oldPinDryRun(); !r.OK() {
+		t.Errorf("node-join --dry-run with the old pin in the window: %s", r)
+	}
 
 	// Close the window: every node recorded meanwhile is taken first.
 	fr, frep := renewRun(t, ctx, l, "--finish")
@@ -138,11 +153,24 @@ func TestRenewHostKeysWhileJoining(t *testing.T) {
 	if hmac == oldHMAC {
 		t.Error("the master's hmac key did not change")
 	}
+	server := readFile(t, l.Master.Path("/var/lib/ganeti/server.pem"))
+	if server == oldServer {
+		t.Error("the master's cluster certificate did not change")
+	}
 	for _, n := range l.Nodes {
 		checkJoined(t, ctx, l, n) // the master's (new) host keys, the cluster alias
 		if readFile(t, n.Path("/var/lib/ganeti/hmac.key")) != hmac {
 			t.Errorf("%s: hmac.key is not the master's new one", n.Name)
 		}
+		if readFile(t, n.Path("/var/lib/ganeti/server.pem")) != server {
+			t.Errorf("%s: server.pem is not the master's new one", n.Name)
+		}
+	}
+	// Every node daemon answers the master on the new certificate.
+	must(t, "node-list --check", clusterlab.Run(ctx, l.Master, nil, "node-list", "--check"))
+	// After the window the old pin is refused, before anything is sent.
+	if r := oldPinDryRun(); r.OK() || !strings.Contains(r.Stderr, "the server's certificate matches no pin") {
+		t.Errorf("node-join --dry-run with the old pin after the window: %s", r)
 	}
 
 	// After the window: n1 presenting the old cluster keys (the master's
@@ -208,4 +236,12 @@ func TestRenewFinishedByARerun(t *testing.T) {
 	for _, n := range l.Nodes {
 		checkJoined(t, ctx, l, n)
 	}
+}
+
+// sibling is label in name's domain (name's first label replaced).
+func sibling(name, label string) string {
+	if _, d, ok := strings.Cut(name, "."); ok {
+		return label + "." + d
+	}
+	return label
 }
