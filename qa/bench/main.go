@@ -43,6 +43,10 @@ type row struct {
 	steps   []map[string]float64 // one per join, "seconds" the whole join
 	pushes  []float64            // seconds of each ssconf push
 	classic *classicRun          // the first run's variant, if it ran
+	// busy is the whole machine's CPU time during each node-add run: the
+	// master's side and the nodes' (their sshd, programs and node
+	// daemons run on the same cores), and whatever else ran.
+	busy []time.Duration
 }
 
 func main() {
@@ -147,6 +151,7 @@ func compare(r *harness.Program, n, k int) row {
 		out.load = append(out.load, one.load...)
 		out.steps = append(out.steps, one.steps...)
 		out.pushes = append(out.pushes, one.pushes...)
+		out.busy = append(out.busy, one.busy...)
 		if one.classic != nil {
 			out.classic = one.classic
 		}
@@ -183,7 +188,9 @@ func compareOnce(r *harness.Program, n, run, runs int) row {
 
 	before := conns(newNodes)
 	row.load = append(row.load, loadAvg())
+	busy := machineBusy()
 	res := nodeAdd(ctx, l, newNodes)
+	row.busy = []time.Duration{machineBusy() - busy}
 	row.newWall, row.newConns = []time.Duration{res.Took}, conns(newNodes)-before
 	if !res.OK() {
 		row.newFailed = n
@@ -254,6 +261,24 @@ type classicRun struct {
 func nodeAdd(ctx context.Context, l *clusterlab.Lab, nodes []*harness.Host) clusterlab.Result {
 	return clusterlab.Run(ctx, l.Master, nil, append([]string{"/usr/bin/time", "-f", timeFormat, "node-add", "--output", "json",
 		"--parallel", strconv.Itoa(len(nodes))}, clusterlab.Names(nodes)...)...)
+}
+
+// machineBusy is the CPU time all processes of the machine have used
+// since boot: /proc/stat's first line, every field but idle and iowait
+// (in USER_HZ, 100 per second on Linux).
+func machineBusy() time.Duration {
+	b, err := os.ReadFile("/proc/stat")
+	if err != nil {
+		return 0
+	}
+	line, _, _ := strings.Cut(string(b), "\n")
+	var ticks int64
+	for i, f := range strings.Fields(line)[1:] {
+		if v, err := strconv.ParseInt(f, 10, 64); err == nil && i != 3 && i != 4 && i < 8 {
+			ticks += v // user nice system (idle iowait) irq softirq steal
+		}
+	}
+	return time.Duration(ticks) * 10 * time.Millisecond
 }
 
 // parseTime reads GNU time's line: CPU (user + system) and peak RSS (KiB).
