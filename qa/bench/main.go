@@ -58,14 +58,14 @@ func main() {
 	register := flag.Bool("register", false, "run only the auto-registration benchmark (register.go) and write its own section of -o")
 	flag.Parse()
 	if *register {
-		if err := runRegister(*out); err != nil {
+		if err := registerSection.run(*out); err != nil {
 			fmt.Fprintf(os.Stderr, "bench: %v\n", err)
 			os.Exit(1)
 		}
 		return
 	}
 	if *pull {
-		if err := runPull(*out); err != nil {
+		if err := pullSection.run(*out); err != nil {
 			fmt.Fprintf(os.Stderr, "bench: %v\n", err)
 			os.Exit(1)
 		}
@@ -113,7 +113,7 @@ func main() {
 }
 
 // writeReport writes report to out (relative to the module root), keeping
-// the pull-mode section, which its own run (pull.go, -pull) writes.
+// the sections that runs of their own write (section.go: -pull, -register).
 func writeReport(r *harness.Program, out, report string) string {
 	root, err := clusterlab.ModuleRoot()
 	if err != nil {
@@ -125,8 +125,10 @@ func writeReport(r *harness.Program, out, report string) string {
 	}
 	if old, err := os.ReadFile(p); err == nil {
 		doc := string(old)
-		if i, j := strings.Index(doc, pullBegin), strings.Index(doc, pullEnd); i >= 0 && j > i {
-			report = spliceSection(report, doc[i:j+len(pullEnd)]+"\n")
+		for _, s := range sections {
+			if text := s.in(doc); text != "" {
+				report = s.splice(report, text)
+			}
 		}
 	}
 	if err := os.WriteFile(p, []byte(report), 0o644); err != nil {
