@@ -128,13 +128,13 @@ func (tx *Tx) Apply(changes []Change) error {
 		if c.Action == Unchanged {
 			continue
 		}
-		e := entry{Kind: "file", Path: c.Path, NodePath: c.NodePath, Existed: c.Action != Create,
+		e := entry{Kind: "file", Path: c.real, NodePath: c.NodePath, Existed: c.Action != Create,
 			Mode: c.oldMode, UID: c.oldUID, GID: c.oldGID}
 		if c.Dir {
 			e.Kind = "dir"
 			e.RemoveAtCommit = c.Remove
 		} else if e.Existed {
-			e.Backup = backupName(c.Path, tx.now)
+			e.Backup = backupName(c.real, tx.now)
 			e.Keep = c.KeepBackup && !c.contentUnchanged
 		}
 		todo, entries = append(todo, c), append(entries, e)
@@ -161,7 +161,7 @@ func (tx *Tx) writeJournal() error {
 // applyDir makes or chmods one directory in its pinned parent; the parent
 // is synced by the caller.
 func applyDir(parent *os.Root, c Change) error {
-	name := filepath.Base(c.Path)
+	name := filepath.Base(c.real)
 	if c.Action == Create {
 		if err := parent.Mkdir(name, c.Mode); err != nil {
 			return fmt.Errorf("creating %s: %w", c.NodePath, err)

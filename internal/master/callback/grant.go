@@ -307,7 +307,7 @@ func allocate(st *callbackstate.State, o Options, node, key string, want int) (i
 func plan(cfg *nodeconf.Config, o Options, st *callbackstate.State) (*apply.Plan, error) {
 	uid, gid := os.Geteuid(), os.Getegid()
 	file := func(np string, data []byte, mode fs.FileMode) txn.Item {
-		return txn.Item{Path: cfg.Path(np), NodePath: np, Data: data, Mode: mode, UID: uid, GID: gid, Remove: data == nil}
+		return txn.Item{NodePath: np, Data: data, Mode: mode, UID: uid, GID: gid, Remove: data == nil}
 	}
 	keys := filepath.Join(cfg.SSHConfigDir, KeysFile)
 	sshdPath, sshdOld, sshdNew, err := sshdFile(cfg, o, st, keys)

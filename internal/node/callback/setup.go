@@ -171,7 +171,7 @@ func Planner(cfg *nodeconf.Config, d *Setup, pub *string) apply.Planner {
 			return nil, err
 		}
 		f := func(np string, data []byte, mode fs.FileMode, secret bool) txn.Item {
-			return txn.Item{Path: cfg.Path(np), NodePath: np, Data: data, Mode: mode, UID: uid, GID: gid, Secret: secret}
+			return txn.Item{NodePath: np, Data: data, Mode: mode, UID: uid, GID: gid, Secret: secret}
 		}
 		p := &apply.Plan{Items: append(items,
 			f(KnownHosts, kh, 0o644, false),
@@ -179,7 +179,7 @@ func Planner(cfg *nodeconf.Config, d *Setup, pub *string) apply.Planner {
 		if Systemd(cfg) && packaged(cfg) {
 			// The package's unit; one an earlier callback-setup wrote in
 			// /etc would override it, so it goes.
-			p.Items = append(p.Items, txn.Item{Path: cfg.Path(UnitFile), NodePath: UnitFile, Remove: true})
+			p.Items = append(p.Items, txn.Item{NodePath: UnitFile, Remove: true})
 			p.Steps = unitSteps
 		} else if Systemd(cfg) {
 			dirs, err := txn.MissingDirs(cfg.Root, path.Dir(UnitFile), 0o755, uid, gid)
@@ -236,9 +236,9 @@ func keyItems(cfg *nodeconf.Config, priv, pub []byte) ([]txn.Item, error) {
 		return nil, err
 	}
 	return append(dirs,
-		txn.Item{Path: cfg.Path(Dir), NodePath: Dir, Dir: true, Mode: 0o700, UID: uid, GID: gid},
-		txn.Item{Path: cfg.Path(KeyFile + ".pub"), NodePath: KeyFile + ".pub", Data: pub, Mode: 0o644, UID: uid, GID: gid},
-		txn.Item{Path: cfg.Path(KeyFile), NodePath: KeyFile, Data: priv, Mode: 0o600, UID: uid, GID: gid, Secret: true},
+		txn.Item{NodePath: Dir, Dir: true, Mode: 0o700, UID: uid, GID: gid},
+		txn.Item{NodePath: KeyFile + ".pub", Data: pub, Mode: 0o644, UID: uid, GID: gid},
+		txn.Item{NodePath: KeyFile, Data: priv, Mode: 0o600, UID: uid, GID: gid, Secret: true},
 	), nil
 }
 
