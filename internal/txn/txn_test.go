@@ -13,6 +13,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/nodejoin/nodejoin/internal/daemon"
 )
 
 // testOptions makes root look like a node's root: its lock directory exists.
@@ -24,8 +26,8 @@ func testOptions(t testing.TB, root string, restarts *[]string) Options {
 		StateDir: filepath.Join(root, "var/lib/nodejoin"),
 		LockFile: filepath.Join(root, "var/lock/nodejoin/nodejoin.lock"),
 		Log:      slog.New(slog.NewTextHandler(&strings.Builder{}, nil)),
-		Restart: func(_ context.Context, argv []string) error {
-			*restarts = append(*restarts, strings.Join(argv, " "))
+		Restart: func(_ context.Context, c daemon.Command) error {
+			*restarts = append(*restarts, strings.Join(c.Argv(), " "))
 			return nil
 		},
 	}
@@ -202,7 +204,7 @@ func TestRollbackRestoresTree(t *testing.T) {
 	if err := tx.Apply(changes); err != nil {
 		t.Fatal(err)
 	}
-	if err := tx.RecordRestart([]string{"restart", "sshd"}); err != nil {
+	if err := tx.RecordRestart(daemon.Builtin("restart", "sshd")); err != nil {
 		t.Fatal(err)
 	}
 	if err := tx.Rollback(context.Background()); err != nil {
@@ -238,7 +240,7 @@ func TestRecover(t *testing.T) {
 	if err := tx.Apply(changes); err != nil {
 		t.Fatal(err)
 	}
-	if err := tx.RecordRestart([]string{"restart"}); err != nil {
+	if err := tx.RecordRestart(daemon.Builtin("restart")); err != nil {
 		t.Fatal(err)
 	}
 	tx.unlock() // as if killed: the journal stays
@@ -517,5 +519,54 @@ func TestWriteFiles(t *testing.T) {
 	}
 	if left, _ := filepath.Glob(filepath.Join(root, "b/.*")); len(left) > 0 {
 		t.Errorf("temporary files left: %v", left)
+	}
+}
+
+// A journal as earlier versions wrote it (real paths, the node path beside
+// them, the restarts as argument lists) is rolled back as it says: the
+// journal keeps the real paths, so the recovery needs no root.
+func TestRecoverEarlierJournal(t *testing.T) {
+	root := t.TempDir()
+	var restarts []string
+	opts := testOptions(t, root, &restarts)
+	target := filepath.Join(root, "etc/f")
+	backup := target + ".backup-2024-01-02_03_04_05.abcdefgh"
+	for p, data := range map[string]string{target: "new", backup: "old"} {
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(p, []byte(data), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.MkdirAll(opts.StateDir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	journal := fmt.Sprintf(`{"state": "open", "entries": [
+  {"kind": "file", "path": %q, "node_path": "/etc/f", "existed": true, "backup": %q, "mode": 420, "uid": %d, "gid": %d},
+  {"kind": "file", "path": %q, "existed": false, "uid": 0, "gid": 0}],
+ "restarts": [["restart", "sshd"]]}`, target, backup, os.Geteuid(), os.Getegid(), filepath.Join(root, "etc/g"))
+	if err := os.WriteFile(filepath.Join(opts.StateDir, JournalName), []byte(journal), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(root, "etc/g"), []byte("made"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := Recover(context.Background(), opts); err != nil {
+		t.Fatal(err)
+	}
+	if data, err := os.ReadFile(target); err != nil || string(data) != "old" {
+		t.Errorf("etc/f: %q, %v; want the old content back", data, err)
+	}
+	if fi, err := os.Stat(target); err != nil || fi.Mode().Perm() != 0o644 {
+		t.Errorf("etc/f: %v, %v; want mode 0644 back", fi, err)
+	}
+	for _, gone := range []string{backup, filepath.Join(root, "etc/g"), filepath.Join(opts.StateDir, JournalName)} {
+		if _, err := os.Lstat(gone); !errors.Is(err, fs.ErrNotExist) {
+			t.Errorf("%s is still there (%v)", gone, err)
+		}
+	}
+	if len(restarts) != 1 || restarts[0] != "restart sshd" {
+		t.Errorf("restarts %q, want [restart sshd]", restarts)
 	}
 }

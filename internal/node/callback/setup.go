@@ -15,6 +15,7 @@ import (
 	"text/template"
 
 	"github.com/nodejoin/nodejoin/internal/apply"
+	"github.com/nodejoin/nodejoin/internal/daemon"
 	"github.com/nodejoin/nodejoin/internal/jsondoc"
 	"github.com/nodejoin/nodejoin/internal/nodeconf"
 	"github.com/nodejoin/nodejoin/internal/problem"
@@ -195,9 +196,9 @@ func Planner(cfg *nodeconf.Config, d *Setup, pub *string) apply.Planner {
 
 // unitSteps make systemd run the tunnel's unit after a change.
 var unitSteps = []apply.Step{
-	{Daemon: "systemd", Restart: []string{"systemctl", "daemon-reload"}},
-	{Daemon: UnitName, Restart: []string{"systemctl", "enable", UnitName}},
-	{Daemon: UnitName, Restart: []string{"systemctl", "restart", UnitName}},
+	{Daemon: "systemd", Restart: daemon.Builtin("systemctl", "daemon-reload")},
+	{Daemon: UnitName, Restart: daemon.Builtin("systemctl", "enable", UnitName)},
+	{Daemon: UnitName, Restart: daemon.Builtin("systemctl", "restart", UnitName)},
 }
 
 // packaged says whether the nodejoin-node package's unit is installed.
