@@ -60,6 +60,10 @@ type Config struct {
 	// ClientKeyType and ClientKeyBits are the key of a new client.pem.
 	ClientKeyType string `json:"client_key_type"`
 	ClientKeyBits int    `json:"client_key_bits"`
+	// NodeAddInstall, on a master, makes node-add put the node-side
+	// programs onto the nodes it joins (node-add --install) unless told
+	// --install=false: a master whose nodes start bare says so once.
+	NodeAddInstall bool `json:"node_add_install"`
 	// ganeti is the daemon-util found, as a node path; "" where Ganeti is
 	// not installed.
 	ganeti string
