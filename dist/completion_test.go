@@ -61,4 +61,16 @@ func TestCompletionShipped(t *testing.T) {
 			}
 		}
 	}
+	// A subcommand's own flags and words (join-service's).
+	file := filepath.Join(root, "usr", "share", "bash-completion", "completions", "join-service")
+	for _, tc := range []struct{ words, want []string }{
+		{[]string{"join-service", "slot", "remove-stale", "--old"}, []string{"--older-than"}},
+		{[]string{"join-service", "serve", "--etcd-c"}, []string{"--etcd-ca", "--etcd-cert"}},
+		{[]string{"join-service", "requests", "t"}, []string{"token"}},
+		{[]string{"join-service", "i"}, []string{"install-window"}},
+	} {
+		if got := complete(t, file, tc.words...); !slices.Equal(got, tc.want) {
+			t.Errorf("completing %q gives %q, want %q", tc.words, got, tc.want)
+		}
+	}
 }

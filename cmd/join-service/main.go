@@ -7,6 +7,9 @@ package main
 import (
 	"os"
 	"path/filepath"
+	"time"
+
+	"github.com/spf13/pflag"
 
 	"github.com/nodejoin/nodejoin/cmd/internal/cli"
 	"github.com/nodejoin/nodejoin/internal/nodeconf"
@@ -71,13 +74,13 @@ func run(env *cli.Env, args []string) error {
 	var f cli.Flags
 	fs := cli.NewFlagSet("join-service", usage, &f)
 	fs.SetInterspersed(false)
-	cli.Args(fs, "", "serve", "slot")
+	f.Subcommands(subcommands)
 	if err := cli.Parse(env, fs, &f, args); err != nil {
 		return err
 	}
 	rest := fs.Args()
 	if len(rest) == 0 {
-		return problem.Usagef("no command: want serve or slot")
+		return problem.Usagef("no command: want serve, slot, requests or install-window")
 	}
 	switch rest[0] {
 	case "serve":
@@ -95,7 +98,23 @@ func run(env *cli.Env, args []string) error {
 	case "install-window":
 		return requests(env, "install-window", rest[1:])
 	}
-	return problem.Usagef("unknown command %q: want serve or slot", rest[0])
+	return problem.Usagef("unknown command %q: want serve, slot, requests or install-window", rest[0])
+}
+
+// subcommands are every command's flag set, for --completion.
+func subcommands() map[string]*pflag.FlagSet {
+	sets := map[string]*pflag.FlagSet{"serve": serveFlagSet(&serveFlags{})}
+	for cmd := range slotCommands {
+		sets["slot "+cmd] = slotFlagSet(cmd, &common{}, new(time.Duration))
+	}
+	for cmd := range requestsCommands {
+		key := "requests " + cmd
+		if cmd == "install-window" {
+			key = cmd
+		}
+		sets[key] = requestsFlagSet(cmd, &requestFlags{})
+	}
+	return sets
 }
 
 // givePrivately says how join-service takes a secret instead of --secret.

@@ -113,31 +113,50 @@ requests) over the daemon's root-only admin socket.
   install-window --for D   auto-accept in local-network and anything modes for D
                        from now (kept across restarts; --for 0 closes it)`
 
-func requests(env *cli.Env, cmd string, args []string) error {
-	var f common
-	fs := cli.NewFlagSet("join-service requests "+cmd, requestsUsage, &f.Flags)
+// requestsCommands are requests' commands (install-window is a command of
+// its own) and how many arguments each takes.
+var requestsCommands = map[string]int{"list": 0, "accept": 1, "reject": 1, "forget": 1, "expect": 2, "token": 0, "install-window": 0}
+
+// requestFlags are the flags of requests' commands.
+type requestFlags struct {
+	common
+	ttl, window time.Duration
+	uses        int
+}
+
+// requestsFlagSet is the flag set of requests' command cmd.
+func requestsFlagSet(cmd string, f *requestFlags) *pflag.FlagSet {
+	name := "join-service requests " + cmd
+	if cmd == "install-window" {
+		name = "join-service install-window"
+	}
+	fs := cli.NewFlagSet(name, requestsUsage, &f.Flags)
 	f.register(fs)
-	var ttl, window time.Duration
-	var uses int
 	switch cmd {
 	case "token":
-		fs.DurationVar(&ttl, "ttl", time.Hour, "the token admits requests for `D`")
-		fs.IntVar(&uses, "uses", 1, "the token admits `N` requests")
+		fs.DurationVar(&f.ttl, "ttl", time.Hour, "the token admits requests for `D`")
+		fs.IntVar(&f.uses, "uses", 1, "the token admits `N` requests")
 	case "install-window":
-		fs.DurationVar(&window, "for", -1, "open the window for `D` (15m, 1h; 0 closes it)")
+		fs.DurationVar(&f.window, "for", -1, "open the window for `D` (15m, 1h; 0 closes it)")
 	}
+	return fs
+}
+
+func requests(env *cli.Env, cmd string, args []string) error {
+	var rf requestFlags
+	fs := requestsFlagSet(cmd, &rf)
+	f := &rf.common
 	if err := cli.Parse(env, fs, &f.Flags, args); err != nil {
 		return err
 	}
-	want := map[string]int{"list": 0, "accept": 1, "reject": 1, "forget": 1, "expect": 2, "token": 0, "install-window": 0}
-	n, ok := want[cmd]
+	n, ok := requestsCommands[cmd]
 	if !ok {
 		return problem.Usagef("requests: unknown command %q: want list, accept, reject, forget, expect or token", cmd)
 	}
 	if fs.NArg() != n {
 		return problem.Usagef("%s: want %d arguments, got %d", cmd, n, fs.NArg())
 	}
-	if cmd == "install-window" && window < 0 {
+	if cmd == "install-window" && rf.window < 0 {
 		return problem.Usagef("install-window: --for D is required (0 closes the window)")
 	}
 	for i := range n {
@@ -179,9 +198,9 @@ func requests(env *cli.Env, cmd string, args []string) error {
 		body, _ := json.Marshal(joinservice.ExpectRequest{HostKey: fs.Arg(1)})
 		err = do(http.MethodPut, "/admin/v1/expect/"+name, nil, body, &map[string]string{})
 	case "token":
-		err = do(http.MethodPost, joinservice.AdminTokens, url.Values{"ttl": {ttl.String()}, "uses": {strconv.Itoa(uses)}}, nil, &joinservice.TokenAnswer{})
+		err = do(http.MethodPost, joinservice.AdminTokens, url.Values{"ttl": {rf.ttl.String()}, "uses": {strconv.Itoa(rf.uses)}}, nil, &joinservice.TokenAnswer{})
 	case "install-window":
-		err = do(http.MethodPost, joinservice.AdminInstallWindow, url.Values{"for": {window.String()}}, nil, &joinservice.WindowAnswer{})
+		err = do(http.MethodPost, joinservice.AdminInstallWindow, url.Values{"for": {rf.window.String()}}, nil, &joinservice.WindowAnswer{})
 	}
 	if err != nil {
 		return err

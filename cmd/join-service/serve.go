@@ -12,6 +12,8 @@ import (
 	"strconv"
 	"syscall"
 
+	"github.com/spf13/pflag"
+
 	"github.com/nodejoin/nodejoin/cmd/internal/cli"
 	"github.com/nodejoin/nodejoin/internal/connlimit"
 	"github.com/nodejoin/nodejoin/internal/joinapi"
@@ -46,8 +48,8 @@ type serveFlags struct {
 	callback       callbackFlags // callback.go
 }
 
-func serve(env *cli.Env, args []string) error {
-	var f serveFlags
+// serveFlagSet is serve's flag set, its values in f.
+func serveFlagSet(f *serveFlags) *pflag.FlagSet {
 	fs := cli.NewFlagSet("join-service serve", serveUsage, &f.Flags)
 	f.register(fs)
 	fs.StringVar(&f.listen, "listen", ":"+strconv.Itoa(joinapi.DefaultPort), "listen on `ADDRESS:PORT`")
@@ -63,6 +65,12 @@ func serve(env *cli.Env, args []string) error {
 	fs.IntVar(&f.conns, "conns", connlimit.Default.Conns, "open connections in all at most `N`")
 	f.reg.add(fs)
 	f.callback.register(fs)
+	return fs
+}
+
+func serve(env *cli.Env, args []string) error {
+	var f serveFlags
+	fs := serveFlagSet(&f)
 	if err := cli.RefuseSecretFlag(args, givePrivately); err != nil {
 		return err
 	}

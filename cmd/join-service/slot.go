@@ -10,6 +10,8 @@ import (
 	"net/url"
 	"time"
 
+	"github.com/spf13/pflag"
+
 	"github.com/nodejoin/nodejoin/cmd/internal/cli"
 	"github.com/nodejoin/nodejoin/internal/jsondoc"
 	"github.com/nodejoin/nodejoin/internal/master/joinservice"
@@ -35,22 +37,30 @@ Manage the running daemon's slots over its root-only admin socket.
   set-config UUID   stdin: the new config (text, at most 1 MiB)
                stdout: {"uuid", "config_revision"}`
 
-func slot(env *cli.Env, cmd string, args []string) error {
-	var f common
-	var olderThan time.Duration
+// slotCommands are slot's commands and how many arguments each takes.
+var slotCommands = map[string]int{"add": 0, "list": 0, "show": 1, "remove": 1, "remove-stale": 0, "set-config": 1}
+
+// slotFlagSet is the flag set of slot's command cmd.
+func slotFlagSet(cmd string, f *common, olderThan *time.Duration) *pflag.FlagSet {
 	fs := cli.NewFlagSet("join-service slot "+cmd, slotUsage, &f.Flags)
 	f.register(fs)
 	if cmd == "remove-stale" {
-		fs.DurationVar(&olderThan, "older-than", 0, "remove slots not seen for `D` (2h, 30m)")
+		fs.DurationVar(olderThan, "older-than", 0, "remove slots not seen for `D` (2h, 30m)")
 	}
+	return fs
+}
+
+func slot(env *cli.Env, cmd string, args []string) error {
+	var f common
+	var olderThan time.Duration
+	fs := slotFlagSet(cmd, &f, &olderThan)
 	if err := cli.RefuseSecretFlag(args, givePrivately); err != nil {
 		return err
 	}
 	if err := cli.Parse(env, fs, &f.Flags, args); err != nil {
 		return err
 	}
-	wantArgs := map[string]int{"add": 0, "list": 0, "show": 1, "remove": 1, "remove-stale": 0, "set-config": 1}
-	n, ok := wantArgs[cmd]
+	n, ok := slotCommands[cmd]
 	if !ok {
 		return problem.Usagef("slot: unknown command %q: want add, list, show, remove, remove-stale or set-config", cmd)
 	}

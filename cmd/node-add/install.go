@@ -24,7 +24,7 @@ type installFlags struct {
 }
 
 func (f *installFlags) register(fs *pflag.FlagSet) {
-	fs.BoolVar(&f.on, "install", false, "put the node-side programs on each node that lacks them or has another version, over the same connection, before the join")
+	fs.BoolVar(&f.on, "install", false, "put the node-side programs on each node that lacks them or has another version, over the same connection, before the join (default from node.json's node_add_install)")
 	fs.StringVar(&f.from, "install-from", "", "the master's node-side programs for --install are in `DIR` (default "+install.DefaultDir+", else the directory of node-add itself)")
 	fs.StringVar(&f.dir, "install-dir", install.DefaultTarget, "--install puts a program the node lacks into `DIR` on the node (one on the login user's PATH)")
 	fs.BoolVar(&f.allowDowngrade, "allow-downgrade", false, "let --install replace a node's program that is newer than the master's, or whose version cannot be ordered with it")

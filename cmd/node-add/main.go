@@ -122,6 +122,9 @@ func run(env *cli.Env, args []string) error {
 	if f.nodedPort == 0 {
 		f.nodedPort = c.Settings.NodeDaemonPort
 	}
+	if !fs.Changed("install") {
+		f.install.on = c.Config.NodeAddInstall
+	}
 	if f.nodedPort < 1 || f.nodedPort > 65535 {
 		return problem.Usagef("--node-daemon-port must be a port (1 to 65535), not %d", f.nodedPort)
 	}

@@ -283,10 +283,10 @@ func requestSecret(ctx context.Context, env *cli.Env, cfg *nodeconf.Config, trus
 		if err != nil {
 			return nil, err
 		}
-		items := append(dirs, txn.Item{Path: cfg.Path(RegisterSecretFile), NodePath: RegisterSecretFile,
+		items := append(dirs, txn.Item{NodePath: RegisterSecretFile,
 			Data: []byte(secret + "\n"), Mode: 0o600, UID: uid, GID: gid, Secret: true})
 		if trustedPin != "" {
-			items = append(items, txn.Item{Path: cfg.Path(TrustedPinFile), NodePath: TrustedPinFile,
+			items = append(items, txn.Item{NodePath: TrustedPinFile,
 				Data: []byte(trustedPin + "\n"), Mode: 0o644, UID: uid, GID: gid})
 		}
 		return &apply.Plan{Items: items}, nil

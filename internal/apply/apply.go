@@ -25,14 +25,14 @@ import (
 // Step runs after the files are written, when anything changed: an
 // optional check of the new files, then a restart.
 type Step struct {
-	Daemon  string   // name in reports, e.g. "sshd"
-	Check   []string // e.g. sshd -t; nil for none
-	Restart []string
+	Daemon  string         // name in reports, e.g. "sshd"
+	Check   daemon.Command // e.g. sshd -t; the zero Command for none
+	Restart daemon.Command
 	// Stop says that Restart stops the daemon (node-cleanup): it is
 	// reported as stopped, and a rollback runs Rollback instead (the
 	// daemon's restart, so that it serves the old files again).
 	Stop     bool
-	Rollback [][]string
+	Rollback []daemon.Command
 }
 
 // Plan is what a program wants the node to be.
@@ -65,7 +65,7 @@ func Options(cfg *nodeconf.Config, log *slog.Logger) txn.Options {
 		StateDir: cfg.Path(cfg.StateDir),
 		LockFile: cfg.Path(filepath.Join(cfg.LockDir, LockFile)),
 		Log:      log,
-		Restart:  func(ctx context.Context, argv []string) error { return daemon.Run(ctx, log, argv) },
+		Restart:  func(ctx context.Context, c daemon.Command) error { return daemon.Run(ctx, log, c) },
 	}
 }
 
@@ -142,17 +142,17 @@ func Run(ctx context.Context, cfg *nodeconf.Config, log *slog.Logger, plan Plann
 	}
 	res := result(log, p, changes, false)
 	for _, s := range p.Steps {
-		if s.Check != nil {
+		if !s.Check.IsZero() {
 			if err := daemon.Run(ctx, log, s.Check); err != nil {
 				return joindoc.Result{}, rollback(ctx, tx, fmt.Errorf("checking %s's configuration with the new files: %w", s.Daemon, err))
 			}
 		}
-		again := [][]string{s.Restart}
+		again := []daemon.Command{s.Restart}
 		if s.Stop {
 			again = s.Rollback
 		}
-		for _, argv := range again {
-			if err := tx.RecordRestart(argv); err != nil {
+		for _, c := range again {
+			if err := tx.RecordRestart(c); err != nil {
 				return joindoc.Result{}, rollback(ctx, tx, err)
 			}
 		}

@@ -43,7 +43,7 @@ func adder(cfg *nodeconf.Config, line string, calls *int) Planner {
 }
 
 func item(cfg *nodeconf.Config, data []byte, secret bool) txn.Item {
-	return txn.Item{Path: cfg.Path(listPath), NodePath: listPath, Data: data, Mode: 0o644,
+	return txn.Item{NodePath: listPath, Data: data, Mode: 0o644,
 		UID: os.Geteuid(), GID: os.Getegid(), Secret: secret}
 }
 
@@ -200,7 +200,7 @@ func TestPlanLogLevels(t *testing.T) {
 			if err := txn.WriteFile(cfg.Path(np), []byte(name), 0o644); err != nil {
 				t.Fatal(err)
 			}
-			items = append(items, txn.Item{Path: cfg.Path(np), NodePath: np, Data: []byte(name),
+			items = append(items, txn.Item{NodePath: np, Data: []byte(name),
 				Mode: 0o644, UID: os.Geteuid(), GID: os.Getegid()})
 		}
 		var logs bytes.Buffer

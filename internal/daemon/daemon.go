@@ -1,15 +1,23 @@
-// Package daemon runs the node's configured helper commands: the sshd
-// configuration check and the restart commands of sshd and the node daemon.
-// Commands are argument lists from node.json, never shell strings.
+// Package daemon runs the machine's configured helper commands: the sshd
+// configuration check and the restart commands of sshd and the node daemon
+// (node.json), and the machine callback's unit and account commands.
+//
+// A Command is not a []string: one comes only from decoding a configuration
+// (node.json, or the journal that recorded it) or from Builtin, a default
+// written in the source (.golangci.yml lets only the configurations' packages
+// call it), so no document field or other string list reaches exec by
+// accident. It is an argument list, never a shell string.
 package daemon
 
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
 	"os/exec"
+	"slices"
 	"strings"
 	"time"
 )
@@ -17,11 +25,49 @@ import (
 // Timeout bounds one command.
 const Timeout = 2 * time.Minute
 
-// Run runs argv with no standard input and its output captured. A daemon
+// Command is one helper command: a program and its arguments.
+type Command struct{ argv []string }
+
+// Builtin is a command written in the program's source: a default of a
+// node.json key, or one of the machine callback's own commands.
+func Builtin(argv ...string) Command { return Command{argv: slices.Clone(argv)} }
+
+// With is c with operands appended (useradd's account name).
+func (c Command) With(operands ...string) Command {
+	return Command{argv: append(slices.Clone(c.argv), operands...)}
+}
+
+// Argv is a copy of the argument list.
+func (c Command) Argv() []string { return slices.Clone(c.argv) }
+
+// IsZero says c names no command (an optional step left out).
+func (c Command) IsZero() bool { return len(c.argv) == 0 }
+
+func (c Command) String() string { return strings.Join(c.argv, " ") }
+
+// LogValue logs the argument list as a list.
+func (c Command) LogValue() slog.Value { return slog.AnyValue(c.argv) }
+
+// MarshalJSON writes the argument list (the journal's record of a restart).
+func (c Command) MarshalJSON() ([]byte, error) { return json.Marshal(c.argv) }
+
+// UnmarshalJSON reads an argument list: a configuration's key, checked
+// against its schema first, or the journal's record.
+func (c *Command) UnmarshalJSON(data []byte) error {
+	var argv []string
+	if err := json.Unmarshal(data, &argv); err != nil {
+		return errors.New("a command is a list of strings")
+	}
+	c.argv = argv
+	return nil
+}
+
+// Run runs c with no standard input and its output captured. A daemon
 // that the command leaves running in the background may keep the output
 // pipe open: Run does not wait for it (WaitDelay), since on the master's
 // side the SSH session would otherwise hang until the daemon exits.
-func Run(ctx context.Context, log *slog.Logger, argv []string) error {
+func Run(ctx context.Context, log *slog.Logger, c Command) error {
+	argv := c.argv
 	if len(argv) == 0 {
 		return errors.New("empty command")
 	}
@@ -55,10 +101,11 @@ func Run(ctx context.Context, log *slog.Logger, argv []string) error {
 	return fmt.Errorf("command %q %s", strings.Join(argv, " "), msg)
 }
 
-// Output runs argv like Run and returns its standard output, for a command
+// Output runs c like Run and returns its standard output, for a command
 // that reports something (ssh -Q key). Its standard error only goes into
 // the error.
-func Output(ctx context.Context, log *slog.Logger, argv []string) ([]byte, error) {
+func Output(ctx context.Context, log *slog.Logger, c Command) ([]byte, error) {
+	argv := c.argv
 	if len(argv) == 0 {
 		return nil, errors.New("empty command")
 	}

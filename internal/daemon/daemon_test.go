@@ -2,6 +2,7 @@ package daemon
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"log/slog"
@@ -25,7 +26,7 @@ func TestRun(t *testing.T) {
 		{"empty", nil, "empty command"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			err := Run(context.Background(), quiet, tc.argv)
+			err := Run(context.Background(), quiet, Builtin(tc.argv...))
 			got := ""
 			if err != nil {
 				got = err.Error()
@@ -48,7 +49,7 @@ func TestOutput(t *testing.T) {
 		{"empty", "", "empty command", nil},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			out, err := Output(context.Background(), quiet, tc.argv)
+			out, err := Output(context.Background(), quiet, Builtin(tc.argv...))
 			got := ""
 			if err != nil {
 				got = err.Error()
@@ -65,7 +66,7 @@ func TestOutput(t *testing.T) {
 func TestRunDoesNotWaitForBackgroundDaemon(t *testing.T) {
 	pidfile := filepath.Join(t.TempDir(), "pid")
 	start := time.Now()
-	err := Run(context.Background(), quiet, []string{"/bin/sh", "-c", "sleep 30 & echo $! > " + pidfile + "; echo started"})
+	err := Run(context.Background(), quiet, Builtin("/bin/sh", "-c", "sleep 30 & echo $! > "+pidfile+"; echo started"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -83,3 +84,36 @@ func TestRunDoesNotWaitForBackgroundDaemon(t *testing.T) {
 }
 
 func fmtSscan(s string, pid *int) (int, error) { return fmt.Sscan(s, pid) }
+
+// A Command reads and writes the argument list a configuration and the
+// journal hold, and nothing else: a shell string is refused.
+func TestCommandJSON(t *testing.T) {
+	var c Command
+	if err := json.Unmarshal([]byte(`["/usr/sbin/sshd", "-t"]`), &c); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := json.Marshal(c); err != nil || string(got) != `["/usr/sbin/sshd","-t"]` {
+		t.Errorf("marshalled %s, %v", got, err)
+	}
+	if c.String() != "/usr/sbin/sshd -t" {
+		t.Errorf("String %q", c.String())
+	}
+	if err := json.Unmarshal([]byte(`"sshd -t"`), &c); err == nil {
+		t.Errorf("a shell string was taken: %q", c.String())
+	}
+}
+
+// With appends to a copy: two operands given to one configured command
+// never share an argument list.
+func TestWith(t *testing.T) {
+	base := Builtin("useradd", "--system")
+	a, b := base.With("a"), base.With("b")
+	if a.String() != "useradd --system a" || b.String() != "useradd --system b" || base.String() != "useradd --system" {
+		t.Errorf("got %q, %q, base %q", a, b, base)
+	}
+	argv := a.Argv()
+	argv[0] = "rm"
+	if a.String() != "useradd --system a" {
+		t.Errorf("Argv shares the list: %q", a)
+	}
+}

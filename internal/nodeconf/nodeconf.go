@@ -17,6 +17,7 @@ import (
 	"strings"
 
 	"github.com/nodejoin/nodejoin/internal/certs"
+	"github.com/nodejoin/nodejoin/internal/daemon"
 	"github.com/nodejoin/nodejoin/internal/jsondoc"
 	"github.com/nodejoin/nodejoin/internal/problem"
 	"github.com/nodejoin/nodejoin/schemas"
@@ -46,25 +47,29 @@ const File = "/etc/nodejoin/node.json"
 // Config is the node configuration with defaults filled in. Paths are node
 // paths (as seen with --root /); Path maps them under the root.
 type Config struct {
-	Root                     string   `json:"-"`
-	DataDir                  string   `json:"data_dir"`
-	SSHConfigDir             string   `json:"ssh_config_dir"`
-	SSHLoginUser             string   `json:"ssh_login_user"`
-	LockDir                  string   `json:"lock_dir"`
-	StateDir                 string   `json:"state_dir"`
-	RunDir                   string   `json:"run_dir"`
-	LogDir                   string   `json:"log_dir"`
-	SSHDCheckCommand         []string `json:"sshd_check_command"`
-	SSHDRestartCommand       []string `json:"sshd_restart_command"`
-	NodeDaemonRestartCommand Commands `json:"node_daemon_restart_command"` // default: see fill
-	NodeDaemonStopCommand    Commands `json:"node_daemon_stop_command"`    // node-cleanup's; default: see fill
-	NodeDaemonPort           int      `json:"node_daemon_port"`
+	Root                     string         `json:"-"`
+	DataDir                  string         `json:"data_dir"`
+	SSHConfigDir             string         `json:"ssh_config_dir"`
+	SSHLoginUser             string         `json:"ssh_login_user"`
+	LockDir                  string         `json:"lock_dir"`
+	StateDir                 string         `json:"state_dir"`
+	RunDir                   string         `json:"run_dir"`
+	LogDir                   string         `json:"log_dir"`
+	SSHDCheckCommand         daemon.Command `json:"sshd_check_command"`
+	SSHDRestartCommand       daemon.Command `json:"sshd_restart_command"`
+	NodeDaemonRestartCommand Commands       `json:"node_daemon_restart_command"` // default: see fill
+	NodeDaemonStopCommand    Commands       `json:"node_daemon_stop_command"`    // node-cleanup's; default: see fill
+	NodeDaemonPort           int            `json:"node_daemon_port"`
 	// SSHQueryKeyCommand lists the key types the node's OpenSSH supports,
 	// one per line (ssh -Q key): asked before a DSA key is used.
-	SSHQueryKeyCommand []string `json:"ssh_query_key_command"`
+	SSHQueryKeyCommand daemon.Command `json:"ssh_query_key_command"`
 	// ClientKeyType and ClientKeyBits are the key of a new client.pem.
 	ClientKeyType string `json:"client_key_type"`
 	ClientKeyBits int    `json:"client_key_bits"`
+	// NodeAddInstall, on a master, makes node-add put the node-side
+	// programs onto the nodes it joins (node-add --install) unless told
+	// --install=false: a master whose nodes start bare says so once.
+	NodeAddInstall bool `json:"node_add_install"`
 	// ganeti is the daemon-util found, as a node path; "" where Ganeti is
 	// not installed.
 	ganeti string
@@ -75,16 +80,16 @@ type Config struct {
 
 // Commands is a sequence of commands, each an argument list, run in order
 // until one fails. In node.json it is one command or a list of them.
-type Commands [][]string
+type Commands []daemon.Command
 
 // UnmarshalJSON takes one command (["a", "b"]) or several ([["a"], ["b"]]).
 func (c *Commands) UnmarshalJSON(data []byte) error {
-	var one []string
+	var one daemon.Command
 	if err := json.Unmarshal(data, &one); err == nil {
 		*c = Commands{one}
 		return nil
 	}
-	var many [][]string
+	var many []daemon.Command
 	if err := json.Unmarshal(data, &many); err != nil {
 		return errors.New("a command is a list of strings, or a list of such lists")
 	}
@@ -105,9 +110,9 @@ var daemonUtils = []string{"/usr/lib/ganeti/daemon-util", "/usr/lib64/ganeti/dae
 // must succeed.
 func ganetiRestart(daemonUtil string) Commands {
 	return Commands{
-		{daemonUtil, "stop-all"},
-		{daemonUtil, "start", "ganeti-noded"},
-		{daemonUtil, "start", "ganeti-mond"},
+		daemon.Builtin(daemonUtil, "stop-all"),
+		daemon.Builtin(daemonUtil, "start", "ganeti-noded"),
+		daemon.Builtin(daemonUtil, "start", "ganeti-mond"),
 	}
 }
 
@@ -175,11 +180,11 @@ func (c *Config) nodedUnitInstalled() bool {
 // Default returns the configuration of a node without node.json: Ganeti's
 // layout, and the restart commands of the init system that runs.
 func Default() *Config {
-	restart := []string{"service", "ssh", "restart"}
+	restart := daemon.Builtin("service", "ssh", "restart")
 	if systemdRuns() {
 		// Debian's ssh.service reloads with sshd -t, then SIGHUP: sshd
 		// re-executes and reads the new host keys; sessions stay up.
-		restart = []string{"systemctl", "reload-or-restart", "ssh"}
+		restart = daemon.Builtin("systemctl", "reload-or-restart", "ssh")
 	}
 	return &Config{
 		Root:                     "/",
@@ -190,11 +195,11 @@ func Default() *Config {
 		StateDir:                 "/var/lib/nodejoin",
 		RunDir:                   "/run/nodejoin",
 		LogDir:                   "/var/log/nodejoin",
-		SSHDCheckCommand:         []string{"/usr/sbin/sshd", "-t"},
+		SSHDCheckCommand:         daemon.Builtin("/usr/sbin/sshd", "-t"),
 		SSHDRestartCommand:       restart,
 		NodeDaemonRestartCommand: nil, // Load looks for Ganeti under the root
 		NodeDaemonPort:           DefaultNodeDaemonPort,
-		SSHQueryKeyCommand:       []string{"ssh", "-Q", "key"},
+		SSHQueryKeyCommand:       daemon.Builtin("ssh", "-Q", "key"),
 		ClientKeyType:            "", // fill: Ganeti's rsa where Ganeti is installed, else ecdsa
 	}
 }
@@ -237,9 +242,9 @@ func (c *Config) fill() error {
 		case systemdRuns() && c.nodedUnitInstalled():
 			// The unit owns the daemon: noded --restart would start a
 			// second one outside it.
-			c.NodeDaemonRestartCommand = Commands{{"systemctl", "restart", "noded"}}
+			c.NodeDaemonRestartCommand = Commands{daemon.Builtin("systemctl", "restart", "noded")}
 		default:
-			c.NodeDaemonRestartCommand = Commands{{"noded", "--restart"}}
+			c.NodeDaemonRestartCommand = Commands{daemon.Builtin("noded", "--restart")}
 		}
 	}
 	if c.NodeDaemonStopCommand == nil {
@@ -247,11 +252,11 @@ func (c *Config) fill() error {
 		// (Ganeti's node-cleanup: daemon-util stop-all).
 		switch {
 		case c.ganeti != "":
-			c.NodeDaemonStopCommand = Commands{{c.Path(c.ganeti), "stop-all"}}
+			c.NodeDaemonStopCommand = Commands{daemon.Builtin(c.Path(c.ganeti), "stop-all")}
 		case systemdRuns() && c.nodedUnitInstalled():
-			c.NodeDaemonStopCommand = Commands{{"systemctl", "stop", "noded"}}
+			c.NodeDaemonStopCommand = Commands{daemon.Builtin("systemctl", "stop", "noded")}
 		default:
-			c.NodeDaemonStopCommand = Commands{{"noded", "--stop"}}
+			c.NodeDaemonStopCommand = Commands{daemon.Builtin("noded", "--stop")}
 		}
 	}
 	if c.ClientKeyType == "" {

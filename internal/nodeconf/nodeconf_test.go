@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/nodejoin/nodejoin/internal/certs"
+	"github.com/nodejoin/nodejoin/internal/daemon"
 )
 
 func writeFile(t *testing.T, p, data string) {
@@ -27,10 +28,10 @@ func TestLoad(t *testing.T) {
 	}{
 		{"no file", "", "", func(c *Config) bool {
 			return c.DataDir == "/var/lib/ganeti" && c.SSHConfigDir == "/etc/ssh" && c.SSHLoginUser == "root" &&
-				c.NodeDaemonPort == 1811 && slices.Equal(c.SSHDCheckCommand, []string{"/usr/sbin/sshd", "-t"})
+				c.NodeDaemonPort == 1811 && slices.Equal(c.SSHDCheckCommand.Argv(), []string{"/usr/sbin/sshd", "-t"})
 		}},
 		{"some keys", `{"data_dir": "/srv/ganeti", "sshd_restart_command": ["/usr/sbin/service", "ssh", "restart"]}`, "", func(c *Config) bool {
-			return c.DataDir == "/srv/ganeti" && c.SSHConfigDir == "/etc/ssh" && c.SSHDRestartCommand[0] == "/usr/sbin/service"
+			return c.DataDir == "/srv/ganeti" && c.SSHConfigDir == "/etc/ssh" && c.SSHDRestartCommand.Argv()[0] == "/usr/sbin/service"
 		}},
 		{"relative", `{"data_dir": "var/lib"}`, `invalid input: /etc/nodejoin/node.json:/data_dir: does not match pattern '^/'`, nil},
 		{"shell string", `{"sshd_check_command": "sshd -t"}`, "invalid input: /etc/nodejoin/node.json:/sshd_check_command: expected array, but got string", nil},
@@ -38,16 +39,16 @@ func TestLoad(t *testing.T) {
 		{"unknown", `{"data_dri": "/x"}`, "invalid input: /etc/nodejoin/node.json:/data_dri: unknown key", nil},
 		{"port", `{"node_daemon_port": 70000}`, "invalid input: /etc/nodejoin/node.json:/node_daemon_port: must be <= 65535 but found 70000", nil},
 		{"defaults without ganeti", "", "", func(c *Config) bool {
-			return c.ganeti == "" && reflect.DeepEqual(c.NodeDaemonRestartCommand, Commands{{"noded", "--restart"}}) &&
+			return c.ganeti == "" && reflect.DeepEqual(c.NodeDaemonRestartCommand, Commands{daemon.Builtin("noded", "--restart")}) &&
 				c.ClientKey() == certs.KeySpec{Type: "ecdsa", Bits: 256} &&
 				slices.Equal(c.ClientKeysKept(), []certs.KeySpec{{Type: "ecdsa", Bits: 256}, certs.GanetiClientKey}) &&
-				slices.Equal(c.SSHQueryKeyCommand, []string{"ssh", "-Q", "key"})
+				slices.Equal(c.SSHQueryKeyCommand.Argv(), []string{"ssh", "-Q", "key"})
 		}},
 		{"one restart command", `{"node_daemon_restart_command": ["/bin/true"]}`, "", func(c *Config) bool {
-			return reflect.DeepEqual(c.NodeDaemonRestartCommand, Commands{{"/bin/true"}})
+			return reflect.DeepEqual(c.NodeDaemonRestartCommand, Commands{daemon.Builtin("/bin/true")})
 		}},
 		{"restart sequence", `{"node_daemon_restart_command": [["/a", "stop-all"], ["/a", "start", "ganeti-noded"]]}`, "", func(c *Config) bool {
-			return reflect.DeepEqual(c.NodeDaemonRestartCommand, Commands{{"/a", "stop-all"}, {"/a", "start", "ganeti-noded"}})
+			return reflect.DeepEqual(c.NodeDaemonRestartCommand, Commands{daemon.Builtin("/a", "stop-all"), daemon.Builtin("/a", "start", "ganeti-noded")})
 		}},
 		{"empty sequence", `{"node_daemon_restart_command": [[]]}`, "invalid input: /etc/nodejoin/node.json:/node_daemon_restart_command/0: expected string, but got array\ninvalid input: /etc/nodejoin/node.json:/node_daemon_restart_command/0: minimum 1 items required, but found 0 items", nil},
 		{"ecdsa client key", `{"client_key_type": "ecdsa"}`, "", func(c *Config) bool {
@@ -124,10 +125,10 @@ func TestGanetiDetected(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			want := Commands{{"noded", "--restart"}}
+			want := Commands{daemon.Builtin("noded", "--restart")}
 			if tc.want != "" {
 				du := filepath.Join(root, tc.want)
-				want = Commands{{du, "stop-all"}, {du, "start", "ganeti-noded"}, {du, "start", "ganeti-mond"}}
+				want = Commands{daemon.Builtin(du, "stop-all"), daemon.Builtin(du, "start", "ganeti-noded"), daemon.Builtin(du, "start", "ganeti-mond")}
 			}
 			if c.ganeti != tc.want || !reflect.DeepEqual(c.NodeDaemonRestartCommand, want) {
 				t.Errorf("Ganeti %q, restart %q; want %q, %q", c.ganeti, c.NodeDaemonRestartCommand, tc.want, want)
@@ -143,7 +144,7 @@ func TestGanetiDetected(t *testing.T) {
 			}
 			// A restart command in node.json wins over the detection.
 			writeFile(t, filepath.Join(root, File), `{"node_daemon_restart_command": ["/bin/true"]}`)
-			if c, err = Load(root); err != nil || !reflect.DeepEqual(c.NodeDaemonRestartCommand, Commands{{"/bin/true"}}) {
+			if c, err = Load(root); err != nil || !reflect.DeepEqual(c.NodeDaemonRestartCommand, Commands{daemon.Builtin("/bin/true")}) {
 				t.Errorf("with node.json: %v, %q", err, c.NodeDaemonRestartCommand)
 			}
 		})
@@ -194,7 +195,7 @@ func FuzzLoad(f *testing.F) {
 	f.Fuzz(func(t *testing.T, data []byte) {
 		writeFile(t, filepath.Join(root, File), string(data))
 		c, err := Load(root)
-		if err == nil && (c.DataDir == "" || len(c.SSHDCheckCommand) == 0) {
+		if err == nil && (c.DataDir == "" || c.SSHDCheckCommand.IsZero()) {
 			t.Fatalf("accepted a config without a data dir or check command: %q", data)
 		}
 	})
@@ -209,10 +210,10 @@ func TestNodedUnitRestart(t *testing.T) {
 		ganeti  bool
 		want    Commands
 	}{
-		{"systemd and the unit", true, "usr/lib/systemd/system/noded.service", false, Commands{{"systemctl", "restart", "noded"}}},
-		{"systemd and the unit in /lib", true, "lib/systemd/system/noded.service", false, Commands{{"systemctl", "restart", "noded"}}},
-		{"the unit without systemd", false, "usr/lib/systemd/system/noded.service", false, Commands{{"noded", "--restart"}}},
-		{"systemd without the unit", true, "", false, Commands{{"noded", "--restart"}}},
+		{"systemd and the unit", true, "usr/lib/systemd/system/noded.service", false, Commands{daemon.Builtin("systemctl", "restart", "noded")}},
+		{"systemd and the unit in /lib", true, "lib/systemd/system/noded.service", false, Commands{daemon.Builtin("systemctl", "restart", "noded")}},
+		{"the unit without systemd", false, "usr/lib/systemd/system/noded.service", false, Commands{daemon.Builtin("noded", "--restart")}},
+		{"systemd without the unit", true, "", false, Commands{daemon.Builtin("noded", "--restart")}},
 		{"Ganeti first", true, "usr/lib/systemd/system/noded.service", true, nil},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

@@ -94,10 +94,13 @@ func (c *Client) do(ctx context.Context, method, host string, port int, path str
 	return data, nil
 }
 
-// WaitVersion asks until the daemon answers or ctx ends, every interval.
-// It returns the last error when ctx ends.
+// WaitVersion asks until the daemon answers or ctx ends: again after
+// 5 ms, the wait doubling up to interval (a daemon just restarted listens
+// within milliseconds; one still starting on a busy node need not be
+// asked every few). It returns the last error when ctx ends.
 func (c *Client) WaitVersion(ctx context.Context, host string, port int, interval time.Duration) (*Version, error) {
 	var last error
+	wait := min(5*time.Millisecond, interval)
 	for {
 		v, err := c.Version(ctx, host, port)
 		if err == nil {
@@ -111,7 +114,8 @@ func (c *Client) WaitVersion(ctx context.Context, host string, port int, interva
 		select {
 		case <-ctx.Done():
 			return nil, last
-		case <-time.After(interval):
+		case <-time.After(wait):
+			wait = min(2*wait, interval)
 		}
 	}
 }

@@ -41,7 +41,7 @@ func Items(cfg *nodeconf.Config, values map[string]string) []txn.Item {
 	var items []txn.Item
 	for _, k := range sortedKeys(values) {
 		np := Path(cfg.DataDir, k)
-		items = append(items, txn.Item{Path: cfg.Path(np), NodePath: np, Data: Format(values[k]),
+		items = append(items, txn.Item{NodePath: np, Data: Format(values[k]),
 			Mode: FileMode, UID: os.Geteuid(), GID: os.Getegid(), KeepOwner: true})
 	}
 	return items

@@ -205,7 +205,7 @@ func applyAll(changes []Change, entries []entry) error {
 		if !c.Dir || c.Remove { // a directory to remove goes at commit (removeDir)
 			continue
 		}
-		parent, err := ds.get(filepath.Dir(c.Path))
+		parent, err := ds.get(filepath.Dir(c.real))
 		if err != nil {
 			return fmt.Errorf("creating %s: %w", c.NodePath, err)
 		}
@@ -226,12 +226,12 @@ func applyAll(changes []Change, entries []entry) error {
 		if c.Dir || !e.Existed {
 			continue
 		}
-		dir, err := ds.get(filepath.Dir(c.Path))
+		dir, err := ds.get(filepath.Dir(c.real))
 		if err != nil {
 			discard(backups)
 			return fmt.Errorf("backing up %s: %w", c.NodePath, err)
 		}
-		data, err := readRegular(dir, filepath.Base(c.Path))
+		data, err := readRegular(dir, filepath.Base(c.real))
 		if err != nil {
 			discard(backups)
 			return fmt.Errorf("backing up %s: %w", c.NodePath, err)
@@ -256,12 +256,12 @@ func applyAll(changes []Change, entries []entry) error {
 		if c.Dir || c.Remove {
 			continue
 		}
-		dir, err := ds.get(filepath.Dir(c.Path))
+		dir, err := ds.get(filepath.Dir(c.real))
 		if err != nil {
 			discard(writes)
 			return fmt.Errorf("writing %s: %w", c.NodePath, err)
 		}
-		name := filepath.Base(c.Path)
+		name := filepath.Base(c.real)
 		// A target that is there must still be a regular file: it is
 		// replaced, never followed.
 		if fi, err := dir.Lstat(name); err == nil && !fi.Mode().IsRegular() {
@@ -272,13 +272,13 @@ func applyAll(changes []Change, entries []entry) error {
 		if c.Secret {
 			tempMode = c.Mode & 0o700
 		}
-		crashpoint("create temporary file for " + c.Path)
+		crashpoint("create temporary file for " + c.real)
 		tmp, f, err := createTemp(dir, name, c.Data, tempMode, c.UID, c.GID)
 		if err != nil {
 			discard(writes)
 			return fmt.Errorf("writing %s: %w", c.NodePath, err)
 		}
-		p := &pending{dir: dir, tmp: tmp, name: name, path: c.Path, nodePath: c.NodePath, f: f}
+		p := &pending{dir: dir, tmp: tmp, name: name, path: c.real, nodePath: c.NodePath, f: f}
 		if tempMode != c.Mode {
 			p.chmod = c.Mode.Perm()
 		}
@@ -294,12 +294,12 @@ func applyAll(changes []Change, entries []entry) error {
 		if !c.Remove || c.Dir {
 			continue
 		}
-		dir, err := ds.get(filepath.Dir(c.Path))
+		dir, err := ds.get(filepath.Dir(c.real))
 		if err != nil {
 			return fmt.Errorf("removing %s: %w", c.NodePath, err)
 		}
-		crashpoint("remove " + c.Path)
-		if err := dir.Remove(filepath.Base(c.Path)); err != nil {
+		crashpoint("remove " + c.real)
+		if err := dir.Remove(filepath.Base(c.real)); err != nil {
 			return fmt.Errorf("removing %s: %w", c.NodePath, err)
 		}
 		removed[dir] = true

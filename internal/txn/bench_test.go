@@ -48,7 +48,7 @@ func BenchmarkApply(b *testing.B) {
 				n++
 				var items []Item
 				for i := range files {
-					items = append(items, item(root, fmt.Sprintf("d%d/f%d", i%2, i), fmt.Sprint("content ", n), 0o644))
+					items = append(items, item(fmt.Sprintf("d%d/f%d", i%2, i), fmt.Sprint("content ", n), 0o644))
 				}
 				for _, d := range []string{"d0", "d1"} {
 					if err := os.MkdirAll(filepath.Join(root, d), 0o755); err != nil {

@@ -13,6 +13,8 @@ import (
 	"syscall"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/nodejoin/nodejoin/internal/daemon"
 )
 
 // journal is the on-disk record of an unfinished transaction.
@@ -26,7 +28,7 @@ type journal struct {
 	Entries     []entry  `json:"entries"`
 	// Restarts are the commands run during the transaction, run again
 	// after a rollback so that daemons serve the old files.
-	Restarts [][]string `json:"restarts,omitempty"`
+	Restarts []daemon.Command `json:"restarts,omitempty"`
 }
 
 // entry is one changed file or directory and what it was before.

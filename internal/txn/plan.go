@@ -10,17 +10,19 @@ import (
 	"os"
 	"path"
 	"syscall"
+
+	"github.com/nodejoin/nodejoin/internal/problem"
 )
 
 // Item is one file or directory as a run wants it.
 type Item struct {
-	// Path is the real path (already under the root); NodePath is the same
-	// path as the node sees it, used in reports.
-	Path, NodePath string
-	Dir            bool        // a directory rather than a file
-	Data           []byte      // content of a file
-	Mode           fs.FileMode // permission bits
-	UID, GID       int
+	// NodePath is the path as the node sees it (with --root /): absolute
+	// and clean. Diff resolves it under the root; reports show it as is.
+	NodePath string
+	Dir      bool        // a directory rather than a file
+	Data     []byte      // content of a file
+	Mode     fs.FileMode // permission bits
+	UID, GID int
 	// KeepOwner keeps an existing file's owner (Ganeti's ensure-dirs may
 	// have given it to a daemon user); UID and GID apply to new files.
 	KeepOwner bool
@@ -54,6 +56,9 @@ const (
 type Change struct {
 	Item
 	Action string
+	// real is NodePath resolved under the root (Diff): what Apply writes
+	// and the journal records.
+	real string
 	// old mode and owner, for the journal
 	oldMode          fs.FileMode
 	oldUID, oldGID   int
@@ -75,21 +80,25 @@ func (c Change) SHA256() string {
 // file (or not a directory, for a directory item): it is never replaced.
 var ErrNotRegular = errors.New("exists and is not a regular file")
 
-// Diff compares items with what is on disk under root. Each item's
-// directories are resolved inside root first (Resolve): a path that leads
-// out of it is refused, and the change names the real path found. It reads
-// and changes nothing else.
+// Diff compares items with what is on disk under root: the one place
+// where a plan's node paths meet the root. Each item's node path must be
+// absolute and clean, and its directories are resolved inside root
+// (Resolve): a path that leads out of it is refused, and the change keeps
+// the real path found for Apply. It reads and changes nothing else.
 func Diff(root string, items []Item) ([]Change, error) {
 	out := make([]Change, 0, len(items))
 	for _, it := range items {
-		if it.NodePath != "" {
-			real, err := Resolve(root, it.NodePath)
-			if err != nil {
-				return nil, err
-			}
-			it.Path = real
+		if !path.IsAbs(it.NodePath) || path.Clean(it.NodePath) != it.NodePath {
+			// A relative path or a ".." would be taken from somewhere
+			// other than the node's /, "." and "//" hide what is meant.
+			return nil, problem.Hint(&OutsideRootError{NodePath: it.NodePath, Why: "not an absolute, clean node path"},
+				`a node path starts at the node's "/" and has no ".", ".." or empty component`)
 		}
-		c, err := diffOne(it)
+		real, err := Resolve(root, it.NodePath)
+		if err != nil {
+			return nil, err
+		}
+		c, err := diffOne(it, real)
 		if err != nil {
 			return nil, err
 		}
@@ -98,9 +107,9 @@ func Diff(root string, items []Item) ([]Change, error) {
 	return out, nil
 }
 
-func diffOne(it Item) (Change, error) {
-	c := Change{Item: it}
-	fi, err := os.Lstat(it.Path)
+func diffOne(it Item, real string) (Change, error) {
+	c := Change{Item: it, real: real}
+	fi, err := os.Lstat(real)
 	if errors.Is(err, fs.ErrNotExist) {
 		c.Action = Create
 		if it.Remove {
@@ -140,7 +149,7 @@ func diffOne(it Item) (Change, error) {
 		c.Action = Remove
 		return c, nil
 	}
-	old, err := os.ReadFile(it.Path)
+	old, err := os.ReadFile(real)
 	if err != nil {
 		return c, fmt.Errorf("reading %s: %w", it.NodePath, err)
 	}
@@ -168,10 +177,11 @@ func Changed(cs []Change) bool {
 
 // MissingDirs plans the missing levels of the node directory dir under
 // root, outermost first, with the given mode and owner: a test root, or a
-// node without Ganeti installed, lacks some.
+// node without Ganeti installed, lacks some. dir is cleaned first (a home
+// in /etc/passwd may end in "/").
 func MissingDirs(root, dir string, mode fs.FileMode, uid, gid int) ([]Item, error) {
 	var items []Item
-	for d := dir; d != "/" && d != "."; d = path.Dir(d) {
+	for d := path.Clean(dir); d != "/" && d != "."; d = path.Dir(d) {
 		real, err := Resolve(root, d)
 		if err != nil {
 			return nil, err
@@ -183,8 +193,7 @@ func MissingDirs(root, dir string, mode fs.FileMode, uid, gid int) ([]Item, erro
 		if !errors.Is(err, fs.ErrNotExist) {
 			return nil, fmt.Errorf("checking %s: %w", d, err)
 		}
-		items = append([]Item{{Path: real, NodePath: d, Dir: true, Mode: mode,
-			UID: uid, GID: gid}}, items...)
+		items = append([]Item{{NodePath: d, Dir: true, Mode: mode, UID: uid, GID: gid}}, items...)
 	}
 	return items, nil
 }

@@ -20,11 +20,14 @@ var ErrOutsideRoot = errors.New("leads out of the root")
 // OutsideRootError is a refused path: exit 3, nothing changed.
 type OutsideRootError struct {
 	NodePath string // the path asked for
-	Link     string // the node path of the link that leads out
+	Link     string // the node path of the link that leads out; "" for a path refused as written
 	Why      string
 }
 
 func (e *OutsideRootError) Error() string {
+	if e.Link == "" {
+		return fmt.Sprintf("%q: %s", e.NodePath, e.Why)
+	}
 	return fmt.Sprintf("%s: %s (%s)", e.NodePath, e.Why, e.Link)
 }
 

@@ -77,7 +77,7 @@ func TestDirSwappedForLinkAfterDiff(t *testing.T) {
 	}
 	changes, err := Diff(root, []Item{
 		{NodePath: "/home/u/.ssh", Dir: true, Mode: 0o700, UID: os.Geteuid(), GID: os.Getegid()},
-		item(root, "home/u/.ssh/authorized_keys", "key\n", 0o600),
+		item("home/u/.ssh/authorized_keys", "key\n", 0o600),
 	})
 	if err != nil {
 		t.Fatal(err)

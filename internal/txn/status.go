@@ -6,6 +6,8 @@ import (
 	"os"
 	"path/filepath"
 	"syscall"
+
+	"github.com/nodejoin/nodejoin/internal/daemon"
 )
 
 // Status is what an unfinished transaction's journal leaves to do, as the
@@ -13,9 +15,9 @@ import (
 type Status struct {
 	// State is "open" (a rollback is pending) or "committed" (only the
 	// cleanup of backups is).
-	State    string        `json:"state"`
-	Pending  []PendingStep `json:"pending"`
-	Restarts [][]string    `json:"restarts,omitempty"`
+	State    string           `json:"state"`
+	Pending  []PendingStep    `json:"pending"`
+	Restarts []daemon.Command `json:"restarts,omitempty"`
 }
 
 // PendingStep is one thing the next run will do before anything else.

@@ -15,6 +15,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/nodejoin/nodejoin/internal/daemon"
 	"github.com/nodejoin/nodejoin/internal/problem"
 )
 
@@ -24,7 +25,7 @@ type Options struct {
 	LockFile string // real path of the lock file (in the node's lock directory)
 	Log      *slog.Logger
 	// Restart runs a recorded restart command again after a rollback.
-	Restart func(ctx context.Context, argv []string) error
+	Restart func(ctx context.Context, c daemon.Command) error
 }
 
 // Tx is one run's transaction. It holds the node's lock until it ends.
@@ -128,13 +129,13 @@ func (tx *Tx) Apply(changes []Change) error {
 		if c.Action == Unchanged {
 			continue
 		}
-		e := entry{Kind: "file", Path: c.Path, NodePath: c.NodePath, Existed: c.Action != Create,
+		e := entry{Kind: "file", Path: c.real, NodePath: c.NodePath, Existed: c.Action != Create,
 			Mode: c.oldMode, UID: c.oldUID, GID: c.oldGID}
 		if c.Dir {
 			e.Kind = "dir"
 			e.RemoveAtCommit = c.Remove
 		} else if e.Existed {
-			e.Backup = backupName(c.Path, tx.now)
+			e.Backup = backupName(c.real, tx.now)
 			e.Keep = c.KeepBackup && !c.contentUnchanged
 		}
 		todo, entries = append(todo, c), append(entries, e)
@@ -161,7 +162,7 @@ func (tx *Tx) writeJournal() error {
 // applyDir makes or chmods one directory in its pinned parent; the parent
 // is synced by the caller.
 func applyDir(parent *os.Root, c Change) error {
-	name := filepath.Base(c.Path)
+	name := filepath.Base(c.real)
 	if c.Action == Create {
 		if err := parent.Mkdir(name, c.Mode); err != nil {
 			return fmt.Errorf("creating %s: %w", c.NodePath, err)
@@ -250,13 +251,13 @@ func (tx *Tx) ReleaseStateDirs(dirs []string) error {
 
 // RecordRestart journals a restart command before it runs, so that a
 // rollback, also one after a kill, runs it again on the old files.
-func (tx *Tx) RecordRestart(argv []string) error {
+func (tx *Tx) RecordRestart(c daemon.Command) error {
 	for _, r := range tx.j.Restarts {
-		if slices.Equal(r, argv) {
+		if slices.Equal(r.Argv(), c.Argv()) {
 			return nil
 		}
 	}
-	tx.j.Restarts = append(tx.j.Restarts, argv)
+	tx.j.Restarts = append(tx.j.Restarts, c)
 	return tx.writeJournal()
 }
 
@@ -327,14 +328,14 @@ func rollback(ctx context.Context, opts Options, j *journal) error {
 	if err := errors.Join(errs...); err != nil {
 		return err
 	}
-	for _, argv := range j.Restarts {
+	for _, c := range j.Restarts {
 		if opts.Restart == nil {
 			break
 		}
-		if err := opts.Restart(ctx, argv); err != nil {
+		if err := opts.Restart(ctx, c); err != nil {
 			// The files are back; a daemon that does not come back on them
 			// is reported but does not undo that.
-			opts.Log.Warn("restart on the previous state failed", "command", argv, "err", err)
+			opts.Log.Warn("restart on the previous state failed", "command", c, "err", err)
 		}
 	}
 	return nil

@@ -13,6 +13,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/nodejoin/nodejoin/internal/daemon"
 )
 
 // testOptions makes root look like a node's root: its lock directory exists.
@@ -24,15 +26,15 @@ func testOptions(t testing.TB, root string, restarts *[]string) Options {
 		StateDir: filepath.Join(root, "var/lib/nodejoin"),
 		LockFile: filepath.Join(root, "var/lock/nodejoin/nodejoin.lock"),
 		Log:      slog.New(slog.NewTextHandler(&strings.Builder{}, nil)),
-		Restart: func(_ context.Context, argv []string) error {
-			*restarts = append(*restarts, strings.Join(argv, " "))
+		Restart: func(_ context.Context, c daemon.Command) error {
+			*restarts = append(*restarts, strings.Join(c.Argv(), " "))
 			return nil
 		},
 	}
 }
 
-func item(root, p string, data string, mode fs.FileMode) Item {
-	return Item{Path: filepath.Join(root, p), NodePath: "/" + p, Data: []byte(data), Mode: mode,
+func item(p string, data string, mode fs.FileMode) Item {
+	return Item{NodePath: "/" + p, Data: []byte(data), Mode: mode,
 		UID: os.Geteuid(), GID: os.Getegid()}
 }
 
@@ -120,9 +122,9 @@ func TestCommitAndBackups(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(root, "etc/conf"), []byte("old conf"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	key := item(root, "etc/key", "new key", 0o600)
+	key := item("etc/key", "new key", 0o600)
 	key.KeepBackup = true
-	items := []Item{key, item(root, "etc/conf", "new conf", 0o644), item(root, "etc/new", "x", 0o444)}
+	items := []Item{key, item("etc/conf", "new conf", 0o644), item("etc/new", "x", 0o444)}
 	changes, err := Diff(root, items)
 	if err != nil {
 		t.Fatal(err)
@@ -187,11 +189,11 @@ func TestRollbackRestoresTree(t *testing.T) {
 	}
 	opts := testOptions(t, root, &restarts)
 	before := snapshot(t, root)
-	dir := Item{Path: filepath.Join(root, "home/.ssh"), NodePath: "/home/.ssh", Dir: true, Mode: 0o700,
+	dir := Item{NodePath: "/home/.ssh", Dir: true, Mode: 0o700,
 		UID: os.Geteuid(), GID: os.Getegid()}
-	key := item(root, "etc/ssh/key", "new", 0o600)
+	key := item("etc/ssh/key", "new", 0o600)
 	key.KeepBackup = true
-	changes, err := Diff(root, []Item{dir, key, item(root, "home/.ssh/id", "id", 0o600)})
+	changes, err := Diff(root, []Item{dir, key, item("home/.ssh/id", "id", 0o600)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -202,7 +204,7 @@ func TestRollbackRestoresTree(t *testing.T) {
 	if err := tx.Apply(changes); err != nil {
 		t.Fatal(err)
 	}
-	if err := tx.RecordRestart([]string{"restart", "sshd"}); err != nil {
+	if err := tx.RecordRestart(daemon.Builtin("restart", "sshd")); err != nil {
 		t.Fatal(err)
 	}
 	if err := tx.Rollback(context.Background()); err != nil {
@@ -230,7 +232,7 @@ func TestRecover(t *testing.T) {
 		t.Fatal(err)
 	}
 	before := snapshot(t, root)
-	changes, _ := Diff(root, []Item{item(root, "f", "new", 0o600), item(root, "g", "new", 0o600)})
+	changes, _ := Diff(root, []Item{item("f", "new", 0o600), item("g", "new", 0o600)})
 	tx, err := Begin(context.Background(), opts)
 	if err != nil {
 		t.Fatal(err)
@@ -238,7 +240,7 @@ func TestRecover(t *testing.T) {
 	if err := tx.Apply(changes); err != nil {
 		t.Fatal(err)
 	}
-	if err := tx.RecordRestart([]string{"restart"}); err != nil {
+	if err := tx.RecordRestart(daemon.Builtin("restart")); err != nil {
 		t.Fatal(err)
 	}
 	tx.unlock() // as if killed: the journal stays
@@ -256,7 +258,7 @@ func TestNotRegular(t *testing.T) {
 	if err := os.Symlink("/etc/passwd", filepath.Join(root, "link")); err != nil {
 		t.Fatal(err)
 	}
-	_, err := Diff(root, []Item{item(root, "link", "x", 0o600)})
+	_, err := Diff(root, []Item{item("link", "x", 0o600)})
 	if err == nil || err.Error() != "/link: exists and is not a regular file" {
 		t.Errorf("got %v", err)
 	}
@@ -350,15 +352,15 @@ func TestRemove(t *testing.T) {
 		root := t.TempDir()
 		var restarts []string
 		opts := testOptions(t, root, &restarts)
-		gone := item(root, "etc/ganeti/old.key", "", 0)
+		gone := item("etc/ganeti/old.key", "", 0)
 		gone.Remove, gone.Secret = true, true
-		if err := os.MkdirAll(filepath.Dir(gone.Path), 0o755); err != nil {
+		if err := os.MkdirAll(filepath.Dir(filepath.Join(root, gone.NodePath)), 0o755); err != nil {
 			t.Fatal(err)
 		}
-		if err := os.WriteFile(gone.Path, []byte("old secret\n"), 0o440); err != nil {
+		if err := os.WriteFile(filepath.Join(root, gone.NodePath), []byte("old secret\n"), 0o440); err != nil {
 			t.Fatal(err)
 		}
-		kept := item(root, "etc/ganeti/new", "new\n", 0o644)
+		kept := item("etc/ganeti/new", "new\n", 0o644)
 		before := snapshot(t, root)
 		changes, err := Diff(root, []Item{gone, kept})
 		if err != nil {
@@ -374,7 +376,7 @@ func TestRemove(t *testing.T) {
 		if err := tx.Apply(changes); err != nil {
 			t.Fatal(err)
 		}
-		if _, err := os.Lstat(gone.Path); !errors.Is(err, fs.ErrNotExist) {
+		if _, err := os.Lstat(filepath.Join(root, gone.NodePath)); !errors.Is(err, fs.ErrNotExist) {
 			t.Fatalf("applied: %s is still there (%v)", gone.NodePath, err)
 		}
 		if !commit {
@@ -405,17 +407,17 @@ func TestRemoveDir(t *testing.T) {
 		root := t.TempDir()
 		var restarts []string
 		opts := testOptions(t, root, &restarts)
-		dir := item(root, "etc/nodejoin", "", 0o750)
+		dir := item("etc/nodejoin", "", 0o750)
 		dir.Dir, dir.Remove = true, true
-		file := item(root, "etc/nodejoin/node.json", "", 0)
+		file := item("etc/nodejoin/node.json", "", 0)
 		file.Remove = true
-		if err := os.MkdirAll(dir.Path, 0o750); err != nil {
+		if err := os.MkdirAll(filepath.Join(root, dir.NodePath), 0o750); err != nil {
 			t.Fatal(err)
 		}
-		if err := os.Chmod(dir.Path, 0o750); err != nil {
+		if err := os.Chmod(filepath.Join(root, dir.NodePath), 0o750); err != nil {
 			t.Fatal(err)
 		}
-		if err := os.WriteFile(file.Path, []byte("{}\n"), 0o644); err != nil {
+		if err := os.WriteFile(filepath.Join(root, file.NodePath), []byte("{}\n"), 0o644); err != nil {
 			t.Fatal(err)
 		}
 		before := snapshot(t, root)
@@ -443,7 +445,7 @@ func TestRemoveDir(t *testing.T) {
 		if err := tx.Commit(); err != nil {
 			t.Fatal(err)
 		}
-		if _, err := os.Lstat(dir.Path); !errors.Is(err, fs.ErrNotExist) {
+		if _, err := os.Lstat(filepath.Join(root, dir.NodePath)); !errors.Is(err, fs.ErrNotExist) {
 			t.Fatalf("committed: %s is still there (%v)", dir.NodePath, err)
 		}
 		again, err := Diff(root, []Item{dir})
@@ -454,9 +456,9 @@ func TestRemoveDir(t *testing.T) {
 	root := t.TempDir()
 	var restarts []string
 	opts := testOptions(t, root, &restarts)
-	full := item(root, "d", "", 0o755)
+	full := item("d", "", 0o755)
 	full.Dir, full.Remove = true, true
-	if err := os.MkdirAll(filepath.Join(full.Path, "operator"), 0o755); err != nil {
+	if err := os.MkdirAll(filepath.Join(filepath.Join(root, full.NodePath), "operator"), 0o755); err != nil {
 		t.Fatal(err)
 	}
 	changes, err := Diff(root, []Item{full})
@@ -473,7 +475,7 @@ func TestRemoveDir(t *testing.T) {
 	if err := tx.Commit(); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := os.Lstat(filepath.Join(full.Path, "operator")); err != nil {
+	if _, err := os.Lstat(filepath.Join(filepath.Join(root, full.NodePath), "operator")); err != nil {
 		t.Errorf("the directory's content: %v", err)
 	}
 }
@@ -517,5 +519,54 @@ func TestWriteFiles(t *testing.T) {
 	}
 	if left, _ := filepath.Glob(filepath.Join(root, "b/.*")); len(left) > 0 {
 		t.Errorf("temporary files left: %v", left)
+	}
+}
+
+// A journal as earlier versions wrote it (real paths, the node path beside
+// them, the restarts as argument lists) is rolled back as it says: the
+// journal keeps the real paths, so the recovery needs no root.
+func TestRecoverEarlierJournal(t *testing.T) {
+	root := t.TempDir()
+	var restarts []string
+	opts := testOptions(t, root, &restarts)
+	target := filepath.Join(root, "etc/f")
+	backup := target + ".backup-2024-01-02_03_04_05.abcdefgh"
+	for p, data := range map[string]string{target: "new", backup: "old"} {
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(p, []byte(data), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.MkdirAll(opts.StateDir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	journal := fmt.Sprintf(`{"state": "open", "entries": [
+  {"kind": "file", "path": %q, "node_path": "/etc/f", "existed": true, "backup": %q, "mode": 420, "uid": %d, "gid": %d},
+  {"kind": "file", "path": %q, "existed": false, "uid": 0, "gid": 0}],
+ "restarts": [["restart", "sshd"]]}`, target, backup, os.Geteuid(), os.Getegid(), filepath.Join(root, "etc/g"))
+	if err := os.WriteFile(filepath.Join(opts.StateDir, JournalName), []byte(journal), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(root, "etc/g"), []byte("made"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := Recover(context.Background(), opts); err != nil {
+		t.Fatal(err)
+	}
+	if data, err := os.ReadFile(target); err != nil || string(data) != "old" {
+		t.Errorf("etc/f: %q, %v; want the old content back", data, err)
+	}
+	if fi, err := os.Stat(target); err != nil || fi.Mode().Perm() != 0o644 {
+		t.Errorf("etc/f: %v, %v; want mode 0644 back", fi, err)
+	}
+	for _, gone := range []string{backup, filepath.Join(root, "etc/g"), filepath.Join(opts.StateDir, JournalName)} {
+		if _, err := os.Lstat(gone); !errors.Is(err, fs.ErrNotExist) {
+			t.Errorf("%s is still there (%v)", gone, err)
+		}
+	}
+	if len(restarts) != 1 || restarts[0] != "restart sshd" {
+		t.Errorf("restarts %q, want [restart sshd]", restarts)
 	}
 }

@@ -43,6 +43,10 @@ type row struct {
 	steps   []map[string]float64 // one per join, "seconds" the whole join
 	pushes  []float64            // seconds of each ssconf push
 	classic *classicRun          // the first run's variant, if it ran
+	// busy is the whole machine's CPU time during each node-add run: the
+	// master's side and the nodes' (their sshd, programs and node
+	// daemons run on the same cores), and whatever else ran.
+	busy []time.Duration
 }
 
 func main() {
@@ -54,14 +58,14 @@ func main() {
 	register := flag.Bool("register", false, "run only the auto-registration benchmark (register.go) and write its own section of -o")
 	flag.Parse()
 	if *register {
-		if err := runRegister(*out); err != nil {
+		if err := registerSection.run(*out); err != nil {
 			fmt.Fprintf(os.Stderr, "bench: %v\n", err)
 			os.Exit(1)
 		}
 		return
 	}
 	if *pull {
-		if err := runPull(*out); err != nil {
+		if err := pullSection.run(*out); err != nil {
 			fmt.Fprintf(os.Stderr, "bench: %v\n", err)
 			os.Exit(1)
 		}
@@ -109,7 +113,7 @@ func main() {
 }
 
 // writeReport writes report to out (relative to the module root), keeping
-// the pull-mode section, which its own run (pull.go, -pull) writes.
+// the sections that runs of their own write (section.go: -pull, -register).
 func writeReport(r *harness.Program, out, report string) string {
 	root, err := clusterlab.ModuleRoot()
 	if err != nil {
@@ -121,8 +125,10 @@ func writeReport(r *harness.Program, out, report string) string {
 	}
 	if old, err := os.ReadFile(p); err == nil {
 		doc := string(old)
-		if i, j := strings.Index(doc, pullBegin), strings.Index(doc, pullEnd); i >= 0 && j > i {
-			report = spliceSection(report, doc[i:j+len(pullEnd)]+"\n")
+		for _, s := range sections {
+			if text := s.in(doc); text != "" {
+				report = s.splice(report, text)
+			}
 		}
 	}
 	if err := os.WriteFile(p, []byte(report), 0o644); err != nil {
@@ -147,6 +153,7 @@ func compare(r *harness.Program, n, k int) row {
 		out.load = append(out.load, one.load...)
 		out.steps = append(out.steps, one.steps...)
 		out.pushes = append(out.pushes, one.pushes...)
+		out.busy = append(out.busy, one.busy...)
 		if one.classic != nil {
 			out.classic = one.classic
 		}
@@ -183,7 +190,9 @@ func compareOnce(r *harness.Program, n, run, runs int) row {
 
 	before := conns(newNodes)
 	row.load = append(row.load, loadAvg())
+	busy := machineBusy()
 	res := nodeAdd(ctx, l, newNodes)
+	row.busy = []time.Duration{machineBusy() - busy}
 	row.newWall, row.newConns = []time.Duration{res.Took}, conns(newNodes)-before
 	if !res.OK() {
 		row.newFailed = n
@@ -254,6 +263,24 @@ type classicRun struct {
 func nodeAdd(ctx context.Context, l *clusterlab.Lab, nodes []*harness.Host) clusterlab.Result {
 	return clusterlab.Run(ctx, l.Master, nil, append([]string{"/usr/bin/time", "-f", timeFormat, "node-add", "--output", "json",
 		"--parallel", strconv.Itoa(len(nodes))}, clusterlab.Names(nodes)...)...)
+}
+
+// machineBusy is the CPU time all processes of the machine have used
+// since boot: /proc/stat's first line, every field but idle and iowait
+// (in USER_HZ, 100 per second on Linux).
+func machineBusy() time.Duration {
+	b, err := os.ReadFile("/proc/stat")
+	if err != nil {
+		return 0
+	}
+	line, _, _ := strings.Cut(string(b), "\n")
+	var ticks int64
+	for i, f := range strings.Fields(line)[1:] {
+		if v, err := strconv.ParseInt(f, 10, 64); err == nil && i != 3 && i != 4 && i < 8 {
+			ticks += v // user nice system (idle iowait) irq softirq steal
+		}
+	}
+	return time.Duration(ticks) * 10 * time.Millisecond
 }
 
 // parseTime reads GNU time's line: CPU (user + system) and peak RSS (KiB).

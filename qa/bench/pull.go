@@ -1,33 +1,36 @@
 package main
 
 import (
-	"bytes"
 	"fmt"
-	"io"
-	"os"
 	"os/exec"
-	"path/filepath"
 	"regexp"
-	"runtime"
 	"slices"
 	"strconv"
 	"strings"
 	"time"
-
-	"github.com/nodejoin/nodejoin/qa/clusterlab"
 )
 
-// The pull-mode section of doc/benchmarks.md lies between these lines;
-// `-pull` replaces it there, or appends it, and leaves the rest alone.
-const (
-	pullBegin = "<!-- pull mode: written by go run ./qa/bench -pull -->"
-	pullEnd   = "<!-- end of pull mode -->"
-	pullRuns  = 3
-)
+// pullRuns is how many boot storms each case runs.
+const pullRuns = 3
 
 // pullCommand is join-service's benchmark as the section states it.
 var pullCommand = []string{"go", "test", "-run", "^$", "-bench", "^BenchmarkRegistrations$", "-benchtime", "1x",
 	"-count", strconv.Itoa(pullRuns), "./internal/master/joinservice/"}
+
+// pullSection is join-service's benchmark.
+var pullSection = &section{
+	name:    "pull-mode",
+	begin:   "<!-- pull mode: written by go run ./qa/bench -pull -->",
+	end:     "<!-- end of pull mode -->",
+	command: pullCommand,
+	render: func(stdout, loadBefore string, took time.Duration) (string, error) {
+		cases, err := parsePull(stdout)
+		if err != nil {
+			return "", err
+		}
+		return renderPull(cases, loadBefore, took), nil
+	},
+}
 
 // pullCase is one store at one number of requests in flight, over the runs.
 type pullCase struct {
@@ -35,47 +38,6 @@ type pullCase struct {
 	inFlight int
 	perMin   []float64
 	p50, p99 []float64
-}
-
-// runPull runs the pull-mode benchmark and writes its section into out
-// (a file of the module, or - for standard output).
-func runPull(out string) error {
-	root, err := clusterlab.ModuleRoot()
-	if err != nil {
-		return err
-	}
-	before, start := loadAvg(), time.Now()
-	cmd := exec.Command(pullCommand[0], pullCommand[1:]...)
-	cmd.Dir = root
-	var stdout bytes.Buffer
-	cmd.Stdout, cmd.Stderr = io.MultiWriter(&stdout, os.Stderr), os.Stderr
-	fmt.Fprintf(os.Stderr, "bench: %s\n", strings.Join(pullCommand, " "))
-	if err := cmd.Run(); err != nil {
-		return fmt.Errorf("%s: %w", strings.Join(pullCommand, " "), err)
-	}
-	cases, err := parsePull(stdout.String())
-	if err != nil {
-		return err
-	}
-	section := renderPull(cases, before, loadAvg(), time.Since(start))
-	if out == "-" {
-		fmt.Print(section)
-		return nil
-	}
-	p := out
-	if !filepath.IsAbs(p) {
-		p = filepath.Join(root, p)
-	}
-	old, err := os.ReadFile(p)
-	if err != nil && !os.IsNotExist(err) {
-		return err
-	}
-	if err := os.WriteFile(p, []byte(spliceSection(string(old), section)), 0o644); err != nil {
-		return err
-	}
-	fmt.Print(section)
-	fmt.Fprintf(os.Stderr, "bench: wrote the pull-mode section of %s\n", p)
-	return nil
 }
 
 var benchLine = regexp.MustCompile(`^BenchmarkRegistrations/(\w+)/in-flight=(\d+)(?:-\d+)?\s+\d+\s+(.*)$`)
@@ -130,16 +92,12 @@ func minMedMax(v []float64, format string) string {
 	return f(s[0]) + " / " + f(s[len(s)/2]) + " / " + f(s[len(s)-1])
 }
 
-func renderPull(cases []*pullCase, loadBefore, loadAfter string, took time.Duration) string {
+func renderPull(cases []*pullCase, loadBefore string, took time.Duration) string {
 	var b strings.Builder
 	w := func(format string, args ...any) { fmt.Fprintf(&b, format+"\n", args...) }
-	w(pullBegin)
 	w("## Pull mode: join-service registrations")
 	w("")
-	w("Written by `go run ./qa/bench -pull` (the last step of `make bench`) on %s in %v, on %s, %d cores",
-		time.Now().UTC().Format("2006-01-02 15:04 UTC"), took.Round(time.Second), cpuModel(), runtime.NumCPU())
-	w("(%s, Go %s, %s). The machine is shared: load average (1, 5, 15 min) %s before, %s after.",
-		memTotal(), strings.TrimPrefix(runtime.Version(), "go"), etcdVersion(), loadBefore, loadAfter)
+	b.WriteString(written("-pull", took, loadBefore, ", "+etcdVersion()))
 	w("")
 	w("`%s` (`BenchmarkRegistrations`, internal/master/joinservice): 1,000 simulated machines, each from its own", strings.Join(pullCommand, " "))
 	w("loopback address, fetch their documents and report `joined` over TLS (handshake included, trust by")
@@ -157,20 +115,7 @@ func renderPull(cases []*pullCase, loadBefore, loadAfter string, took time.Durat
 	w("")
 	w("The issue's goal is at least 10,000 registrations per minute with p99 under 50 ms on the embedded")
 	w("store; read the figures with the load beside them (2 cores, shared with other work).")
-	w(pullEnd)
 	return b.String()
-}
-
-// spliceSection puts section in place of the old one in doc, or at its end.
-func spliceSection(doc, section string) string {
-	i, j := strings.Index(doc, pullBegin), strings.Index(doc, pullEnd)
-	if i >= 0 && j > i {
-		return doc[:i] + section + strings.TrimPrefix(doc[j+len(pullEnd):], "\n")
-	}
-	if doc != "" && !strings.HasSuffix(doc, "\n\n") {
-		doc = strings.TrimRight(doc, "\n") + "\n\n"
-	}
-	return doc + section
 }
 
 func loadAvg() string {

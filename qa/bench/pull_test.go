@@ -31,15 +31,22 @@ PASS
 // The section replaces its earlier self and leaves the rest of the file
 // alone; a file without it gets it at the end.
 func TestSpliceSection(t *testing.T) {
-	sec := pullBegin + "\nnew\n" + pullEnd + "\n"
-	doc := "# Benchmarks\n\nnode-add\n\n" + pullBegin + "\nold\n" + pullEnd + "\n\n## After\n"
-	if got := spliceSection(doc, sec); got != "# Benchmarks\n\nnode-add\n\n"+sec+"\n## After\n" {
+	s := pullSection
+	sec := s.begin + "\nnew\n" + s.end + "\n"
+	doc := "# Benchmarks\n\nnode-add\n\n" + s.begin + "\nold\n" + s.end + "\n\n## After\n"
+	if got := s.splice(doc, sec); got != "# Benchmarks\n\nnode-add\n\n"+sec+"\n## After\n" {
 		t.Errorf("replaced:\n%s", got)
 	}
-	if got := spliceSection("# Benchmarks\n\nnode-add\n", sec); got != "# Benchmarks\n\nnode-add\n\n"+sec {
+	if got := s.in(doc); got != s.begin+"\nold\n"+s.end+"\n" {
+		t.Errorf("found:\n%s", got)
+	}
+	if got := s.splice("# Benchmarks\n\nnode-add\n", sec); got != "# Benchmarks\n\nnode-add\n\n"+sec {
 		t.Errorf("appended:\n%s", got)
 	}
-	if got := spliceSection("", sec); !strings.HasPrefix(got, pullBegin) {
+	if got := s.splice("", sec); !strings.HasPrefix(got, s.begin) {
 		t.Errorf("into nothing:\n%s", got)
+	}
+	if got := registerSection.in(doc); got != "" {
+		t.Errorf("another section found: %q", got)
 	}
 }

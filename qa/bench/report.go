@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"runtime"
 	"slices"
 	"time"
 )
@@ -60,16 +61,24 @@ func renderScaling(w func(string, ...any), rows []row) {
 	}
 	w("### node-add: scaling")
 	w("")
-	w("| nodes | median wall time | per node | time(n) / time(10) | node-add peak RSS |")
-	w("|---:|---:|---:|---:|---:|")
+	w("| nodes | median wall time | per node | time(n) / time(10) | machine CPU during the run (median) | that CPU / %d cores | node-add peak RSS |", runtime.NumCPU())
+	w("|---:|---:|---:|---:|---:|---:|---:|")
 	for _, r := range rows {
 		m := median(r.newWall)
 		vs := "-"
 		if ten > 0 {
 			vs = fmt.Sprintf("%.2f", m.Seconds()/ten.Seconds())
 		}
-		w("| %d | %s | %s | %s | %.1f MiB |", r.nodes, round(m), round(m/time.Duration(r.nodes)), vs, float64(r.peakRSS)/1024)
+		b := median(r.busy)
+		w("| %d | %s | %s | %s | %s | %s | %.1f MiB |", r.nodes, round(m), round(m/time.Duration(r.nodes)), vs,
+			round(b), round(b/time.Duration(runtime.NumCPU())), float64(r.peakRSS)/1024)
 	}
+	w("")
+	w("The machine's CPU is all the CPU time /proc/stat counts during node-add's run: the master's side")
+	w("and the nodes' (their sshd, key exchange, node-side programs, sshd reloads and node daemons run")
+	w("on the same cores), and whatever else ran meanwhile. Divided by the cores, it is the least wall")
+	w("time the run could take on this machine: a wall time close to it is CPU-bound, one far above it")
+	w("waits. On real machines each node's share runs on its own CPU.")
 	w("")
 	w("Peak RSS is GNU time's maximum resident set size of node-add (its largest ssh child is smaller).")
 	w("")

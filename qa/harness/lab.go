@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"sync"
 	"syscall"
@@ -146,7 +147,10 @@ func (l *Lab) start(opts Options) error {
 
 	// Key generation (RSA 3072 takes up to a second) runs while the
 	// network is built; then each host starts its holder and sshd.
+	// Boots are bounded: a few hundred holders and sshds started at
+	// once on two cores overran each boot's own deadline (10 s).
 	netReady := make(chan struct{})
+	boots := make(chan struct{}, 4*runtime.NumCPU())
 	errs := make([]error, len(hosts))
 	var wg sync.WaitGroup
 	for i, h := range hosts {
@@ -158,6 +162,8 @@ func (l *Lab) start(opts Options) error {
 				return
 			}
 			<-netReady
+			boots <- struct{}{}
+			defer func() { <-boots }()
 			if err := h.boot(); err != nil {
 				errs[i] = fmt.Errorf("%s: %w", h.Name, err)
 			}

@@ -13,6 +13,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/spf13/pflag"
+
 	"github.com/nodejoin/nodejoin/internal/problem"
 )
 
@@ -108,7 +110,15 @@ func TestCompletion(t *testing.T) {
 	fs.String("output", "text", "`FORMAT`")
 	fs.Int("port", 0, "`PORT`")
 	Values(fs, "output", "text", "json")
-	Args(fs, "", "serve", "slot")
+	f.Subcommands(func() map[string]*pflag.FlagSet {
+		var sf Flags
+		serve := NewFlagSet("demo-prog serve", "", &sf)
+		serve.String("listen", "", "`ADDRESS`")
+		add := NewFlagSet("demo-prog slot add", "", &sf)
+		add.String("socket", "", "`PATH`")
+		Args(add, ArgsFiles)
+		return map[string]*pflag.FlagSet{"serve": serve, "slot add": add, "slot list": NewFlagSet("demo-prog slot list", "", &sf)}
+	})
 	var out strings.Builder
 	env := &Env{Stdout: &out, Stderr: io.Discard}
 	if err := Parse(env, fs, &f, []string{"--completion", "bash"}); !errors.Is(err, errDone) {
@@ -135,6 +145,14 @@ func TestCompletion(t *testing.T) {
 		{[]string{"--root", dirs + "/s"}, dirs + "/sub"},
 		{[]string{"s"}, "serve slot"},
 		{[]string{"--debug", "se"}, "serve"},
+		{[]string{"serve", "--l"}, "--listen"},
+		{[]string{"serve", "--r"}, ""},
+		{[]string{"slot", ""}, "add list"},
+		{[]string{"slot", "--"}, ""},
+		{[]string{"slot", "add", "--s"}, "--socket"},
+		{[]string{"slot", "add", "--socket", dirs + "/s"}, dirs + "/sub"},
+		{[]string{"slot", "add", dirs + "/s"}, dirs + "/sub"},
+		{[]string{"slot", "list", "--"}, "--help --version --debug --verbose --dry-run"},
 	} {
 		script := `source "$1"; shift
 COMP_WORDS=(demo-prog "$@"); COMP_CWORD=$#; COMPREPLY=()

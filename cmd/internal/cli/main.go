@@ -31,7 +31,16 @@ type Flags struct {
 	help       bool
 	version    bool
 	completion string
+	// subcommands, if set, gives the flag sets of the program's
+	// subcommands, for --completion (Subcommands).
+	subcommands func() map[string]*pflag.FlagSet
 }
+
+// Subcommands gives --completion the flag sets of the program's
+// subcommands, keyed by their words after the program's name ("serve",
+// "slot add"). It is called only for --completion, so a program builds
+// them only then.
+func (f *Flags) Subcommands(sets func() map[string]*pflag.FlagSet) { f.subcommands = sets }
 
 // NewFlagSet returns a flag set with the common flags registered in f.
 // usage is the text printed before the flag list by --help.
@@ -75,7 +84,11 @@ func Parse(env *Env, fs *pflag.FlagSet, f *Flags, args []string) error {
 		fmt.Fprintf(env.Stdout, "%s %s\n", fs.Name(), version.String())
 		return errDone
 	case f.completion != "":
-		if err := printCompletion(env.Stdout, fs, f.completion); err != nil {
+		var subs map[string]*pflag.FlagSet
+		if f.subcommands != nil {
+			subs = f.subcommands()
+		}
+		if err := printCompletion(env.Stdout, fs, subs, f.completion); err != nil {
 			return err
 		}
 		return errDone

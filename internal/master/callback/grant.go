@@ -29,7 +29,7 @@ type Options struct {
 	ClientAliveInterval int    // seconds; sshd reaps a dead node's session after Interval × CountMax
 	ClientAliveCountMax int
 	// UserAdd and UserDel make and remove the account; the name is appended.
-	UserAdd, UserDel []string
+	UserAdd, UserDel daemon.Command
 	// Pull is join-service's grant (join-service(8), "The machine
 	// callback"): a node's first key wins (another is ErrKeyTaken), a slot
 	// grants one node, and only the keys file and the record change: the
@@ -51,9 +51,9 @@ func DefaultOptions() Options {
 		// "*", not useradd's "!": with UsePAM no, sshd refuses every login,
 		// keys included, to an account whose password field starts with "!"
 		// (auth.c, LOCKED_PASSWD_PREFIX); "*" matches no password either.
-		UserAdd: []string{"useradd", "--system", "--user-group", "--no-create-home", "--home-dir", "/nonexistent",
-			"--shell", "/usr/sbin/nologin", "--password", "*", "--comment", "nodejoin machine callback"},
-		UserDel: []string{"userdel"}}
+		UserAdd: daemon.Builtin("useradd", "--system", "--user-group", "--no-create-home", "--home-dir", "/nonexistent",
+			"--shell", "/usr/sbin/nologin", "--password", "*", "--comment", "nodejoin machine callback"),
+		UserDel: daemon.Builtin("userdel")}
 }
 
 // Files callback-grant writes, as node paths under the SSH config dir.
@@ -175,7 +175,7 @@ func Grant(ctx context.Context, cfg *nodeconf.Config, log *slog.Logger, o Option
 	if !exists && !dryRun {
 		// Made before the files, so that sshd -t and the first login find
 		// it; taken away again if the files cannot be put in place.
-		if err := daemon.Run(ctx, log, append(append([]string{}, o.UserAdd...), o.User)); err != nil {
+		if err := daemon.Run(ctx, log, o.UserAdd.With(o.User)); err != nil {
 			// Another grant may have made it meanwhile.
 			if again, _ := cfg.HasUser(o.User); !again {
 				return nil, fmt.Errorf("creating the callback user %s: %w", o.User, err)
@@ -188,7 +188,7 @@ func Grant(ctx context.Context, cfg *nodeconf.Config, log *slog.Logger, o Option
 	res, err := apply.Run(ctx, cfg, log, planner, dryRun)
 	if err != nil {
 		if out.UserCreated {
-			if derr := daemon.Run(ctx, log, append(append([]string{}, o.UserDel...), o.User)); derr != nil {
+			if derr := daemon.Run(ctx, log, o.UserDel.With(o.User)); derr != nil {
 				return nil, fmt.Errorf("%w; removing the callback user %s again: %w", err, o.User, derr)
 			}
 		}
@@ -235,7 +235,7 @@ func Revoke(ctx context.Context, cfg *nodeconf.Config, log *slog.Logger, o Optio
 		out.Result = res
 	}
 	if removeUser && !dryRun {
-		if err := daemon.Run(ctx, log, append(append([]string{}, o.UserDel...), out.User)); err != nil {
+		if err := daemon.Run(ctx, log, o.UserDel.With(out.User)); err != nil {
 			return nil, fmt.Errorf("removing the callback user %s: %w", out.User, err)
 		}
 		out.UserRemoved, out.Changed = true, true
@@ -307,7 +307,7 @@ func allocate(st *callbackstate.State, o Options, node, key string, want int) (i
 func plan(cfg *nodeconf.Config, o Options, st *callbackstate.State) (*apply.Plan, error) {
 	uid, gid := os.Geteuid(), os.Getegid()
 	file := func(np string, data []byte, mode fs.FileMode) txn.Item {
-		return txn.Item{Path: cfg.Path(np), NodePath: np, Data: data, Mode: mode, UID: uid, GID: gid, Remove: data == nil}
+		return txn.Item{NodePath: np, Data: data, Mode: mode, UID: uid, GID: gid, Remove: data == nil}
 	}
 	keys := filepath.Join(cfg.SSHConfigDir, KeysFile)
 	sshdPath, sshdOld, sshdNew, err := sshdFile(cfg, o, st, keys)
@@ -467,7 +467,7 @@ func Enable(ctx context.Context, cfg *nodeconf.Config, log *slog.Logger, o Optio
 		return plan(cfg, o, st)
 	}
 	if !exists && !dryRun {
-		if err := daemon.Run(ctx, log, append(append([]string{}, o.UserAdd...), o.User)); err != nil {
+		if err := daemon.Run(ctx, log, o.UserAdd.With(o.User)); err != nil {
 			return nil, fmt.Errorf("creating the callback user %s: %w", o.User, err)
 		}
 		out.UserCreated = true
@@ -475,7 +475,7 @@ func Enable(ctx context.Context, cfg *nodeconf.Config, log *slog.Logger, o Optio
 	res, err := apply.Run(ctx, cfg, log, planner, dryRun)
 	if err != nil {
 		if out.UserCreated {
-			if derr := daemon.Run(ctx, log, append(append([]string{}, o.UserDel...), o.User)); derr != nil {
+			if derr := daemon.Run(ctx, log, o.UserDel.With(o.User)); derr != nil {
 				return nil, fmt.Errorf("%w; removing the callback user %s again: %w", err, o.User, derr)
 			}
 		}
@@ -511,7 +511,7 @@ func Disable(ctx context.Context, cfg *nodeconf.Config, log *slog.Logger, o Opti
 	}
 	out.Result = res
 	if removeUser && !dryRun {
-		if err := daemon.Run(ctx, log, append(append([]string{}, o.UserDel...), o.User)); err != nil {
+		if err := daemon.Run(ctx, log, o.UserDel.With(o.User)); err != nil {
 			return nil, fmt.Errorf("removing the callback user %s: %w", o.User, err)
 		}
 		out.UserRemoved, out.Changed = true, true

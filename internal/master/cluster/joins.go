@@ -65,12 +65,13 @@ func (c *Cluster) Joins() (map[string]Join, error) {
 
 // noteJoins records the join of each of ns that the master has no record
 // of, or that joined again with another root key (a reinstalled node);
-// a node joined again as it was keeps its first record. The caller holds
-// the master's lock.
-func (c *Cluster) noteJoins(ns []Node, now time.Time) error {
+// a node joined again as it was keeps its first record. It returns the
+// new join records' file to write, nil when nothing changes. The caller
+// holds the master's lock.
+func (c *Cluster) noteJoins(ns []Node, now time.Time) (*txn.File, error) {
 	joins, err := c.Joins()
 	if err != nil {
-		return err
+		return nil, err
 	}
 	changed := false
 	for _, n := range ns {
@@ -85,11 +86,11 @@ func (c *Cluster) noteJoins(ns []Node, now time.Time) error {
 		changed = true
 	}
 	if !changed {
-		return nil
+		return nil, nil
 	}
 	b, err := json.MarshalIndent(joinsDoc{Nodes: joins}, "", "  ")
 	if err != nil {
-		return err
+		return nil, err
 	}
-	return txn.WriteFile(c.joinsPath(), append(b, '\n'), ModePublic)
+	return &txn.File{Path: c.joinsPath(), Data: append(b, '\n'), Mode: ModePublic}, nil
 }

@@ -62,23 +62,34 @@ func (c *Cluster) lock() (func(), error) {
 // node_primary_ips, and its name beside the cluster alias in known_hosts
 // (the node now presents the cluster host key). Each file is replaced
 // atomically under the master's lock; recording a node twice changes
-// nothing. It reports whether it changed any file.
+// nothing. It reports whether it changed any of the node's records.
+// Calls from goroutines that share c are written in groups (group.go).
 func (c *Cluster) RecordNode(n Node) (changed bool, err error) {
-	return c.RecordNodes(n)
+	if err := CheckName(n.Name); err != nil {
+		return false, err
+	}
+	return c.group.record(c, n)
 }
 
 // RecordNodes records several joined nodes as RecordNode does, writing
-// each file once for all of them: join-service records the nodes whose
-// reports arrive together in one pass.
+// each file once for all of them. It reports whether it changed any file.
 func (c *Cluster) RecordNodes(ns ...Node) (changed bool, err error) {
 	for _, n := range ns {
 		if err := CheckName(n.Name); err != nil {
 			return false, err
 		}
 	}
+	ch, err := c.recordNodes(ns)
+	return len(ch) > 0, err
+}
+
+// recordNodes writes the records of ns, every file that changes in one
+// round of fsyncs, and returns the names whose records changed.
+func (c *Cluster) recordNodes(ns []Node) (changed map[string]bool, err error) {
+	changed = map[string]bool{}
 	unlock, err := c.lock()
 	if err != nil {
-		return false, err
+		return nil, err
 	}
 	defer unlock()
 	// Every file that changes is written in one round of fsyncs at the
@@ -93,7 +104,7 @@ func (c *Cluster) RecordNodes(ns ...Node) (changed bool, err error) {
 	// ganeti_pub_keys: "<name> <key>", one line per node.
 	b, err := os.ReadFile(c.Path(nodeconf.PubKeys))
 	if err != nil {
-		return false, fmt.Errorf("reading the public key list: %w", err)
+		return nil, fmt.Errorf("reading the public key list: %w", err)
 	}
 	keys, anyKey := ssconf.Lines(string(b)), false
 	for _, n := range ns {
@@ -109,12 +120,16 @@ func (c *Cluster) RecordNodes(ns ...Node) (changed bool, err error) {
 				if found {
 					continue
 				}
+				if l != entry {
+					changed[n.Name] = true
+				}
 				l, found = entry, true
 			}
 			out = append(out, l)
 		}
 		if !found {
 			out = append(out, entry)
+			changed[n.Name] = true
 		}
 		keys = out
 	}
@@ -124,17 +139,32 @@ func (c *Cluster) RecordNodes(ns ...Node) (changed bool, err error) {
 
 	values, err := c.ReadSsconf()
 	if err != nil {
-		return false, err
+		return nil, err
 	}
+	nodeKeys := []string{"node_list", "online_nodes", "node_primary_ips"}
 	before := map[string]string{}
-	for _, k := range []string{"node_list", "online_nodes", "node_primary_ips", ssconf.CandidateCertsKey} {
+	for _, k := range append(nodeKeys, ssconf.CandidateCertsKey) {
 		before[k] = values[k]
 	}
 	for _, n := range ns {
+		was := make([]string, len(nodeKeys))
+		for i, k := range nodeKeys {
+			was[i] = values[k]
+		}
 		withNode(values, n.Name, n.PrimaryIP)
+		for i, k := range nodeKeys {
+			if values[k] != was[i] {
+				changed[n.Name] = true
+			}
+		}
 	}
 	if err := c.withMasterCert(values); err != nil {
-		return false, err
+		return nil, err
+	}
+	if values[ssconf.CandidateCertsKey] != before[ssconf.CandidateCertsKey] {
+		for _, n := range ns { // the master's own entry: a change of each join's record
+			changed[n.Name] = true
+		}
 	}
 	for k, old := range before {
 		if values[k] != old {
@@ -146,7 +176,7 @@ func (c *Cluster) RecordNodes(ns ...Node) (changed bool, err error) {
 	// known_hosts: "<cluster>,<node>,... type key".
 	b, err = os.ReadFile(c.Path(nodeconf.KnownHosts))
 	if err != nil {
-		return false, fmt.Errorf("reading the cluster known_hosts: %w", err)
+		return nil, fmt.Errorf("reading the cluster known_hosts: %w", err)
 	}
 	var out []string
 	for _, l := range strings.Split(strings.TrimRight(string(b), "\n"), "\n") {
@@ -154,6 +184,9 @@ func (c *Cluster) RecordNodes(ns ...Node) (changed bool, err error) {
 		if len(f) >= 3 && !strings.HasPrefix(f[0], "@") && !strings.HasPrefix(f[0], "#") {
 			hosts := strings.Split(f[0], ",")
 			if grown := withNames(hosts, ns); contains(hosts, c.Settings.ClusterName) && len(grown) > len(hosts) {
+				for _, name := range grown[len(hosts):] {
+					changed[name] = true
+				}
 				f[0] = strings.Join(grown, ",")
 				l = strings.Join(f, " ")
 			}
@@ -161,14 +194,21 @@ func (c *Cluster) RecordNodes(ns ...Node) (changed bool, err error) {
 		out = append(out, l)
 	}
 	write(c.Path(nodeconf.KnownHosts), b, []byte(strings.Join(out, "\n")+"\n"), ModePublic)
+	// How and when: node-list's, not Ganeti's, so not in changed; in the
+	// same round of fsyncs.
+	joins, err := c.noteJoins(ns, time.Now())
+	if err != nil {
+		return nil, err
+	}
+	if joins != nil {
+		writes = append(writes, *joins)
+	}
 	if len(writes) > 0 {
-		changed = true
 		if err := txn.WriteFiles(writes); err != nil {
 			return changed, err
 		}
 	}
-	// How and when: node-list's, not Ganeti's, so not in changed.
-	return changed, c.noteJoins(ns, time.Now())
+	return changed, nil
 }
 
 // withNames is hosts with the names of ns it lacks appended, in order.

@@ -47,6 +47,8 @@ type Cluster struct {
 	Settings Settings
 	Server   *certs.KeyPair // server.pem: the cluster certificate and key
 	Client   *certs.KeyPair // client.pem: the master's client certificate
+
+	group recordGroup // RecordNode's groups (group.go)
 }
 
 // ErrNoCluster is returned by Open when the master has no cluster.

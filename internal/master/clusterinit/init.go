@@ -169,7 +169,7 @@ func PlanInit(o InitOptions) (*InitPlan, error) {
 	p.Settings = cluster.Settings{ClusterName: strings.TrimSuffix(o.ClusterName, "."), MasterNode: o.MasterNode,
 		SSHKeyType: o.SSHKeyType, SSHKeyBits: o.SSHKeyBits, NodeDaemonPort: o.NodeDaemonPort}
 	add := func(nodePath string, b []byte, mode fs.FileMode, secret bool) {
-		p.items = append(p.items, txn.Item{Path: cfg.Path(nodePath), NodePath: nodePath, Data: b, Mode: mode,
+		p.items = append(p.items, txn.Item{NodePath: nodePath, Data: b, Mode: mode,
 			UID: os.Geteuid(), GID: os.Getegid(), KeepOwner: true, Secret: secret})
 	}
 	dataDir := func(name string) string { return filepath.Join(cfg.DataDir, name) }

@@ -342,7 +342,7 @@ func (s *Service) report(w http.ResponseWriter, r *http.Request) {
 	if req.Status == joinapi.StatusJoined {
 		n := cluster.Node{Name: name, PrimaryIP: primaryIP(slot, p), RootPublicKey: slot.PinnedKey, Via: cluster.ViaPull}
 		rev := Event{Event: "record", Slot: uuid, Peer: p, Node: name, Outcome: OutcomeOK}
-		if err := s.recorder.record(r.Context(), n); err != nil {
+		if err := s.record(r.Context(), n); err != nil {
 			rev.Outcome, rev.Reason = OutcomeFailed, err.Error()
 			s.audit.Log(rev)
 			s.log.Error("recording a joined node", "node", name, "slot", uuid, "err", err)

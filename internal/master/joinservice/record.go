@@ -10,73 +10,27 @@ import (
 	"github.com/nodejoin/nodejoin/internal/master/join"
 )
 
-// recorder records joined nodes on the master as node-add does
-// (cluster.RecordNodes), in groups: the reports that arrive while one
-// group is being written are written together next, each file once, as a
-// database commits a group of transactions with one fsync. Every caller
-// returns once its node is on disk.
-type recorder struct {
-	s       *Service
-	mu      sync.Mutex
-	pending []pendingNode
-	running bool
-}
-
-type pendingNode struct {
-	n    cluster.Node
-	done chan error
-}
-
-func newRecorder(s *Service) *recorder { return &recorder{s: s} }
-
-func (r *recorder) record(ctx context.Context, n cluster.Node) error {
-	done := make(chan error, 1)
-	r.mu.Lock()
-	r.pending = append(r.pending, pendingNode{n, done})
-	if !r.running {
-		r.running = true
-		go r.run()
+// record records a joined node on the master as node-add does
+// (cluster.RecordNode: the reports that arrive while one group is written
+// are written together next). It returns once the node is on disk or ctx
+// ends; the write goes on all the same, and the node's next report
+// records it again if this one did not land.
+func (s *Service) record(ctx context.Context, n cluster.Node) error {
+	c, err := s.cluster()
+	if err != nil {
+		return err
 	}
-	r.mu.Unlock()
+	done := make(chan error, 1)
+	go func() {
+		_, err := c.RecordNode(n)
+		done <- err
+	}()
 	select {
 	case err := <-done:
 		return err
 	case <-ctx.Done():
-		// The group is written all the same; the node's next report
-		// records it again if this one did not land.
 		return ctx.Err()
 	}
-}
-
-func (r *recorder) run() {
-	for {
-		r.mu.Lock()
-		group := r.pending
-		r.pending = nil
-		if len(group) == 0 {
-			r.running = false
-			r.mu.Unlock()
-			return
-		}
-		r.mu.Unlock()
-		err := r.write(group)
-		for _, p := range group {
-			p.done <- err
-		}
-	}
-}
-
-func (r *recorder) write(group []pendingNode) error {
-	c, err := r.s.cluster()
-	if err != nil {
-		return err
-	}
-	ns := make([]cluster.Node, len(group))
-	for i, p := range group {
-		ns[i] = p.n
-	}
-	_, err = c.RecordNodes(ns...)
-	return err
 }
 
 // pusher sends the master's ssconf to every node after nodes joined, as

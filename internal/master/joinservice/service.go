@@ -50,14 +50,13 @@ type Options struct {
 
 // Service is the join-service daemon's state.
 type Service struct {
-	o        Options
-	store    *slotstore.Store
-	log      *slog.Logger
-	audit    *Audit
-	c        *cluster.Cluster
-	serving  *servingCert
-	recorder *recorder
-	pusher   *pusher
+	o       Options
+	store   *slotstore.Store
+	log     *slog.Logger
+	audit   *Audit
+	c       *cluster.Cluster
+	serving *servingCert
+	pusher  *pusher
 	// pushCtx ends at shutdown, so that a push to unreachable nodes does
 	// not hold it up.
 	pushCtx    context.Context
@@ -96,7 +95,6 @@ func New(o Options) (*Service, error) {
 	}
 	s := &Service{o: o, store: o.Store, log: o.Log, audit: o.Audit, c: c, serving: newServingCert(c)}
 	s.pushCtx, s.stopPushes = context.WithCancel(context.Background())
-	s.recorder = newRecorder(s)
 	s.pusher = newPusher(s)
 	return s, nil
 }

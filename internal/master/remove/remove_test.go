@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nodejoin/nodejoin/internal/daemon"
 	"github.com/nodejoin/nodejoin/internal/fakessh"
 	"github.com/nodejoin/nodejoin/internal/master/callback"
 	"github.com/nodejoin/nodejoin/internal/master/cluster"
@@ -198,8 +199,8 @@ func TestRemoveDryRun(t *testing.T) {
 func TestRemoveRevokesCallbackGrant(t *testing.T) {
 	c, f, o, before := setup(t, "ok")
 	cleanupOK(t, f)
-	c.Config.SSHDCheckCommand, c.Config.SSHDRestartCommand = []string{"true"}, []string{"true"}
-	o.Callback.UserAdd, o.Callback.UserDel = []string{"true"}, []string{"true"}
+	c.Config.SSHDCheckCommand, c.Config.SSHDRestartCommand = daemon.Builtin("true"), daemon.Builtin("true")
+	o.Callback.UserAdd, o.Callback.UserDel = daemon.Builtin("true"), daemon.Builtin("true")
 	sshd := filepath.Join(c.Config.Root, "etc/ssh/sshd_config")
 	if err := os.MkdirAll(filepath.Dir(sshd), 0o755); err != nil {
 		t.Fatal(err)

@@ -261,7 +261,7 @@ func installOnMaster(ctx context.Context, c *cluster.Cluster, log *slog.Logger, 
 				return nil, fmt.Errorf("the renewal state has no hmac key for the master")
 			}
 			np := filepath.Join(cfg.DataDir, nodeconf.HMACKey)
-			p.Items = append(p.Items, txn.Item{Path: cfg.Path(np), NodePath: np, Data: []byte(r.NewHMAC), Mode: cluster.ModeSecret,
+			p.Items = append(p.Items, txn.Item{NodePath: np, Data: []byte(r.NewHMAC), Mode: cluster.ModeSecret,
 				UID: os.Geteuid(), GID: os.Getegid(), KeepOwner: true, Secret: true})
 		}
 		if r.Certificate {
@@ -270,7 +270,7 @@ func installOnMaster(ctx context.Context, c *cluster.Cluster, log *slog.Logger, 
 			}
 			secret := func(name string, data []byte) txn.Item {
 				np := filepath.Join(cfg.DataDir, name)
-				return txn.Item{Path: cfg.Path(np), NodePath: np, Data: data, Mode: cluster.ModeSecret,
+				return txn.Item{NodePath: np, Data: data, Mode: cluster.ModeSecret,
 					UID: os.Geteuid(), GID: os.Getegid(), KeepOwner: true, Secret: true}
 			}
 			p.Items = append(p.Items, secret(nodeconf.ServerPEM, []byte(r.NewServer)), secret(nodeconf.ClientPEM, client))
@@ -281,7 +281,7 @@ func installOnMaster(ctx context.Context, c *cluster.Cluster, log *slog.Logger, 
 			}
 			base := filepath.Join(cfg.SSHConfigDir, cluster.HostKeyPrefix+k.Kind+"_key")
 			item := func(np, data string, mode os.FileMode, secret bool) txn.Item {
-				return txn.Item{Path: cfg.Path(np), NodePath: np, Data: []byte(data), Mode: mode,
+				return txn.Item{NodePath: np, Data: []byte(data), Mode: mode,
 					UID: os.Geteuid(), GID: os.Getegid(), KeepOwner: true, KeepBackup: true, Secret: secret}
 			}
 			p.Items = append(p.Items, item(base, k.Private, cluster.ModeSecret, true), item(base+".pub", k.Public, cluster.ModePublic, false))

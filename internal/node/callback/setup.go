@@ -15,6 +15,7 @@ import (
 	"text/template"
 
 	"github.com/nodejoin/nodejoin/internal/apply"
+	"github.com/nodejoin/nodejoin/internal/daemon"
 	"github.com/nodejoin/nodejoin/internal/jsondoc"
 	"github.com/nodejoin/nodejoin/internal/nodeconf"
 	"github.com/nodejoin/nodejoin/internal/problem"
@@ -171,7 +172,7 @@ func Planner(cfg *nodeconf.Config, d *Setup, pub *string) apply.Planner {
 			return nil, err
 		}
 		f := func(np string, data []byte, mode fs.FileMode, secret bool) txn.Item {
-			return txn.Item{Path: cfg.Path(np), NodePath: np, Data: data, Mode: mode, UID: uid, GID: gid, Secret: secret}
+			return txn.Item{NodePath: np, Data: data, Mode: mode, UID: uid, GID: gid, Secret: secret}
 		}
 		p := &apply.Plan{Items: append(items,
 			f(KnownHosts, kh, 0o644, false),
@@ -179,7 +180,7 @@ func Planner(cfg *nodeconf.Config, d *Setup, pub *string) apply.Planner {
 		if Systemd(cfg) && packaged(cfg) {
 			// The package's unit; one an earlier callback-setup wrote in
 			// /etc would override it, so it goes.
-			p.Items = append(p.Items, txn.Item{Path: cfg.Path(UnitFile), NodePath: UnitFile, Remove: true})
+			p.Items = append(p.Items, txn.Item{NodePath: UnitFile, Remove: true})
 			p.Steps = unitSteps
 		} else if Systemd(cfg) {
 			dirs, err := txn.MissingDirs(cfg.Root, path.Dir(UnitFile), 0o755, uid, gid)
@@ -195,9 +196,9 @@ func Planner(cfg *nodeconf.Config, d *Setup, pub *string) apply.Planner {
 
 // unitSteps make systemd run the tunnel's unit after a change.
 var unitSteps = []apply.Step{
-	{Daemon: "systemd", Restart: []string{"systemctl", "daemon-reload"}},
-	{Daemon: UnitName, Restart: []string{"systemctl", "enable", UnitName}},
-	{Daemon: UnitName, Restart: []string{"systemctl", "restart", UnitName}},
+	{Daemon: "systemd", Restart: daemon.Builtin("systemctl", "daemon-reload")},
+	{Daemon: UnitName, Restart: daemon.Builtin("systemctl", "enable", UnitName)},
+	{Daemon: UnitName, Restart: daemon.Builtin("systemctl", "restart", UnitName)},
 }
 
 // packaged says whether the nodejoin-node package's unit is installed.
@@ -236,9 +237,9 @@ func keyItems(cfg *nodeconf.Config, priv, pub []byte) ([]txn.Item, error) {
 		return nil, err
 	}
 	return append(dirs,
-		txn.Item{Path: cfg.Path(Dir), NodePath: Dir, Dir: true, Mode: 0o700, UID: uid, GID: gid},
-		txn.Item{Path: cfg.Path(KeyFile + ".pub"), NodePath: KeyFile + ".pub", Data: pub, Mode: 0o644, UID: uid, GID: gid},
-		txn.Item{Path: cfg.Path(KeyFile), NodePath: KeyFile, Data: priv, Mode: 0o600, UID: uid, GID: gid, Secret: true},
+		txn.Item{NodePath: Dir, Dir: true, Mode: 0o700, UID: uid, GID: gid},
+		txn.Item{NodePath: KeyFile + ".pub", Data: pub, Mode: 0o644, UID: uid, GID: gid},
+		txn.Item{NodePath: KeyFile, Data: priv, Mode: 0o600, UID: uid, GID: gid, Secret: true},
 	), nil
 }
 

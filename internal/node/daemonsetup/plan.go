@@ -56,7 +56,7 @@ func newPlan(cfg *nodeconf.Config, doc *joindoc.DaemonSetup, made *[]byte) (*app
 	p := &apply.Plan{}
 	// Each of these files holds a key: they are secrets.
 	secret := func(np string, data []byte, uid, gid int, backup bool) {
-		p.Items = append(p.Items, txn.Item{Path: cfg.Path(np), NodePath: np, Data: data, Mode: certMode,
+		p.Items = append(p.Items, txn.Item{NodePath: np, Data: data, Mode: certMode,
 			UID: uid, GID: gid, KeepOwner: true, KeepBackup: backup, Secret: true})
 	}
 	// Ganeti's tool gives hmac.key and server.pem to its masterd user and
@@ -100,7 +100,7 @@ func newPlan(cfg *nodeconf.Config, doc *joindoc.DaemonSetup, made *[]byte) (*app
 			return nil, err
 		}
 		p.Items = append(p.Items, dirs...)
-		p.Items = append(p.Items, txn.Item{Path: cfg.Path(nodeconf.File), NodePath: nodeconf.File, Data: conf, Mode: 0o644,
+		p.Items = append(p.Items, txn.Item{NodePath: nodeconf.File, Data: conf, Mode: 0o644,
 			UID: os.Geteuid(), GID: os.Getegid(), KeepOwner: true, KeepBackup: true})
 	}
 	if doc.CertificateRenewal != nil {
@@ -110,7 +110,7 @@ func newPlan(cfg *nodeconf.Config, doc *joindoc.DaemonSetup, made *[]byte) (*app
 			return nil, err
 		}
 		np := path.Join(cfg.StateDir, nodeconf.CertificateRenewal)
-		p.Items = append(p.Items, txn.Item{Path: cfg.Path(np), NodePath: np, Data: append(b, '\n'), Mode: 0o644,
+		p.Items = append(p.Items, txn.Item{NodePath: np, Data: append(b, '\n'), Mode: 0o644,
 			UID: os.Geteuid(), GID: os.Getegid(), KeepOwner: true})
 	}
 	p.Locks = []string{path.Join(cfg.LockDir, ssconf.LockFile)}

@@ -62,7 +62,7 @@ func Planner(cfg *nodeconf.Config, a *advert.Advert, port int) apply.Planner {
 	}
 	return func() (*apply.Plan, error) {
 		uid, gid := os.Geteuid(), os.Getegid()
-		file := txn.Item{Path: cfg.Path(advert.ServiceFile), NodePath: advert.ServiceFile, Data: data, Mode: 0o644, UID: uid, GID: gid, Remove: a == nil}
+		file := txn.Item{NodePath: advert.ServiceFile, Data: data, Mode: 0o644, UID: uid, GID: gid, Remove: a == nil}
 		if a == nil {
 			return &apply.Plan{Items: []txn.Item{file}}, nil
 		}

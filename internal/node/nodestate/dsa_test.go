@@ -6,6 +6,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/nodejoin/nodejoin/internal/daemon"
 	"github.com/nodejoin/nodejoin/internal/nodeconf"
 )
 
@@ -27,7 +28,7 @@ func TestDSARefusalRealOpenSSH(t *testing.T) {
 	if has := slices.Contains(strings.Fields(string(out)), "ssh-dss"); has != (got == "") {
 		t.Errorf("ssh -Q key lists ssh-dss: %v; DSARefusal says %q", has, got)
 	}
-	cfg.SSHQueryKeyCommand = []string{"ssh", "-Q", "no-such-query"}
+	cfg.SSHQueryKeyCommand = daemon.Builtin("ssh", "-Q", "no-such-query")
 	if got := DSARefusal(cfg); !strings.HasPrefix(got, `dsa keys need an OpenSSH that supports them, and asking this node's failed: command "ssh -Q no-such-query" exited `) {
 		t.Errorf("failed query: %q", got)
 	}

@@ -26,7 +26,7 @@ func DSARefusal(cfg *nodeconf.Config) string {
 	if slices.Contains(strings.Fields(string(out)), "ssh-dss") {
 		return ""
 	}
-	return "dsa keys are not supported by this node's OpenSSH (" + strings.Join(cfg.SSHQueryKeyCommand, " ") + " lists no ssh-dss)"
+	return "dsa keys are not supported by this node's OpenSSH (" + cfg.SSHQueryKeyCommand.String() + " lists no ssh-dss)"
 }
 
 // CheckCertificateOnly checks a cluster certificate sent without its key

@@ -130,7 +130,7 @@ func newPlan(cfg *nodeconf.Config, doc *joindoc.Prepare, made *generated) (*appl
 			return nil, err
 		}
 		p.Items = append(p.Items, home...)
-		p.Items = append(p.Items, txn.Item{Path: cfg.Path(sshDir), NodePath: sshDir, Dir: true,
+		p.Items = append(p.Items, txn.Item{NodePath: sshDir, Dir: true,
 			Mode: 0o700, UID: u.UID, GID: u.GID})
 		p.Items = append(p.Items, sshFiles...)
 	}
@@ -229,7 +229,7 @@ func (p *plan) checkKeyType(rej *problem.RejectedError, doc *joindoc.Prepare) (s
 }
 
 func (p *plan) addFile(nodePath string, data []byte, mode fs.FileMode, uid, gid int, backup, secret bool) {
-	p.Items = append(p.Items, txn.Item{Path: p.cfg.Path(nodePath), NodePath: nodePath, Data: data,
+	p.Items = append(p.Items, txn.Item{NodePath: nodePath, Data: data,
 		Mode: mode, UID: uid, GID: gid, KeepOwner: true, KeepBackup: backup, Secret: secret})
 	if strings.HasSuffix(nodePath, ".pub") {
 		p.newPub[nodePath] = data
@@ -240,7 +240,7 @@ func (p *plan) userKeyItems(sshDir, kind string, private, public []byte) []txn.I
 	base := path.Join(sshDir, "id_"+kind)
 	p.newPub[base+".pub"] = public
 	mk := func(np string, data []byte, mode fs.FileMode, secret bool) txn.Item {
-		return txn.Item{Path: p.cfg.Path(np), NodePath: np, Data: data, Mode: mode,
+		return txn.Item{NodePath: np, Data: data, Mode: mode,
 			UID: p.user.UID, GID: p.user.GID, KeepOwner: true, KeepBackup: true, Secret: secret}
 	}
 	return []txn.Item{mk(base, private, 0o600, true), mk(base+".pub", public, 0o644, false)}
@@ -278,7 +278,7 @@ func (p *plan) rootKey(sshDir string, kind sshkeys.Kind, bits int, given []joind
 // keeping every line already there and the file's mode and owner.
 func (p *plan) authorizedKeys(sshDir string, keys []string) (*txn.Item, error) {
 	np := path.Join(sshDir, "authorized_keys")
-	item := txn.Item{Path: p.cfg.Path(np), NodePath: np, Mode: 0o600,
+	item := txn.Item{NodePath: np, Mode: 0o600,
 		UID: p.user.UID, GID: p.user.GID, KeepOwner: true}
 	old, err := nodestate.ReadFile(p.cfg, np)
 	switch {

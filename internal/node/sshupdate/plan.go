@@ -87,7 +87,7 @@ func newPlan(cfg *nodeconf.Config, doc *joindoc.SSHUpdate, made *generated) (*ap
 		return nil, err
 	}
 	p.Items = append(p.Items, home...)
-	p.Items = append(p.Items, txn.Item{Path: cfg.Path(sshDir), NodePath: sshDir, Dir: true, Mode: 0o700, UID: u.UID, GID: u.GID})
+	p.Items = append(p.Items, txn.Item{NodePath: sshDir, Dir: true, Mode: 0o700, UID: u.UID, GID: u.GID})
 
 	var add, remove []string
 	if auth != nil {
@@ -112,7 +112,7 @@ func newPlan(cfg *nodeconf.Config, doc *joindoc.SSHUpdate, made *generated) (*ap
 		// them 0600 and 0644.
 		base := path.Join(sshDir, "id_"+gen.Type+gen.Suffix)
 		file := func(np string, data []byte, mode fs.FileMode, secret bool) txn.Item {
-			return txn.Item{Path: cfg.Path(np), NodePath: np, Data: data, Mode: mode,
+			return txn.Item{NodePath: np, Data: data, Mode: mode,
 				UID: u.UID, GID: u.GID, KeepOwner: true, KeepBackup: true, Secret: secret}
 		}
 		p.Items = append(p.Items, file(base, made.private, 0o600, true), file(base+".pub", made.public, 0o644, false))
@@ -201,7 +201,7 @@ func pubKeysItems(cfg *nodeconf.Config, a *joindoc.KeyAction) ([]txn.Item, error
 	if err != nil {
 		return nil, err
 	}
-	return append(items, txn.Item{Path: cfg.Path(np), NodePath: np, Data: renderPubKeys(applyPubKeys(old, a)),
+	return append(items, txn.Item{NodePath: np, Data: renderPubKeys(applyPubKeys(old, a)),
 		Mode: pubKeysMode, UID: os.Geteuid(), GID: os.Getegid()}), nil
 }
 
@@ -209,7 +209,7 @@ func pubKeysItems(cfg *nodeconf.Config, a *joindoc.KeyAction) ([]txn.Item, error
 // out and then add merged in, keeping every other line and the file's mode
 // and owner; nil when there is nothing to change and no file to make.
 func authorizedKeys(cfg *nodeconf.Config, u *nodeconf.User, np string, add, remove []string) (*txn.Item, error) {
-	item := txn.Item{Path: cfg.Path(np), NodePath: np, Mode: 0o600, UID: u.UID, GID: u.GID, KeepOwner: true}
+	item := txn.Item{NodePath: np, Mode: 0o600, UID: u.UID, GID: u.GID, KeepOwner: true}
 	old, err := nodestate.ReadFile(cfg, np)
 	switch {
 	case err == nil:

@@ -52,7 +52,7 @@ func newPlan(cfg *nodeconf.Config, doc *joindoc.SSLUpdate, made *[]byte) (*apply
 	switch doc.Action {
 	case joindoc.CryptoDelete:
 		for _, np := range []string{clientNP, ssconf.Path(cfg.DataDir, ssconf.CandidateCertsKey)} {
-			p.Items = append(p.Items, txn.Item{Path: cfg.Path(np), NodePath: np, Remove: true, Secret: np == clientNP})
+			p.Items = append(p.Items, txn.Item{NodePath: np, Remove: true, Secret: np == clientNP})
 		}
 		return p, nil
 	case joindoc.CryptoCreate:
@@ -81,7 +81,7 @@ func newPlan(cfg *nodeconf.Config, doc *joindoc.SSLUpdate, made *[]byte) (*apply
 		return nil, fmt.Errorf("the new client certificate: %w", err)
 	}
 	p.Result.ClientCertificateFingerprint = certs.Fingerprint(kp.Cert)
-	p.Items = append(p.Items, txn.Item{Path: cfg.Path(clientNP), NodePath: clientNP, Data: *made, Mode: certMode,
+	p.Items = append(p.Items, txn.Item{NodePath: clientNP, Data: *made, Mode: certMode,
 		UID: os.Geteuid(), GID: os.Getegid(), KeepOwner: true, KeepBackup: true, Secret: true})
 	return p, nil
 }
