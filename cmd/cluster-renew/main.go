@@ -1,5 +1,5 @@
-// Cluster-renew rotates the cluster's SSH host keys, hmac key and cluster
-// certificate, with a window in which a recorded node may present the old
+// Cluster-renew rotates the cluster's SSH host keys, hmac key and
+// certificate and the master's root key, with a window in which a recorded node may present the old
 // keys or the new, so that joins running meanwhile never fail. See
 // doc/cluster-renew.8.md.
 package main
@@ -23,11 +23,11 @@ import (
 
 func main() { os.Exit(cli.Main("cluster-renew", os.Args[1:], run)) }
 
-const usage = `Usage: cluster-renew [--new-host-keys] [--new-hmac-key] [--new-cluster-certificate] [--window DURATION] [flags]
+const usage = `Usage: cluster-renew [--new-host-keys] [--new-hmac-key] [--new-cluster-certificate] [--new-root-keys] [--window DURATION] [flags]
        cluster-renew [--finish] [flags]
 
-Rotate the cluster's SSH host keys, its hmac key and/or its certificate
-(server.pem): make new ones, give them to this master, and join every
+Rotate the cluster's SSH host keys, its hmac key, its certificate
+(server.pem) and/or the master's root key: make new ones, give them to this master, and join every
 recorded node again with them (one SSH connection per node, as node-add).
 Until the window ends a recorded node may present the old keys or the new,
 and the old certificate or the new (node-add, cluster-renew, node-list
@@ -44,6 +44,7 @@ func run(env *cli.Env, args []string) error {
 	hostKeys := fs.Bool("new-host-keys", false, "start a rotation of the cluster's SSH host keys")
 	hmacKey := fs.Bool("new-hmac-key", false, "start a rotation of the cluster's hmac key")
 	certificate := fs.Bool("new-cluster-certificate", false, "start a rotation of the cluster certificate (server.pem) and the master's client certificate")
+	rootKeys := fs.Bool("new-root-keys", false, "start a rotation of the master's root key pair, the one nodes authorize")
 	window := fs.Duration("window", time.Hour, "`DURATION` from the start in which the old host keys and certificate are still accepted")
 	finish := fs.Bool("finish", false, "close the window at the end of this run (once every node is on the new keys)")
 	sshPort := fs.Int("ssh-port", 0, "SSH `PORT` of the nodes (default from ssh_config, else 22)")
@@ -54,6 +55,7 @@ func run(env *cli.Env, args []string) error {
 	parallel := fs.Int("parallel", 10, "renew at most `N` nodes at a time")
 	prepare := fs.String("prepare-program", "prepare-node-join", "`PATH` or name of prepare-node-join on the nodes")
 	setup := fs.String("setup-program", "node-daemon-setup", "`PATH` or name of node-daemon-setup on the nodes")
+	sshUpdate := fs.String("ssh-update-program", "ssh-update", "`PATH` or name of ssh-update on the nodes (--new-root-keys)")
 	remoteRoot := fs.String("remote-root", "", "pass --root `DIR` to the node-side programs (tests and QA)")
 	if err := cli.Parse(env, fs, &f, args); err != nil {
 		return err
@@ -98,6 +100,8 @@ func run(env *cli.Env, args []string) error {
 		NewHostKeys:           *hostKeys,
 		NewHMACKey:            *hmacKey,
 		NewClusterCertificate: *certificate,
+		NewRootKeys:           *rootKeys,
+		SSHUpdateProgram:      *sshUpdate,
 		Window:                *window,
 		Finish:                *finish,
 		Parallel:              *parallel,

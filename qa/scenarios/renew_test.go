@@ -34,9 +34,10 @@ func renewRun(t *testing.T, ctx context.Context, l *clusterlab.Lab, args ...stri
 
 // Scenario: joins run in a loop, push (node-add of new and of recorded
 // nodes) and pull (node-join with a join-service slot), while cluster-renew
-// rotates the cluster's SSH host keys, hmac key and certificate: no join
-// fails, every node ends on the new keys and certificate (node-list
-// --check reaches every node daemon), a token made before the rotation
+// rotates the cluster's SSH host keys, hmac key and certificate and the
+// master's root key: no join fails, every node ends on the new keys and
+// certificate (node-list --check reaches every node daemon) and
+// authorizes the master's new root key and no longer its old one, a token made before the rotation
 // (the old pin) still reaches join-service in the window and is refused
 // once it is closed, and a node presenting the old cluster key is then
 // refused (and joins again with that key pinned).
@@ -55,6 +56,8 @@ func TestRenewHostKeysWhileJoining(t *testing.T) {
 	oldKey := fingerprint(t, ctx, l.Master, key)
 	oldHMAC := readFile(t, l.Master.Path("/var/lib/ganeti/hmac.key"))
 	oldServer := readFile(t, l.Master.Path("/var/lib/ganeti/server.pem"))
+	const rootPub = "/root/.ssh/id_ed25519.pub"
+	oldRoot := keyField(readFile(t, l.Master.Path(rootPub)))
 	// A token made before the rotation pins the old certificate's key; a
 	// dry run of node-join checks the pin and sends nothing.
 	_, oldBoot := slotAdd(t, ctx, l.Master, `{"node_name": "`+sibling(pull.Name, "oldpin")+`", "ttl": "10m"}`)
@@ -103,7 +106,7 @@ func TestRenewHostKeysWhileJoining(t *testing.T) {
 	var rep renewReport
 	go func() {
 		defer close(renewDone)
-		renew, rep = renewRun(t, ctx, l, "--new-host-keys", "--new-hmac-key", "--new-cluster-certificate", "--window", "10m")
+		renew, rep = renewRun(t, ctx, l, "--new-host-keys", "--new-hmac-key", "--new-cluster-certificate", "--new-root-keys", "--window", "10m")
 	}()
 	// A pull join while the rotation runs.
 	_, bootParam := slotAdd(t, ctx, l.Master, `{"node_name": "`+pull.Name+`", "ttl": "10m"}`)
@@ -164,6 +167,16 @@ func TestRenewHostKeysWhileJoining(t *testing.T) {
 		}
 		if readFile(t, n.Path("/var/lib/ganeti/server.pem")) != server {
 			t.Errorf("%s: server.pem is not the master's new one", n.Name)
+		}
+	}
+	newRoot := keyField(readFile(t, l.Master.Path(rootPub)))
+	if newRoot == oldRoot {
+		t.Error("the master's root key did not change")
+	}
+	for _, n := range l.Nodes {
+		ak := readFile(t, n.Path("/root/.ssh/authorized_keys"))
+		if !strings.Contains(ak, newRoot) || strings.Contains(ak, oldRoot) {
+			t.Errorf("%s: authorized_keys after the window, want the master's new root key and not its old one:\n%s", n.Name, ak)
 		}
 	}
 	// Every node daemon answers the master on the new certificate.
@@ -244,4 +257,12 @@ func sibling(name, label string) string {
 		return label + "." + d
 	}
 	return label
+}
+
+// keyField is the base64 field of a public key line.
+func keyField(line string) string {
+	if f := strings.Fields(line); len(f) >= 2 {
+		return f[1]
+	}
+	return line
 }

@@ -65,6 +65,15 @@ type Renewal struct {
 	OldCertificate   string `json:"old_certificate,omitempty"`
 	OldClient        string `json:"old_client,omitempty"`
 	CertificateProof string `json:"certificate_proof,omitempty"`
+	// RootKeys says the rotation renews the master's root key pair, the
+	// one nodes authorize: NewRootKey is the new pair (its private half
+	// dropped once the master's file holds it), OldRootKey the public key
+	// line it replaces, and RootKeyRemoved the nodes whose
+	// authorized_keys no longer lists that one (the rotation's end).
+	RootKeys       bool         `json:"root_keys,omitempty"`
+	NewRootKey     *HostKeyPair `json:"new_root_key,omitempty"`
+	OldRootKey     string       `json:"old_root_key,omitempty"`
+	RootKeyRemoved []string     `json:"root_key_removed,omitempty"`
 }
 
 // MarshalJSON is the default one: HostKeyPair has no tags.
@@ -138,6 +147,25 @@ func (c *Cluster) WindowHostKeys(now time.Time) []sshrun.HostKey {
 		}
 	}
 	return out
+}
+
+// MarkRootKeyRemoved records under the master's lock that node's
+// authorized_keys no longer lists the master's old root key.
+func (c *Cluster) MarkRootKeyRemoved(node string) error {
+	unlock, err := c.lock()
+	if err != nil {
+		return err
+	}
+	defer unlock()
+	r, err := c.Renewal()
+	if err != nil || r == nil {
+		return err
+	}
+	if slices.Contains(r.RootKeyRemoved, node) {
+		return nil
+	}
+	r.RootKeyRemoved = append(r.RootKeyRemoved, node)
+	return c.SaveRenewal(r)
 }
 
 // Nodes are the recorded nodes but the master (ssconf node_list).

@@ -134,6 +134,7 @@ func putSsconfThroughTunnel(ctx context.Context, o Options, node string, port in
 	cfg.HostKeyFingerprints = append(append([]string(nil), o.Pins[""]...), o.Pins[node]...)
 	cfg.KnownHostsFiles = append(cfg.KnownHostsFiles, o.Cluster.Path(nodeconf.KnownHosts))
 	cfg.ClusterKeys, cfg.TrustClusterKeys = ClusterHostKeys(prep), true
+	cfg.IdentityFiles = o.Cluster.RootIdentities()
 	if o.Log != nil {
 		cfg.Log = o.Log
 	}

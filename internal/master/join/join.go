@@ -249,6 +249,9 @@ func join(ctx context.Context, o Options, node string, res *Result, a *attempt) 
 	// present the old keys (cluster-renew(8)).
 	cfg.ClusterKeys = append(cfg.ClusterKeys, o.Cluster.WindowHostKeys(time.Now())...)
 	cfg.TrustClusterKeys = recorded
+	// During a rotation of the master's root key it offers the new and
+	// the old (cluster-renew(8)).
+	cfg.IdentityFiles = o.Cluster.RootIdentities()
 	// A join made again (errStale): this run gave the node the cluster
 	// keys of its first documents after checking the node's own key.
 	if len(a.prepared) > 0 {

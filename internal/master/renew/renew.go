@@ -1,21 +1,26 @@
 package renew
 
 import (
+	"cmp"
 	"context"
 	"crypto/rand"
 	"crypto/x509"
 	"encoding/hex"
 	"encoding/pem"
+	"errors"
 	"fmt"
+	"io/fs"
 	"log/slog"
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
 	"github.com/nodejoin/nodejoin/internal/apply"
 	"github.com/nodejoin/nodejoin/internal/certs"
+	"github.com/nodejoin/nodejoin/internal/joindoc"
 	"github.com/nodejoin/nodejoin/internal/master/cluster"
 	"github.com/nodejoin/nodejoin/internal/master/join"
 	"github.com/nodejoin/nodejoin/internal/nodeconf"
@@ -34,6 +39,11 @@ type Options struct {
 	// NewClusterCertificate starts a rotation of the cluster certificate
 	// (server.pem) and the master's client certificate.
 	NewClusterCertificate bool
+	// NewRootKeys starts a rotation of the master's root key pair, the
+	// one nodes authorize; SSHUpdateProgram is ssh-update on the nodes,
+	// which takes the old key out of their authorized_keys at the end.
+	NewRootKeys      bool
+	SSHUpdateProgram string
 	// Window is how long both the old and the new keys are accepted,
 	// from the start of the rotation.
 	Window time.Duration
@@ -73,13 +83,13 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 		return nil, err
 	}
 	switch {
-	case r == nil && !o.NewHostKeys && !o.NewHMACKey && !o.NewClusterCertificate:
+	case r == nil && !o.NewHostKeys && !o.NewHMACKey && !o.NewClusterCertificate && !o.NewRootKeys:
 		if o.Finish {
 			return nil, problem.Usagef("no rotation is under way: there is nothing to finish")
 		}
-		return nil, problem.Usagef("no rotation is under way; name what to renew: --new-host-keys, --new-hmac-key, --new-cluster-certificate")
+		return nil, problem.Usagef("no rotation is under way; name what to renew: --new-host-keys, --new-hmac-key, --new-cluster-certificate, --new-root-keys")
 	case r == nil:
-		if r, err = stage(c, o.Window, what{hostKeys: o.NewHostKeys, hmac: o.NewHMACKey, certificate: o.NewClusterCertificate}); err != nil {
+		if r, err = stage(c, o.Window, what{hostKeys: o.NewHostKeys, hmac: o.NewHMACKey, certificate: o.NewClusterCertificate, rootKeys: o.NewRootKeys}); err != nil {
 			return nil, err
 		}
 		rep.Started = true
@@ -108,6 +118,9 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 			r.NewHostKeys[i].Private = "" // the master's files hold them now
 		}
 		r.NewHMAC, r.NewServer = "", ""
+		if r.NewRootKey != nil {
+			r.NewRootKey.Private = ""
+		}
 		r.Phase = cluster.RenewNodes
 		if err := c.SaveRenewal(r); err != nil {
 			return nil, err
@@ -158,11 +171,59 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 	if !o.Finish && time.Now().Before(r.WindowEnd) {
 		return rep, nil
 	}
+	if r.RootKeys {
+		if err := removeOldRootKey(ctx, o, r); err != nil {
+			return rep, err
+		}
+	}
 	if err := c.EndRenewal(); err != nil {
 		return rep, err
 	}
+	if r.RootKeys {
+		p := c.Config.Path(filepath.Join(c.Config.StateDir, cluster.OldRootKeyFile))
+		if err := os.Remove(p); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return rep, err
+		}
+	}
 	rep.Closed = true
 	return rep, nil
+}
+
+// removeOldRootKey takes the master's old root key out of every recorded
+// node's authorized_keys with ssh-update, each node recorded once done;
+// a node it cannot reach keeps the rotation open.
+func removeOldRootKey(ctx context.Context, o Options, r *cluster.Renewal) error {
+	c := o.Join.Cluster
+	nodes, err := c.Nodes()
+	if err != nil {
+		return err
+	}
+	nodes = slices.DeleteFunc(nodes, func(n string) bool { return slices.Contains(r.RootKeyRemoved, n) })
+	prog := cmp.Or(o.SSHUpdateProgram, "ssh-update")
+	doc := &joindoc.SSHUpdate{ClusterName: c.Settings.ClusterName,
+		AuthorizedKeys: &joindoc.KeyAction{Action: joindoc.ActionRemove, Keys: joindoc.KeyMap{{Node: c.Settings.MasterNode, Keys: []string{r.OldRootKey}}}}}
+	var mu sync.Mutex
+	var failed []string
+	join.Each(len(nodes), o.Parallel, func(i int) {
+		err := join.SSHUpdate(ctx, o.Join, nodes[i], prog, doc)
+		if err == nil {
+			err = c.MarkRootKeyRemoved(nodes[i])
+		}
+		mu.Lock()
+		defer mu.Unlock()
+		if err != nil {
+			failed = append(failed, nodes[i])
+			if o.Log != nil {
+				o.Log.Error("taking the old root key out of the node's authorized_keys", "node", nodes[i], "err", err)
+			}
+		}
+	})
+	if len(failed) > 0 {
+		slices.Sort(failed)
+		return problem.Hint(fmt.Errorf("%d nodes still authorize the master's old root key: %v", len(failed), failed),
+			"the window stays open; run cluster-renew --finish again once they are reachable")
+	}
+	return nil
 }
 
 // pending are the recorded nodes not yet on the new keys.
@@ -185,7 +246,7 @@ func pending(c *cluster.Cluster) ([]string, error) {
 }
 
 // what a rotation renews.
-type what struct{ hostKeys, hmac, certificate bool }
+type what struct{ hostKeys, hmac, certificate, rootKeys bool }
 
 // stage makes what the rotation renews: a new key pair of each kind and
 // size the master has, a new hmac key (as cluster-init makes it), a new
@@ -196,6 +257,11 @@ func stage(c *cluster.Cluster, window time.Duration, w what) (*cluster.Renewal, 
 	r := &cluster.Renewal{Started: now, WindowEnd: now.Add(window), Phase: cluster.RenewStaged, Done: []string{}}
 	if w.certificate {
 		if err := stageCertificate(c, r); err != nil {
+			return nil, err
+		}
+	}
+	if w.rootKeys {
+		if err := stageRootKey(c, r); err != nil {
 			return nil, err
 		}
 	}
@@ -275,6 +341,13 @@ func installOnMaster(ctx context.Context, c *cluster.Cluster, log *slog.Logger, 
 			}
 			p.Items = append(p.Items, secret(nodeconf.ServerPEM, []byte(r.NewServer)), secret(nodeconf.ClientPEM, client))
 		}
+		if r.RootKeys {
+			items, err := rootKeyItems(c, r)
+			if err != nil {
+				return nil, err
+			}
+			p.Items = append(p.Items, items...)
+		}
 		for _, k := range r.NewHostKeys {
 			if k.Private == "" {
 				return nil, fmt.Errorf("the renewal state has no private %s key for the master", k.Kind)
@@ -341,4 +414,87 @@ func publics(keys []cluster.HostKeyPair) []string {
 		out[i] = k.Public
 	}
 	return out
+}
+
+// stageRootKey makes a new root key pair of the master's type and size
+// and records it with the old public key.
+func stageRootKey(c *cluster.Cluster, r *cluster.Renewal) error {
+	base, err := c.RootKeyPath()
+	if err != nil {
+		return err
+	}
+	old, err := os.ReadFile(c.Config.Path(base + ".pub"))
+	if err != nil {
+		return fmt.Errorf("reading the master's root public key: %w", err)
+	}
+	pub, err := sshkeys.ParsePublicLine(string(old))
+	if err != nil {
+		return fmt.Errorf("the master's root public key %s.pub: %w", base, err)
+	}
+	u, err := c.Config.LoginUser()
+	if err != nil {
+		return err
+	}
+	priv, npub, err := sshkeys.Generate(sshkeys.Kind(c.Settings.SSHKeyType), sshkeys.Bits(pub), u.Name+"@"+c.Settings.MasterNode)
+	if err != nil {
+		return fmt.Errorf("making a new root key pair: %w", err)
+	}
+	r.RootKeys = true
+	r.NewRootKey = &cluster.HostKeyPair{Kind: c.Settings.SSHKeyType, Private: string(priv), Public: string(npub)}
+	r.OldRootKey = strings.TrimSpace(string(old))
+	return nil
+}
+
+// rootKeyItems write the new root key pair over the master's (the old
+// one kept as backups), its public key as the master's line of
+// ganeti_pub_keys (which the documents' authorized_keys come from), and
+// the old private key where the master offers it from during the
+// window (cluster.OldRootKeyFile), unless an earlier run already moved
+// it there.
+func rootKeyItems(c *cluster.Cluster, r *cluster.Renewal) ([]txn.Item, error) {
+	if r.NewRootKey == nil || r.NewRootKey.Private == "" {
+		return nil, fmt.Errorf("the renewal state has no new root key for the master")
+	}
+	cfg := c.Config
+	u, err := cfg.LoginUser()
+	if err != nil {
+		return nil, err
+	}
+	base, err := c.RootKeyPath()
+	if err != nil {
+		return nil, err
+	}
+	file := func(np string, data []byte, mode os.FileMode, secret, backup bool) txn.Item {
+		return txn.Item{NodePath: np, Data: data, Mode: mode, UID: u.UID, GID: u.GID, KeepOwner: true, KeepBackup: backup, Secret: secret}
+	}
+	items := []txn.Item{
+		file(base, []byte(r.NewRootKey.Private), cluster.ModeSecret, true, true),
+		file(base+".pub", []byte(r.NewRootKey.Public), cluster.ModePublic, false, true),
+	}
+	cur, err := os.ReadFile(cfg.Path(base + ".pub"))
+	if err != nil {
+		return nil, fmt.Errorf("reading the master's root public key: %w", err)
+	}
+	if strings.TrimSpace(string(cur)) == r.OldRootKey {
+		priv, err := os.ReadFile(cfg.Path(base))
+		if err != nil {
+			return nil, fmt.Errorf("reading the master's root key: %w", err)
+		}
+		items = append(items, file(filepath.Join(cfg.StateDir, cluster.OldRootKeyFile), priv, cluster.ModeSecret, true, false))
+	}
+	np := filepath.Join(cfg.DataDir, nodeconf.PubKeys)
+	b, err := os.ReadFile(cfg.Path(np))
+	if err != nil {
+		return nil, fmt.Errorf("reading the public key list: %w", err)
+	}
+	var lines []string
+	for _, l := range strings.Split(strings.TrimRight(string(b), "\n"), "\n") {
+		if name, _, _ := strings.Cut(l, " "); name != c.Settings.MasterNode && l != "" {
+			lines = append(lines, l)
+		}
+	}
+	lines = append([]string{c.Settings.MasterNode + " " + strings.TrimSpace(r.NewRootKey.Public)}, lines...)
+	items = append(items, txn.Item{NodePath: np, Data: []byte(strings.Join(lines, "\n") + "\n"), Mode: cluster.ModeSecret,
+		UID: os.Geteuid(), GID: os.Getegid(), KeepOwner: true})
+	return items, nil
 }

@@ -336,3 +336,72 @@ func TestCertificate(t *testing.T) {
 		t.Errorf("after the window: renewal %+v, master_candidates_certs %q", setup.CertificateRenewal, setup.Ssconf["master_candidates_certs"])
 	}
 }
+
+// TestRootKeys: --new-root-keys gives the master a new root key pair (the
+// old kept as a backup) whose public key the documents authorize from
+// then on; during the window the master offers the new key and the old
+// one, kept in the state directory (0600); the window's end removes it,
+// and the master offers its default keys again.
+func TestRootKeys(t *testing.T) {
+	c, root := newCluster(t)
+	const rootKey = "root/.ssh/id_ed25519"
+	oldPub, oldPriv := read(t, root, rootKey+".pub"), read(t, root, rootKey)
+	o := opts(c)
+	o.NewRootKeys = true
+	rep, err := Run(context.Background(), o)
+	if err != nil || !rep.Started || rep.Closed {
+		t.Fatalf("%+v, %v", rep, err)
+	}
+	newPub := read(t, root, rootKey+".pub")
+	if keyOf(newPub) == keyOf(oldPub) {
+		t.Fatal("the master kept its root key")
+	}
+	if backups, _ := filepath.Glob(filepath.Join(root, rootKey+".backup-*")); len(backups) != 1 {
+		t.Errorf("backups of the old root key: %v", backups)
+	}
+	oldFile := filepath.Join(root, "var/lib/nodejoin", cluster.OldRootKeyFile)
+	if b, err := os.ReadFile(oldFile); err != nil || string(b) != oldPriv {
+		t.Errorf("the old root key offered in the window: %v", err)
+	}
+	if fi, err := os.Stat(oldFile); err != nil || fi.Mode().Perm() != 0o600 {
+		t.Errorf("%s: %v, %v", oldFile, fi.Mode(), err)
+	}
+	if ids := c.RootIdentities(); len(ids) != 2 || ids[0] != filepath.Join(root, rootKey) || ids[1] != oldFile {
+		t.Errorf("keys offered in the window: %v", ids)
+	}
+	prep, err := c.PrepareDoc()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ks := prep.AuthorizedKeys["master.example.org"]; len(ks) != 1 || keyOf(ks[0]) != keyOf(newPub) {
+		t.Errorf("the documents authorize %v, want the new key", ks)
+	}
+	if state := read(t, root, "var/lib/nodejoin/"+cluster.RenewalFile); strings.Contains(state, "PRIVATE KEY") {
+		t.Error("the state keeps a private key after the master took it")
+	}
+	// A rerun of the install (killed before the phase was recorded) keeps
+	// the old key where it is: the master's file is the new key by then.
+	r, _ := c.Renewal()
+	r.Phase, r.NewRootKey.Private = cluster.RenewStaged, read(t, root, rootKey)
+	if err := c.SaveRenewal(r); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Run(context.Background(), opts(c)); err != nil {
+		t.Fatal(err)
+	}
+	if b, _ := os.ReadFile(oldFile); string(b) != oldPriv {
+		t.Error("a rerun of the install put the new key where the old one is offered from")
+	}
+
+	o = opts(c)
+	o.Finish = true
+	if rep, err := Run(context.Background(), o); err != nil || !rep.Closed {
+		t.Fatalf("finish: %+v, %v", rep, err)
+	}
+	if _, err := os.Stat(oldFile); !os.IsNotExist(err) {
+		t.Errorf("the old root key is still there after the window: %v", err)
+	}
+	if ids := c.RootIdentities(); ids != nil {
+		t.Errorf("keys offered after the window: %v", ids)
+	}
+}

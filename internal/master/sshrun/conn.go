@@ -52,6 +52,11 @@ type Config struct {
 	// pins), as the master does for a node it has recorded.
 	TrustClusterKeys bool
 
+	// IdentityFiles, if set, are the keys ssh offers, in order, instead
+	// of its default ones (a rotation of the master's root key offers the
+	// new and the old).
+	IdentityFiles []string
+
 	ConnectTimeout time.Duration // TCP connect and SSH handshake; default 10s
 	SSH            string        // ssh binary; default "ssh" on PATH
 	SSHKeygen      string        // ssh-keygen binary; default "ssh-keygen" on PATH
@@ -345,6 +350,9 @@ func (c *Conn) masterArgs(algorithms string) []string {
 	}
 	if algorithms != "" {
 		a = append(a, "-o", "HostKeyAlgorithms="+algorithms)
+	}
+	for _, f := range c.cfg.IdentityFiles {
+		a = append(a, "-o", "IdentityFile="+strings.ReplaceAll(f, "%", "%%"))
 	}
 	return append(a, c.target()...)
 }
