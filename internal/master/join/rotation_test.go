@@ -2,11 +2,14 @@ package join
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
+	"github.com/nodejoin/nodejoin/internal/certs"
 	"github.com/nodejoin/nodejoin/internal/joindoc"
 	"github.com/nodejoin/nodejoin/internal/nodeconf"
 )
@@ -69,5 +72,52 @@ func TestJoinKeysChangingEveryTime(t *testing.T) {
 	}
 	if rec, _ := c.Recorded("127.0.0.1"); rec {
 		t.Error("recorded with stale keys")
+	}
+}
+
+// TestJoinAgainWhenRefusedForAStaleCertificate: a node that cluster-renew
+// gave the new cluster certificate refuses the old one that a join's
+// documents, built before the master switched, carry (exit 3); the join
+// is made again with the master's current documents instead of failing.
+func TestJoinAgainWhenRefusedForAStaleCertificate(t *testing.T) {
+	c, f, o := setup(t)
+	prepareOK(t, c, f)
+	okScript, err := os.ReadFile(filepath.Join(f.Dir, "bin", "prepare-node-join"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ok := strings.TrimPrefix(string(okScript), "#!/bin/sh\n")
+	marker := filepath.Join(f.Dir, "refused-once")
+	f.Program(t, "prepare-node-join", fmt.Sprintf("if [ ! -e %q ]; then : >%q; cat >/dev/null\n"+
+		"echo 'prepare-node-join: error: invalid input: /node_daemon_certificate: the certificate does not match this node'\\''s key in /var/lib/ganeti/server.pem' >&2; exit 3; fi\n%s", marker, marker, ok))
+	setupOK(f, t)
+	serveNoded(t, c, o.NodeDaemonPort)
+	next, err := certs.NewRenewedClusterCertificate("c1.example.org", time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rotated := false
+	o.Progress = func(node, step string) {
+		if step == StepPrepare && !rotated {
+			rotated = true
+			if err := os.WriteFile(c.Path(nodeconf.ServerPEM), next, 0o600); err != nil {
+				t.Error(err)
+			}
+		}
+	}
+	r := Join(context.Background(), o, "127.0.0.1")
+	if !r.OK {
+		t.Fatalf("result: %+v", r)
+	}
+	if f.Connections() != 2 {
+		t.Errorf("connections: %d, want 2: the join made again", f.Connections())
+	}
+	b, _ := os.ReadFile(filepath.Join(f.Dir, "setup.json"))
+	sd, err := joindoc.DecodeDaemonSetup(strings.NewReader(string(b)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if sd.NodeDaemonCertificate != string(next) {
+		t.Error("the join made again did not send the master's current certificate")
 	}
 }
