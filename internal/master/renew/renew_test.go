@@ -128,7 +128,7 @@ func TestResumeAfterEachStep(t *testing.T) {
 	for _, step := range []string{"staged", "master installed"} {
 		t.Run(step, func(t *testing.T) {
 			c, root := newCluster(t)
-			r, err := stage(c, time.Hour, what{hostKeys: true, hmac: true, certificate: true})
+			r, err := stage(c, time.Hour, what{hostKeys: true, hmac: true, certificate: true, rootKeys: true})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -148,6 +148,9 @@ func TestResumeAfterEachStep(t *testing.T) {
 			}
 			if read(t, root, "var/lib/ganeti/server.pem") != r.NewServer {
 				t.Error("the master's server.pem is not the staged one")
+			}
+			if read(t, root, "root/.ssh/id_ed25519.pub") != r.NewRootKey.Public {
+				t.Error("the master's root key is not the staged one")
 			}
 		})
 	}
