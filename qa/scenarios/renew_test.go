@@ -90,6 +90,16 @@ func TestRenewHostKeysWhileJoining(t *testing.T) {
 			if !r.OK() {
 				failures = append(failures, node.Name+": "+r.String())
 			}
+			// The ssconf push after each join reaches every node daemon,
+			// whichever certificate it is on: a refusal of the TLS
+			// identity or of the writer is a failure of the rotation (a
+			// daemon restarting meanwhile is not).
+			for _, l := range strings.Split(r.Stderr, "\n") {
+				if strings.Contains(l, "updating ssconf through the node daemon") &&
+					(strings.Contains(l, "certificate") || strings.Contains(l, "tls:") || strings.Contains(l, "403")) {
+					failures = append(failures, node.Name+": "+l)
+				}
+			}
 			if joins == 2 {
 				close(twoJoins)
 			}

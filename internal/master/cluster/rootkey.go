@@ -22,12 +22,13 @@ func (c *Cluster) RootKeyPath() (string, error) {
 }
 
 // RootIdentities are the keys the master offers a node over SSH: during a
-// rotation of its root key, once it has the new one, the new and then
-// the old (real paths), so that nodes not on the new key yet are still
-// reached; nil otherwise (ssh's own defaults).
+// rotation of its root key its key file and then the old key's (real
+// paths; ssh skips one that is not there), so that nodes not on the new
+// key yet are still reached whenever the master switches; nil otherwise
+// (ssh's own defaults).
 func (c *Cluster) RootIdentities() []string {
 	r, err := c.Renewal()
-	if err != nil || r == nil || !r.RootKeys || r.Phase == RenewStaged {
+	if err != nil || r == nil || !r.RootKeys {
 		return nil
 	}
 	base, err := c.RootKeyPath()

@@ -260,6 +260,12 @@ func join(ctx context.Context, o Options, node string, res *Result, a *attempt) 
 	}
 	cfg.Log = log
 	conn, err := dial(ctx, cfg, cfg.TrustClusterKeys, log)
+	// A rotation of the master's root key may have started since the keys
+	// to offer were read: offer its keys.
+	if ids := o.Cluster.RootIdentities(); errors.Is(err, sshrun.ErrAuth) && !slices.Equal(ids, cfg.IdentityFiles) {
+		cfg.IdentityFiles = ids
+		conn, err = dial(ctx, cfg, cfg.TrustClusterKeys, log)
+	}
 	timed(StepConnect, t)
 	if conn != nil {
 		res.Connections = conn.Attempts()

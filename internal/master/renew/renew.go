@@ -467,10 +467,9 @@ func rootKeyItems(c *cluster.Cluster, r *cluster.Renewal) ([]txn.Item, error) {
 	file := func(np string, data []byte, mode os.FileMode, secret, backup bool) txn.Item {
 		return txn.Item{NodePath: np, Data: data, Mode: mode, UID: u.UID, GID: u.GID, KeepOwner: true, KeepBackup: backup, Secret: secret}
 	}
-	items := []txn.Item{
-		file(base, []byte(r.NewRootKey.Private), cluster.ModeSecret, true, true),
-		file(base+".pub", []byte(r.NewRootKey.Public), cluster.ModePublic, false, true),
-	}
+	// The old key's file comes first, so that ssh finds the old key in
+	// one of the two files it is offered at every moment of the commit.
+	var items []txn.Item
 	cur, err := os.ReadFile(cfg.Path(base + ".pub"))
 	if err != nil {
 		return nil, fmt.Errorf("reading the master's root public key: %w", err)
@@ -482,6 +481,9 @@ func rootKeyItems(c *cluster.Cluster, r *cluster.Renewal) ([]txn.Item, error) {
 		}
 		items = append(items, file(filepath.Join(cfg.StateDir, cluster.OldRootKeyFile), priv, cluster.ModeSecret, true, false))
 	}
+	items = append(items,
+		file(base, []byte(r.NewRootKey.Private), cluster.ModeSecret, true, true),
+		file(base+".pub", []byte(r.NewRootKey.Public), cluster.ModePublic, false, true))
 	np := filepath.Join(cfg.DataDir, nodeconf.PubKeys)
 	b, err := os.ReadFile(cfg.Path(np))
 	if err != nil {
