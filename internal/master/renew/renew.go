@@ -190,34 +190,43 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 }
 
 // removeOldRootKey takes the master's old root key out of every recorded
-// node's authorized_keys with ssh-update, each node recorded once done;
-// a node it cannot reach keeps the rotation open.
+// node's authorized_keys with ssh-update, each node recorded once done,
+// in passes until one finds no node left (joins may record nodes
+// meanwhile); a node it cannot reach keeps the rotation open.
 func removeOldRootKey(ctx context.Context, o Options, r *cluster.Renewal) error {
 	c := o.Join.Cluster
-	nodes, err := c.Nodes()
-	if err != nil {
-		return err
-	}
-	nodes = slices.DeleteFunc(nodes, func(n string) bool { return slices.Contains(r.RootKeyRemoved, n) })
 	prog := cmp.Or(o.SSHUpdateProgram, "ssh-update")
 	doc := &joindoc.SSHUpdate{ClusterName: c.Settings.ClusterName,
 		AuthorizedKeys: &joindoc.KeyAction{Action: joindoc.ActionRemove, Keys: joindoc.KeyMap{{Node: c.Settings.MasterNode, Keys: []string{r.OldRootKey}}}}}
 	var mu sync.Mutex
 	var failed []string
-	join.Each(len(nodes), o.Parallel, func(i int) {
-		err := join.SSHUpdate(ctx, o.Join, nodes[i], prog, doc)
-		if err == nil {
-			err = c.MarkRootKeyRemoved(nodes[i])
-		}
-		mu.Lock()
-		defer mu.Unlock()
+	done := slices.Clone(r.RootKeyRemoved)
+	for {
+		nodes, err := c.Nodes()
 		if err != nil {
-			failed = append(failed, nodes[i])
-			if o.Log != nil {
-				o.Log.Error("taking the old root key out of the node's authorized_keys", "node", nodes[i], "err", err)
-			}
+			return err
 		}
-	})
+		nodes = slices.DeleteFunc(nodes, func(n string) bool { return slices.Contains(done, n) || slices.Contains(failed, n) })
+		if len(nodes) == 0 {
+			break
+		}
+		join.Each(len(nodes), o.Parallel, func(i int) {
+			err := join.SSHUpdate(ctx, o.Join, nodes[i], prog, doc)
+			if err == nil {
+				err = c.MarkRootKeyRemoved(nodes[i])
+			}
+			mu.Lock()
+			defer mu.Unlock()
+			if err != nil {
+				failed = append(failed, nodes[i])
+				if o.Log != nil {
+					o.Log.Error("taking the old root key out of the node's authorized_keys", "node", nodes[i], "err", err)
+				}
+				return
+			}
+			done = append(done, nodes[i])
+		})
+	}
 	if len(failed) > 0 {
 		slices.Sort(failed)
 		return problem.Hint(fmt.Errorf("%d nodes still authorize the master's old root key: %v", len(failed), failed),

@@ -408,3 +408,38 @@ func TestRootKeys(t *testing.T) {
 		t.Errorf("keys offered after the window: %v", ids)
 	}
 }
+
+// TestOldRootKeyKeptWhileANodeIsUnreachable: the window of a root key
+// rotation closes only once every recorded node no longer authorizes the
+// old key; a node ssh-update cannot reach keeps it open (exit 1), with
+// the old key still offered.
+func TestOldRootKeyKeptWhileANodeIsUnreachable(t *testing.T) {
+	c, root := newCluster(t)
+	o := opts(c)
+	o.NewRootKeys = true
+	if _, err := Run(context.Background(), o); err != nil {
+		t.Fatal(err)
+	}
+	list := filepath.Join(root, "var/lib/ganeti/ssconf_node_list")
+	if err := os.WriteFile(list, []byte("master.example.org\nnode1.invalid\n"), 0o444); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.MarkRenewed("node1.invalid"); err != nil { // joined again, say, by node-add
+		t.Fatal(err)
+	}
+	o = opts(c)
+	o.Finish = true
+	rep, err := Run(context.Background(), o)
+	if problem.ExitCode(err) != problem.ExitFailed || !strings.Contains(err.Error(), "1 nodes still authorize the master's old root key: [node1.invalid]") {
+		t.Fatalf("err = %v", err)
+	}
+	if rep == nil || rep.Closed {
+		t.Errorf("report %+v", rep)
+	}
+	if r, _ := c.Renewal(); r == nil || len(r.RootKeyRemoved) != 0 {
+		t.Errorf("state %+v", r)
+	}
+	if len(c.RootIdentities()) != 2 {
+		t.Error("the old root key is no longer offered")
+	}
+}
