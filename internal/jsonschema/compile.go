@@ -50,8 +50,9 @@ func NewCompiler(load Loader, formats map[string]Format) *Compiler {
 	return &Compiler{load: load, formats: formats, resources: map[string]*resource{}}
 }
 
-// A Schema is a compiled schema. Each field is one keyword; unset ones
-// are zero (-1 for the counts).
+// A Schema is a compiled schema, never changed once compiled: Validate is
+// safe for concurrent use (noded checks requests in parallel). Each field
+// is one keyword; unset ones are zero (-1 for the counts).
 type Schema struct {
 	loc string // url#pointer, for compile errors
 

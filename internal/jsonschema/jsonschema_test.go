@@ -361,3 +361,23 @@ func TestLargeInputs(t *testing.T) {
 		t.Errorf("%d errors, first %v, last %v", len(errs), errs[0], errs[len(errs)-1])
 	}
 }
+
+// A compiled schema is only read while checking (go test -race).
+func TestConcurrentValidate(t *testing.T) {
+	s := mustCompile(t, `{"properties": {"a": {"anyOf": [{"type": "string", "pattern": "^x"}, {"type": "integer"}]}}, "additionalProperties": false}`)
+	docs := []any{decode(t, `{"a": "y", "b": 1}`), decode(t, `{"a": 1}`)}
+	want := []string{show(s.Validate(docs[0])), show(s.Validate(docs[1]))}
+	type result struct {
+		i   int
+		got string
+	}
+	done := make(chan result, 8)
+	for i := range 8 {
+		go func() { done <- result{i, show(s.Validate(docs[i%2]))} }()
+	}
+	for range 8 {
+		if r := <-done; r.got != want[r.i%2] {
+			t.Errorf("run %d: got %s, want %s", r.i, r.got, want[r.i%2])
+		}
+	}
+}
