@@ -6,14 +6,12 @@ import (
 	"crypto/ed25519"
 	"crypto/rand"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"net"
 	"net/http"
 	"os"
-	"os/exec"
 	"strconv"
 	"strings"
 	"testing"
@@ -57,46 +55,9 @@ func TestScripts(t *testing.T) {
 				ts.Check(err)
 				ts.Check(p.Apply(context.Background(), slog.New(slog.DiscardHandler)))
 			},
-			"freeport": func(ts *testscript.TestScript, neg bool, args []string) {
-				if neg || len(args) != 1 {
-					ts.Fatalf("usage: freeport VAR")
-				}
-				ts.Setenv(args[0], strconv.Itoa(freePort(ts)))
-			},
-			"waitsock": func(ts *testscript.TestScript, neg bool, args []string) {
-				if neg || len(args) != 1 {
-					ts.Fatalf("usage: waitsock PATH")
-				}
-				for deadline := time.Now().Add(20 * time.Second); ; {
-					c, err := net.Dial("unix", ts.MkAbs(args[0]))
-					if err == nil {
-						c.Close()
-						return
-					}
-					if time.Now().After(deadline) {
-						ts.Fatalf("nothing answers on %s: %v", args[0], err)
-					}
-					time.Sleep(50 * time.Millisecond)
-				}
-			},
-			"status": func(ts *testscript.TestScript, neg bool, args []string) {
-				if neg || len(args) < 2 {
-					ts.Fatalf("usage: status N PROG [ARGS...]")
-				}
-				want, err := strconv.Atoi(args[0])
-				ts.Check(err)
-				got := 0
-				if err := ts.Exec(args[1], args[2:]...); err != nil {
-					var ee *exec.ExitError
-					if !errors.As(err, &ee) {
-						ts.Fatalf("%s: %v", args[1], err)
-					}
-					got = ee.ExitCode()
-				}
-				if got != want {
-					ts.Fatalf("%s exited %d, want %d", args[1], got, want)
-				}
-			},
+			"freeport": fixture.CmdFreePort,
+			"waitsock": fixture.CmdWaitSock,
+			"status":   fixture.Status,
 			"node": func(ts *testscript.TestScript, neg bool, args []string) {
 				if neg || len(args) < 4 {
 					ts.Fatalf("usage: node IP ADD.json fetch|fetch-wrongsecret|report|report-otherkey|poll CODE [STATUS]")

@@ -6,13 +6,10 @@ import (
 	"io"
 	"net"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
-	"time"
 
 	"github.com/rogpeppe/go-internal/testscript"
 
@@ -25,43 +22,6 @@ func TestMain(m *testing.M) {
 	testscript.Main(m, map[string]func(){
 		prog: func() { os.Exit(cli.Main(prog, os.Args[1:], run)) },
 	})
-}
-
-// The master's programs, built once: node-join's tests talk to a real
-// join-service on loopback (a node-side package may not link the master's
-// code, so it runs as the program it is).
-var (
-	masterOnce sync.Once
-	masterBin  string
-	masterErr  error
-)
-
-func buildMaster(t *testing.T) string {
-	masterOnce.Do(func() {
-		dir, err := os.MkdirTemp("", "node-join-master-")
-		if err != nil {
-			masterErr = err
-			return
-		}
-		masterBin = dir
-		cmd := exec.Command("go", "build", "-o", dir+"/", "../join-service", "../cluster-init", "../callback-grant")
-		if out, err := cmd.CombinedOutput(); err != nil {
-			masterErr = &buildError{err, out}
-		}
-	})
-	if masterErr != nil {
-		t.Fatal(masterErr)
-	}
-	return masterBin
-}
-
-type buildError struct {
-	err error
-	out []byte
-}
-
-func (e *buildError) Error() string {
-	return "building the master's programs: " + e.err.Error() + "\n" + string(e.out)
 }
 
 // TestScripts runs testdata/*.txtar against a node root in $ROOT
@@ -83,15 +43,14 @@ func (e *buildError) Error() string {
 //	                               secret (the secret alone), secrets (the
 //	                               secret, for nosecret); PIN replaces the pins
 func TestScripts(t *testing.T) {
-	if _, err := exec.LookPath("go"); err != nil {
-		t.Skip("no go command on the PATH")
-	}
-	bin := buildMaster(t)
-	t.Cleanup(func() { os.RemoveAll(bin) })
+	// node-join's scripts talk to a real join-service on loopback (a
+	// node-side package may not link the master's code, so it runs as the
+	// program it is).
+	bin := fixture.BuildPrograms(t, "../join-service", "../cluster-init", "../callback-grant")
 	cmds := fixture.Cmds()
 	cmds["freeport"] = fixture.CmdFreePort
-	cmds["waitsock"] = cmdWait("unix")
-	cmds["waitfile"] = cmdWait("")
+	cmds["waitsock"] = fixture.CmdWaitSock
+	cmds["waitfile"] = fixture.CmdWaitFile
 	cmds["token"] = cmdToken
 	cmds["cutproxy"] = cmdCutProxy
 	testscript.Run(t, testscript.Params{
@@ -108,31 +67,6 @@ func TestScripts(t *testing.T) {
 			return fixture.Setup(env)
 		},
 	})
-}
-
-func cmdWait(network string) func(ts *testscript.TestScript, neg bool, args []string) {
-	return func(ts *testscript.TestScript, neg bool, args []string) {
-		if neg || len(args) != 1 {
-			ts.Fatalf("usage: wait PATH")
-		}
-		for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(50 * time.Millisecond) {
-			var err error
-			if network == "" {
-				_, err = os.Stat(ts.MkAbs(args[0]))
-			} else {
-				var c net.Conn
-				if c, err = net.Dial(network, ts.MkAbs(args[0])); err == nil {
-					c.Close()
-				}
-			}
-			if err == nil {
-				return
-			}
-			if time.Now().After(deadline) {
-				ts.Fatalf("%s: %v", args[0], err)
-			}
-		}
-	}
 }
 
 func cmdToken(ts *testscript.TestScript, neg bool, args []string) {

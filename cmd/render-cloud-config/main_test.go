@@ -4,13 +4,11 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -28,32 +26,6 @@ func TestMain(m *testing.M) {
 	})
 }
 
-// join-service and cluster-init, built once: the renderer asks a real
-// daemon for the slot's state.
-var (
-	buildOnce sync.Once
-	binDir    string
-	buildErr  error
-)
-
-func buildMaster(t *testing.T) string {
-	buildOnce.Do(func() {
-		dir, err := os.MkdirTemp("", "render-cloud-config-bin-")
-		if err != nil {
-			buildErr = err
-			return
-		}
-		binDir = dir
-		if out, err := exec.Command("go", "build", "-o", dir+"/", "../join-service", "../cluster-init").CombinedOutput(); err != nil {
-			buildErr = fmt.Errorf("building join-service: %w\n%s", err, out)
-		}
-	})
-	if buildErr != nil {
-		t.Fatal(buildErr)
-	}
-	return binDir
-}
-
 // TestScripts runs testdata/*.txtar with join-service and cluster-init on
 // the PATH. Beside fixture.Cmds:
 //
@@ -65,14 +37,11 @@ func buildMaster(t *testing.T) string {
 //	perm MODE FILE          FILE's permission bits are MODE (octal)
 //	runcurl USER-DATA DIR   the user-data's downloads and checksum, into DIR
 func TestScripts(t *testing.T) {
-	if _, err := exec.LookPath("go"); err != nil {
-		t.Skip("no go command on the PATH")
-	}
-	bin := buildMaster(t)
-	t.Cleanup(func() { os.RemoveAll(bin) })
+	// The renderer asks a real join-service for the slot's state.
+	bin := fixture.BuildPrograms(t, "../join-service", "../cluster-init")
 	cmds := fixture.Cmds()
 	cmds["freeport"] = fixture.CmdFreePort
-	cmds["waitsock"] = cmdWaitSock
+	cmds["waitsock"] = fixture.CmdWaitSock
 	cmds["input"] = cmdInput
 	cmds["fetch"] = cmdFetch
 	cmds["secretin"] = cmdSecretIn
@@ -86,22 +55,6 @@ func TestScripts(t *testing.T) {
 			return nil
 		},
 	})
-}
-
-func cmdWaitSock(ts *testscript.TestScript, neg bool, args []string) {
-	if neg || len(args) != 1 {
-		ts.Fatalf("usage: waitsock PATH")
-	}
-	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(50 * time.Millisecond) {
-		c, err := net.Dial("unix", ts.MkAbs(args[0]))
-		if err == nil {
-			c.Close()
-			return
-		}
-		if time.Now().After(deadline) {
-			ts.Fatalf("%s: %v", args[0], err)
-		}
-	}
 }
 
 func token(ts *testscript.TestScript, file string) joinapi.Token {
