@@ -167,6 +167,9 @@ func TestKeywords(t *testing.T) {
 			"/ type: expected string, but got number\n/b type: expected string, but got number"},
 		{"propertyNames", `{"propertyNames": {"minLength": 2}}`, `{"ab": 1, "c": 2, "a/b": 3}`,
 			"/c minLength: length must be >= 2, but got 1"},
+		// Plain JSON pointers (v5 percent-encoded them: /node%201).
+		{"pointers", `{"additionalProperties": {"type": "string"}}`, `{"node 1": 1, "é": 2, "a/b~": 3, "%41": 4}`,
+			"/%41 type: expected string, but got number\n/a~1b~0 type: expected string, but got number\n/node 1 type: expected string, but got number\n/é type: expected string, but got number"},
 		{"propertyNames enum", `{"propertyNames": {"enum": ["a"]}}`, `{"b": 1}`, `/b enum: value must be "a"`},
 		{"minProperties", `{"minProperties": 1}`, `{}`, " minProperties: minimum 1 properties allowed, but found 0 properties"},
 		{"maxProperties", `{"maxProperties": 1}`, `{"a": 1, "b": 2}`, " maxProperties: maximum 1 properties allowed, but found 2 properties"},

@@ -317,6 +317,10 @@ func equal(a, b any) bool {
 	if jsonType(a) != jsonType(b) {
 		return false
 	}
+	switch a := a.(type) {
+	case string, bool, nil:
+		return a == b
+	}
 	return canonical(a) == canonical(b)
 }
 
