@@ -4,16 +4,13 @@
 package schemas
 
 import (
-	"bytes"
 	"embed"
 	"fmt"
-	"io"
 	"strings"
 	"sync"
 
-	"github.com/santhosh-tekuri/jsonschema/v5"
-
 	"github.com/nodejoin/nodejoin/internal/jsondoc"
+	"github.com/nodejoin/nodejoin/internal/jsonschema"
 )
 
 //go:embed *.json
@@ -70,18 +67,14 @@ func Get(name string) *jsonschema.Schema {
 // such as hostName) is loaded from the embedded files by its $id.
 func compile(name string) (*jsonschema.Schema, error) {
 	if compiler == nil {
-		c := jsonschema.NewCompiler()
-		c.Draft = jsonschema.Draft2020
-		jsondoc.AddFormats(c)
-		c.LoadURL = loadEmbedded
-		compiler = c
+		compiler = jsonschema.NewCompiler(loadEmbedded, jsondoc.FormatChecks())
 	}
 	return compiler.Compile(base + name)
 }
 
 // loadEmbedded opens the embedded schema whose $id is url; no other URL is
 // loaded, so no schema reaches the network or the working directory.
-func loadEmbedded(url string) (io.ReadCloser, error) {
+func loadEmbedded(url string) ([]byte, error) {
 	name, ok := strings.CutPrefix(url, base)
 	if !ok || strings.Contains(name, "/") {
 		return nil, fmt.Errorf("schema %s: only the embedded schemas (%s...) may be referred to", url, base)
@@ -90,7 +83,7 @@ func loadEmbedded(url string) (io.ReadCloser, error) {
 	if err != nil {
 		return nil, fmt.Errorf("schema %s: %w", url, err)
 	}
-	return io.NopCloser(bytes.NewReader(data)), nil
+	return data, nil
 }
 
 // Source returns the text of a schema (for --print-schema).

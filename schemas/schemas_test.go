@@ -3,6 +3,9 @@ package schemas
 import (
 	"encoding/json"
 	"testing"
+
+	"github.com/nodejoin/nodejoin/internal/jsondoc"
+	"github.com/nodejoin/nodejoin/internal/jsonschema"
 )
 
 // Every embedded schema compiles, and its $id is where Get registers it.
@@ -33,6 +36,22 @@ func TestSchemas(t *testing.T) {
 	for _, n := range []string{PrepareNodeJoin, NodeDaemonSetup, NodeConfig, SsconfUpdate} {
 		if Get(n) == nil {
 			t.Errorf("Get(%s) = nil", n)
+		}
+	}
+}
+
+// BenchmarkCompileStart is what a node-side program pays at each start
+// for its schemas: prepare-node-join's and node.json's, compiled anew.
+//
+//	go test -run='^$' -bench=CompileStart -benchmem ./schemas
+func BenchmarkCompileStart(b *testing.B) {
+	b.ReportAllocs()
+	for b.Loop() {
+		c := jsonschema.NewCompiler(loadEmbedded, jsondoc.FormatChecks())
+		for _, n := range []string{PrepareNodeJoin, NodeConfig} {
+			if _, err := c.Compile(base + n); err != nil {
+				b.Fatal(err)
+			}
 		}
 	}
 }

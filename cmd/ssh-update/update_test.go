@@ -215,7 +215,7 @@ func TestRefusals(t *testing.T) {
 			"ssh-update: error: invalid input: /public_keys/1/node1/0: a key line must not contain a line break\n"},
 		{"suffix leaves ~/.ssh", doc(t, c, `"generate": ["rsa", 2048, "/../../etc/x"]`), "ssh-update: error: invalid input: /generate/2: "},
 		{"rsa too small", doc(t, c, goodAuth, `"generate": ["rsa", 512, ""]`), "ssh-update: error: invalid input: /generate/1: "},
-		{"node with a space", doc(t, c, `"public_keys": ["add", {"node 1": [`+q(k)+`]}]`), "ssh-update: error: invalid input: /public_keys/1/node%201: "},
+		{"node with a space", doc(t, c, `"public_keys": ["add", {"node 1": [`+q(k)+`]}]`), "ssh-update: error: invalid input: /public_keys/1/node 1: "},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

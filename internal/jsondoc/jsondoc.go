@@ -13,16 +13,14 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"path"
-	"regexp"
+	"net/netip"
 	"sort"
 	"strconv"
 	"strings"
 	"unicode/utf8"
 
-	"github.com/santhosh-tekuri/jsonschema/v5"
-
 	"github.com/nodejoin/nodejoin/internal/hostname"
+	"github.com/nodejoin/nodejoin/internal/jsonschema"
 	"github.com/nodejoin/nodejoin/internal/problem"
 )
 
@@ -30,7 +28,7 @@ import (
 // levels deep; the largest, the authorized_keys of a cluster of a few
 // hundred nodes, holds about a thousand values), so that a hostile document
 // cannot make a program or noded spend more than a bounded multiple of its
-// size: the schema validator allocates about a kilobyte per bad value.
+// size: the schema validator allocates an error per bad value.
 const (
 	MaxSize   = 1 << 20 // bytes
 	MaxDepth  = 64      // levels of arrays and objects
@@ -64,12 +62,8 @@ func DecodeBytes(data []byte, schema *jsonschema.Schema, v any) error {
 	if err != nil {
 		return err
 	}
-	if err := schema.Validate(doc); err != nil {
-		var ve *jsonschema.ValidationError
-		if errors.As(err, &ve) {
-			return &problem.RejectedError{Problems: leafProblems(ve, doc)}
-		}
-		return fmt.Errorf("checking the schema: %w", err)
+	if errs := schema.Validate(doc); len(errs) > 0 {
+		return &problem.RejectedError{Problems: leafProblems(errs)}
 	}
 	dec := json.NewDecoder(bytes.NewReader(data))
 	dec.DisallowUnknownFields()
@@ -82,65 +76,51 @@ func DecodeBytes(data []byte, schema *jsonschema.Schema, v any) error {
 }
 
 // formats are the string formats the schemas use, each with the check that
-// says why a value is not of it. The validator's own message quotes the
-// value, so it is never shown.
+// says why a value is not of it, and the noun that says what it is not
+// (none: the format's name is told).
 var formats = map[string]struct {
 	noun  string
 	check func(string) error
 }{
 	"hostname": {"a host name", hostname.Check},
+	"ipv4":     {"", checkIPv4},
+	"ipv6":     {"", checkIPv6},
 }
 
-// AddFormats makes c assert the formats the schemas use, with the same
-// checks that explain a refusal.
-func AddFormats(c *jsonschema.Compiler) {
-	c.AssertFormat = true
+// FormatChecks are the formats the schemas may use, for
+// jsonschema.NewCompiler.
+func FormatChecks() map[string]jsonschema.Format {
+	m := make(map[string]jsonschema.Format, len(formats))
 	for name, f := range formats {
-		c.Formats[name] = func(v any) bool {
-			s, ok := v.(string)
-			return !ok || f.check(s) == nil
-		}
+		m[name] = f.check
 	}
+	return m
 }
 
-// formatProblem explains a value that is not of its format, from the value
-// at the error's location in doc. The validator's message ends in the
-// format's name: "<value> is not valid 'hostname'".
-func formatProblem(e *jsonschema.ValidationError, doc any) problem.Problem {
-	name := e.Message[strings.LastIndex(e.Message, " ")+1:]
-	name = strings.Trim(name, "'")
-	if f, ok := formats[name]; ok {
-		if s, ok := lookup(doc, e.InstanceLocation).(string); ok {
-			if err := f.check(s); err != nil {
-				return problem.Problem{Where: e.InstanceLocation, What: fmt.Sprintf("not %s: %v", f.noun, err)}
-			}
-		}
+// checkIPv4 accepts an IPv4 address in dotted-quad form, without leading
+// zeros (which some parsers read as octal).
+func checkIPv4(s string) error {
+	if a, err := netip.ParseAddr(s); err != nil || !a.Is4() {
+		return errors.New("not an IPv4 address")
 	}
-	return problem.Problem{Where: e.InstanceLocation, What: "not of the format " + strconv.Quote(name)}
+	return nil
 }
 
-// lookup is the value at the JSON pointer ptr in doc, or nil.
-func lookup(doc any, ptr string) any {
-	if ptr == "" {
-		return doc
+// checkIPv6 accepts an IPv6 address (RFC 4291 section 2.2), without a zone.
+func checkIPv6(s string) error {
+	if a, err := netip.ParseAddr(s); err != nil || !strings.Contains(s, ":") || a.Zone() != "" {
+		return errors.New("not an IPv6 address")
 	}
-	v := doc
-	for _, seg := range strings.Split(ptr[1:], "/") {
-		seg = pointerUnescaper.Replace(seg)
-		switch t := v.(type) {
-		case map[string]any:
-			v = t[seg]
-		case []any:
-			i, err := strconv.Atoi(seg)
-			if err != nil || i < 0 || i >= len(t) {
-				return nil
-			}
-			v = t[i]
-		default:
-			return nil
-		}
+	return nil
+}
+
+// formatProblem explains a value that is not of its format. The check's
+// error describes the value without quoting it.
+func formatProblem(e jsonschema.Error) problem.Problem {
+	if f, ok := formats[e.Format]; ok && f.noun != "" && e.Err != nil {
+		return problem.Problem{Where: e.Where, What: fmt.Sprintf("not %s: %v", f.noun, e.Err)}
 	}
-	return v
+	return problem.Problem{Where: e.Where, What: "not of the format " + strconv.Quote(e.Format)}
 }
 
 // InFile names the file a rejected document came from: each problem's
@@ -338,26 +318,14 @@ func EscapePointer(s string) string { return pointerEscaper.Replace(s) }
 // UnescapePointer is the inverse of EscapePointer.
 func UnescapePointer(s string) string { return pointerUnescaper.Replace(s) }
 
-// leafProblems flattens a validation error to its leaves, one problem each,
-// in a stable order. Missing and unknown properties are turned around to
-// name the property's own pointer.
-func leafProblems(ve *jsonschema.ValidationError, doc any) []problem.Problem {
-	var out []problem.Problem
-	var walk func(e *jsonschema.ValidationError)
-	walk = func(e *jsonschema.ValidationError) {
-		if len(e.Causes) > 0 {
-			for _, c := range e.Causes {
-				walk(c)
-			}
-			return
-		}
-		if path.Base(e.KeywordLocation) == "format" {
-			out = append(out, formatProblem(e, doc))
-			return
-		}
-		out = append(out, rephrase(e)...)
+// leafProblems turns the validator's errors into problems, one each, in a
+// stable order. Missing and unknown properties are turned around to name
+// the property's own pointer.
+func leafProblems(errs []jsonschema.Error) []problem.Problem {
+	out := make([]problem.Problem, 0, len(errs))
+	for _, e := range errs {
+		out = append(out, rephrase(e))
 	}
-	walk(ve)
 	sort.SliceStable(out, func(i, j int) bool { return out[i].Where < out[j].Where })
 	uniq := out[:0]
 	for i, p := range out {
@@ -376,47 +344,24 @@ func leafProblems(ve *jsonschema.ValidationError, doc any) []problem.Problem {
 // thousands of bad values gets a short answer.
 const maxProblems = 20
 
-// rephrase names the property's own pointer for a missing or unknown
-// property. The problem is told by the schema keyword that failed, not by
-// the validator's English message, which may change with its version; only
-// the property names are taken from the message, where the validator
-// quotes them ('a', 'b').
-func rephrase(e *jsonschema.ValidationError) []problem.Problem {
-	loc, msg := e.InstanceLocation, e.Message
-	where := loc
+// rephrase words one error: a missing or unknown property at the
+// property's own pointer, a format by its check, anything else in the
+// validator's words at the value's pointer ("/" for the whole document).
+// It goes by the keyword that failed, never by the message's English.
+func rephrase(e jsonschema.Error) problem.Problem {
+	switch e.Keyword {
+	case "required":
+		return problem.Problem{Where: e.Where + "/" + EscapePointer(e.Key), What: "required key is missing"}
+	case "additionalProperties":
+		return problem.Problem{Where: e.Where + "/" + EscapePointer(e.Key), What: "unknown key"}
+	case "dependentRequired":
+		return problem.Problem{Where: e.Where + "/" + EscapePointer(e.Key), What: "required key is missing, since " + e.Given + " is given"}
+	case "format":
+		return formatProblem(e)
+	}
+	where := e.Where
 	if where == "" {
 		where = "/"
 	}
-	names := quotedNames(msg)
-	var what string
-	kw := strings.Split(e.KeywordLocation, "/")
-	switch n := len(kw); {
-	case kw[n-1] == "required":
-		what = "required key is missing"
-	case kw[n-1] == "additionalProperties":
-		what = "unknown key"
-	case n >= 3 && kw[n-3] == "dependentRequired" && len(names) > 0:
-		// .../dependentRequired/<given>/<index>: the message quotes the
-		// missing key first.
-		names, what = names[:1], "required key is missing, since "+UnescapePointer(kw[n-2])+" is given"
-	}
-	if what == "" || len(names) == 0 {
-		return []problem.Problem{{Where: where, What: msg}}
-	}
-	out := make([]problem.Problem, len(names))
-	for i, n := range names {
-		out[i] = problem.Problem{Where: loc + "/" + EscapePointer(n), What: what}
-	}
-	return out
+	return problem.Problem{Where: where, What: e.Message}
 }
-
-// quotedNames returns the names a validator message quotes: 'a', 'b'.
-func quotedNames(s string) []string {
-	var out []string
-	for _, m := range quotedName.FindAllStringSubmatch(s, -1) {
-		out = append(out, m[1])
-	}
-	return out
-}
-
-var quotedName = regexp.MustCompile(`'([^']*)'`)
