@@ -3,6 +3,7 @@ package cluster
 import (
 	"bytes"
 	"crypto/x509"
+	"encoding/pem"
 	"fmt"
 	"os"
 	"time"
@@ -109,6 +110,29 @@ func (c *Cluster) currentPairs() (server, client *certs.KeyPair) {
 		}
 	}
 	return server, client
+}
+
+// currentClientCert is the master's client certificate as client.pem
+// holds it now, or as Open read it: its certificate only, as the ssconf
+// the master sends names it by digest (parsing the key too would double
+// the cost of building a document).
+func (c *Cluster) currentClientCert() *x509.Certificate {
+	b, err := os.ReadFile(c.Path(nodeconf.ClientPEM))
+	if err != nil {
+		return c.Client.Cert
+	}
+	for {
+		var blk *pem.Block
+		if blk, b = pem.Decode(b); blk == nil {
+			return c.Client.Cert
+		}
+		if blk.Type == "CERTIFICATE" {
+			if cert, err := x509.ParseCertificate(blk.Bytes); err == nil {
+				return cert
+			}
+			return c.Client.Cert
+		}
+	}
 }
 
 // NodedClient is the master's client of the node daemons: it presents the

@@ -164,8 +164,7 @@ func (c *Cluster) Ssconf() (map[string]string, error) {
 }
 
 func (c *Cluster) withMasterCert(values map[string]string) error {
-	_, client := c.currentPairs()
-	v, err := ssconf.WithCandidateCert(values[ssconf.CandidateCertsKey], c.Settings.MasterNode, certs.Digest(client.Cert))
+	v, err := ssconf.WithCandidateCert(values[ssconf.CandidateCertsKey], c.Settings.MasterNode, certs.Digest(c.currentClientCert()))
 	if err != nil {
 		return fmt.Errorf("%s: %w", c.Config.Path(ssconf.Path(c.Config.DataDir, ssconf.CandidateCertsKey)), err)
 	}
