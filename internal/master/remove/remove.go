@@ -129,6 +129,7 @@ func cleanNode(ctx context.Context, o Options, node string, recorded bool, res *
 	cfg.KnownHostsFiles = append(cfg.KnownHostsFiles, c.Path(nodeconf.KnownHosts))
 	cfg.ClusterKeys = join.ClusterHostKeys(prep)
 	cfg.TrustClusterKeys = recorded
+	cfg.IdentityFiles = c.RootIdentities() // both root keys while one is rotated
 	cfg.Log = o.Log
 	// A node behind a machine callback is reached through its tunnel, as
 	// node-add reaches it.
