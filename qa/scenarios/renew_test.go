@@ -3,7 +3,9 @@ package scenarios
 import (
 	"context"
 	"encoding/json"
+	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -275,4 +277,85 @@ func keyField(line string) string {
 		return f[1]
 	}
 	return line
+}
+
+// Scenario: the master is killed (SIGKILL) in the middle of a rotation of
+// the host keys and the cluster certificate, while it joins one of three
+// nodes again: the rotation stays staged, and a rerun finishes it with the
+// same new keys, joining again only the nodes not done before the kill;
+// every node ends on the master's new keys and certificate, and node-list
+// --check reaches every node daemon.
+func TestRenewKilledMidRun(t *testing.T) {
+	l, ctx := newLab(t, 3)
+	if err := l.TrustHostKeys(l.Nodes...); err != nil {
+		t.Fatal(err)
+	}
+	must(t, "node-add", l.NodeAdd(ctx, clusterlab.Names(l.Nodes)...))
+	// node-daemon-setup behind a wrapper; on the held node it says that it
+	// started, then waits until it is killed.
+	held := l.Nodes[1]
+	const started = "/run/renew-held"
+	wrap := func(n *harness.Host, hold bool) {
+		script := "#!/bin/sh\nexec node-daemon-setup \"$@\"\n"
+		if hold {
+			script = "#!/bin/sh\n: > " + started + "\nexec sleep 600\n"
+		}
+		if err := os.WriteFile(n.Path("/usr/local/sbin/nds-wrap"), []byte(script), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, n := range l.Nodes {
+		wrap(n, n == held)
+	}
+	oldServer := readFile(t, l.Master.Path("/var/lib/ganeti/server.pem"))
+	killed := make(chan clusterlab.Result, 1)
+	go func() {
+		killed <- clusterlab.Run(ctx, l.Master, nil, "cluster-renew", "--new-host-keys", "--new-cluster-certificate",
+			"--parallel", "1", "--setup-program", "nds-wrap")
+	}()
+	for deadline := time.Now().Add(2 * time.Minute); ; time.Sleep(50 * time.Millisecond) {
+		if _, err := os.Stat(held.Path(started)); err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("cluster-renew did not reach %s within 2 minutes", held.Name)
+		}
+	}
+	must(t, "kill cluster-renew", clusterlab.Run(ctx, l.Master, nil, "pkill", "-KILL", "-x", "cluster-renew"))
+	if r := <-killed; r.OK() {
+		t.Fatalf("cluster-renew was not killed: %s", r)
+	}
+	// The held session ends; its program never ran.
+	must(t, "end the held session", clusterlab.Run(ctx, held, nil, "pkill", "-KILL", "-x", "sleep"))
+	var st struct {
+		Done []string `json:"done"`
+	}
+	if err := json.Unmarshal([]byte(readFile(t, l.Master.Path("/var/lib/nodejoin/renewal.json"))), &st); err != nil {
+		t.Fatalf("the renewal state after the kill: %v", err)
+	}
+	t.Logf("renewed before the kill: %q", st.Done)
+	if slices.Contains(st.Done, held.Name) {
+		t.Fatalf("%s is recorded as done though its join was killed: %q", held.Name, st.Done)
+	}
+	if readFile(t, l.Master.Path("/var/lib/ganeti/server.pem")) == oldServer {
+		t.Fatalf("the master was killed before it took the new certificate: the rerun would not start mid-way")
+	}
+	wrap(held, false)
+	r, rep := renewRun(t, ctx, l, "--setup-program", "nds-wrap", "--finish")
+	if !r.OK() || !rep.Closed || !slices.Contains(rep.Renewed, held.Name) {
+		t.Fatalf("the rerun: %s", r)
+	}
+	for _, n := range st.Done {
+		if slices.Contains(rep.Renewed, n) {
+			t.Errorf("the rerun joined %s again, which the killed run had renewed", n)
+		}
+	}
+	server := readFile(t, l.Master.Path("/var/lib/ganeti/server.pem"))
+	for _, n := range l.Nodes {
+		checkJoined(t, ctx, l, n)
+		if readFile(t, n.Path("/var/lib/ganeti/server.pem")) != server {
+			t.Errorf("%s: server.pem is not the master's new one", n.Name)
+		}
+	}
+	must(t, "node-list --check", clusterlab.Run(ctx, l.Master, nil, "node-list", "--check"))
 }
