@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"log/slog"
 	"os"
@@ -435,6 +436,15 @@ func lastMeaningfulLine(s string) string {
 	return ""
 }
 
+// sessionWaitDelay bounds how long a session's output may go on after its
+// ssh exited. The ControlMaster, not the mux client, reads and writes the
+// session's descriptors (ssh -S passes them over the control socket), and
+// it closes them only once it has written out what the node sent: on a
+// loaded master (a hundred joins on two cores) that came seconds after the
+// client had exited 0. The bound is for output that something keeps open
+// for good; ctx's end stops the wait too.
+const sessionWaitDelay = 30 * time.Second
+
 // Run runs argv on the node as a session over the connection, with stdin
 // as its standard input. argv goes on the remote command line, so it must
 // hold no secret; documents go in stdin. A remote program that exits
@@ -455,13 +465,11 @@ func (c *Conn) Run(ctx context.Context, argv []string, stdin []byte) (*Result, e
 	args = append(args, c.target()...)
 	args = append(args, ShellQuote(argv))
 	cmd := exec.CommandContext(ctx, c.cfg.SSH, args...)
-	cmd.Stdin = bytes.NewReader(stdin)
 	stdout, stderr := &capBuffer{max: maxOutput}, &capBuffer{max: maxOutput}
-	cmd.Stdout, cmd.Stderr = stdout, stderr
 	cmd.Cancel = func() error { return cmd.Process.Signal(syscall.SIGTERM) }
-	cmd.WaitDelay = 3 * time.Second
+	cmd.WaitDelay = 3 * time.Second // for ssh itself to exit after Cancel
 	start := time.Now()
-	err := cmd.Run()
+	err := runSession(ctx, cmd, stdin, stdout, stderr)
 	c.cfg.Log.Debug("remote program finished", "host", c.cfg.Host, "program", argv[0], "elapsed", time.Since(start), "err", err)
 	res := &Result{Stdout: stdout.Bytes(), Stderr: stderr.Bytes()}
 	if ctx.Err() != nil {
@@ -548,6 +556,66 @@ func (s *syncBuffer) String() string {
 }
 
 // capBuffer keeps at most max bytes and remembers that it dropped some.
+// runSession runs cmd with stdin as its input and its output into stdout
+// and stderr, through pipes of its own, the output read until its end
+// (sessionWaitDelay): exec's pipes would be given up after WaitDelay, with
+// what the ControlMaster had not written yet lost.
+func runSession(ctx context.Context, cmd *exec.Cmd, stdin []byte, stdout, stderr io.Writer) error {
+	in, feed, err := os.Pipe()
+	if err != nil {
+		return err
+	}
+	defer in.Close()
+	defer feed.Close() // unblocks the feeding of input nobody reads
+	cmd.Stdin = in
+	childEnds := []*os.File{in}
+	var readers []*os.File
+	var copied sync.WaitGroup
+	for _, o := range []struct {
+		to  io.Writer
+		set *io.Writer
+	}{{stdout, &cmd.Stdout}, {stderr, &cmd.Stderr}} {
+		r, w, err := os.Pipe()
+		if err != nil {
+			return err
+		}
+		defer r.Close()
+		defer w.Close()
+		*o.set = w
+		childEnds, readers = append(childEnds, w), append(readers, r)
+		copied.Go(func() { _, _ = io.Copy(o.to, r) })
+	}
+	if err := cmd.Start(); err != nil {
+		return err
+	}
+	for _, f := range childEnds {
+		f.Close() // ssh holds its copies
+	}
+	go func() {
+		_, _ = feed.Write(stdin)
+		feed.Close()
+	}()
+	err = cmd.Wait()
+	done := make(chan struct{})
+	go func() { copied.Wait(); close(done) }()
+	t := time.NewTimer(sessionWaitDelay)
+	defer t.Stop()
+	select {
+	case <-done:
+		return err
+	case <-ctx.Done():
+	case <-t.C:
+	}
+	for _, r := range readers {
+		r.Close() // ends the copies
+	}
+	<-done
+	if err == nil {
+		err = fmt.Errorf("the session's output did not end within %v of ssh's exit", sessionWaitDelay)
+	}
+	return err
+}
+
 type capBuffer struct {
 	b         bytes.Buffer
 	max       int

@@ -236,6 +236,9 @@ func TestRun(t *testing.T) {
 	f.Program(t, "fail", `echo "fail: error: writing /x: no space" >&2; exit 1`)
 	f.Program(t, "garbage", `echo "this is not JSON"`)
 	f.Program(t, "slow", `sleep 30`)
+	// Exits at once, but its output pipes stay open 4 s longer, as a
+	// starved ControlMaster keeps them after its mux client exited.
+	f.Program(t, "lingering", `echo '{"done": true}'; (sleep 4) & exit 0`)
 	c, err := dial(t, Config{})
 	if err != nil {
 		t.Fatal(err)
@@ -271,6 +274,11 @@ func TestRun(t *testing.T) {
 		if res.Status != tc.wantStatus || string(res.Stderr) != tc.wantStderr || string(res.Stdout) != tc.wantStdout {
 			t.Errorf("%s: status %d stdout %q stderr %q", tc.prog, res.Status, res.Stdout, res.Stderr)
 		}
+	}
+
+	res, err = c.Run(ctx, []string{"lingering"}, nil)
+	if err != nil || res.Status != 0 || string(res.Stdout) != `{"done": true}`+"\n" {
+		t.Errorf("lingering: status %v stdout %q, %v; want 0, its output, no error", res.Status, res.Stdout, err)
 	}
 
 	tctx, cancel := context.WithTimeout(ctx, 300*time.Millisecond)
