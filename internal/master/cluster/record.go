@@ -57,6 +57,20 @@ func (c *Cluster) lock() (func(), error) {
 	return func() { f.Close() }, nil
 }
 
+// Locked runs f under the master's lock, the one RecordNode's
+// read-modify-write of the cluster files holds: whatever else rewrites
+// those files (cluster-renew's switch of the master's line in
+// ganeti_pub_keys) must hold it too, or a node recorded meanwhile writes
+// back what it read before the change.
+func (c *Cluster) Locked(f func() error) error {
+	unlock, err := c.lock()
+	if err != nil {
+		return err
+	}
+	defer unlock()
+	return f()
+}
+
 // RecordNode records a joined node on the master: its root key in
 // ganeti_pub_keys, its name in node_list and online_nodes, its address in
 // node_primary_ips, and its name beside the cluster alias in known_hosts

@@ -373,7 +373,12 @@ func installOnMaster(ctx context.Context, c *cluster.Cluster, log *slog.Logger, 
 	if err := apply.Recover(ctx, cfg, log, false); err != nil {
 		return err
 	}
-	if _, err := apply.Run(ctx, cfg, log, plan, false); err != nil {
+	// Under the master's lock: a node-add recording a node meanwhile
+	// would write back ganeti_pub_keys with the master's old root key.
+	if err := c.Locked(func() error {
+		_, err := apply.Run(ctx, cfg, log, plan, false)
+		return err
+	}); err != nil {
 		return fmt.Errorf("installing the new keys on the master: %w", err)
 	}
 	if server != nil {
