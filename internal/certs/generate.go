@@ -27,6 +27,11 @@ const backdate = time.Hour
 // may sign client certificates. The PEM holds the key (PKCS#8) and then the
 // certificate, the server.pem layout.
 func NewClusterCertificate(cn string, validity time.Duration) ([]byte, error) {
+	return newClusterCertificate(cn, validity, pkix.Name{CommonName: cn})
+}
+
+// newClusterCertificate is NewClusterCertificate with the given subject.
+func newClusterCertificate(cn string, validity time.Duration, subject pkix.Name) ([]byte, error) {
 	if err := checkArgs(cn, validity); err != nil {
 		return nil, err
 	}
@@ -38,6 +43,7 @@ func NewClusterCertificate(cn string, validity time.Duration) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
+	tmpl.Subject = subject
 	tmpl.IsCA = true
 	tmpl.BasicConstraintsValid = true
 	tmpl.KeyUsage = x509.KeyUsageCertSign | x509.KeyUsageDigitalSignature

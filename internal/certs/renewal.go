@@ -1,8 +1,6 @@
 package certs
 
 import (
-	"crypto/ecdsa"
-	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/x509"
 	"crypto/x509/pkix"
@@ -28,30 +26,11 @@ import (
 // client CAs tells apart (the master picks its old or new client
 // certificate by it during the window).
 func NewRenewedClusterCertificate(cn string, validity time.Duration) ([]byte, error) {
-	if err := checkArgs(cn, validity); err != nil {
-		return nil, err
-	}
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		return nil, fmt.Errorf("generating the cluster key: %w", err)
-	}
-	tmpl, err := template(cn, validity)
-	if err != nil {
-		return nil, err
-	}
 	id := make([]byte, 8)
 	if _, err := rand.Read(id); err != nil {
 		return nil, err
 	}
-	tmpl.Subject = pkix.Name{CommonName: cn, SerialNumber: hex.EncodeToString(id)}
-	tmpl.IsCA = true
-	tmpl.BasicConstraintsValid = true
-	tmpl.KeyUsage = x509.KeyUsageCertSign | x509.KeyUsageDigitalSignature
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, key.Public(), key)
-	if err != nil {
-		return nil, fmt.Errorf("signing the cluster certificate: %w", err)
-	}
-	return encodePair(key, der)
+	return newClusterCertificate(cn, validity, pkix.Name{CommonName: cn, SerialNumber: hex.EncodeToString(id)})
 }
 
 // NewRenewalProof signs, with the old cluster key, a certificate of the

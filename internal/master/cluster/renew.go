@@ -152,6 +152,12 @@ func (c *Cluster) WindowHostKeys(now time.Time) []sshrun.HostKey {
 // MarkRootKeyRemoved records under the master's lock that node's
 // authorized_keys no longer lists the master's old root key.
 func (c *Cluster) MarkRootKeyRemoved(node string) error {
+	return c.markInRenewal(node, func(r *Renewal) *[]string { return &r.RootKeyRemoved })
+}
+
+// markInRenewal adds node to the renewal state's list that list picks,
+// under the master's lock, once.
+func (c *Cluster) markInRenewal(node string, list func(*Renewal) *[]string) error {
 	unlock, err := c.lock()
 	if err != nil {
 		return err
@@ -161,10 +167,11 @@ func (c *Cluster) MarkRootKeyRemoved(node string) error {
 	if err != nil || r == nil {
 		return err
 	}
-	if slices.Contains(r.RootKeyRemoved, node) {
+	l := list(r)
+	if slices.Contains(*l, node) {
 		return nil
 	}
-	r.RootKeyRemoved = append(r.RootKeyRemoved, node)
+	*l = append(*l, node)
 	return c.SaveRenewal(r)
 }
 
@@ -186,20 +193,7 @@ func (c *Cluster) Nodes() ([]string, error) {
 // MarkRenewed records under the master's lock that node is on the new
 // keys, so that a rerun skips it.
 func (c *Cluster) MarkRenewed(node string) error {
-	unlock, err := c.lock()
-	if err != nil {
-		return err
-	}
-	defer unlock()
-	r, err := c.Renewal()
-	if err != nil || r == nil {
-		return err
-	}
-	if slices.Contains(r.Done, node) {
-		return nil
-	}
-	r.Done = append(r.Done, node)
-	return c.SaveRenewal(r)
+	return c.markInRenewal(node, func(r *Renewal) *[]string { return &r.Done })
 }
 
 // SetKnownHostKeys makes the cluster known_hosts' entries for the
