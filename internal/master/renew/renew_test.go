@@ -17,6 +17,7 @@ import (
 	"github.com/nodejoin/nodejoin/internal/master/clustertest"
 	"github.com/nodejoin/nodejoin/internal/master/join"
 	"github.com/nodejoin/nodejoin/internal/problem"
+	"github.com/nodejoin/nodejoin/internal/txn"
 )
 
 const hostKey = "etc/ssh/ssh_host_ed25519_key.pub"
@@ -441,5 +442,40 @@ func TestOldRootKeyKeptWhileANodeIsUnreachable(t *testing.T) {
 	}
 	if len(c.RootIdentities()) != 2 {
 		t.Error("the old root key is no longer offered")
+	}
+}
+
+// The master takes its new keys under the lock a node's record holds: a
+// node-add recording a node meanwhile would otherwise write back
+// ganeti_pub_keys with the master's old root key, and every later join
+// would authorize only the key the rotation's end removes.
+func TestInstallHoldsTheMasterLock(t *testing.T) {
+	c, root := newCluster(t)
+	r, err := stage(c, time.Hour, what{rootKeys: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	before := read(t, root, "var/lib/ganeti/ganeti_pub_keys")
+	lock, err := txn.Lock(context.Background(), nil, c.Config.Path(filepath.Join(c.Config.LockDir, "nodejoin-master.lock")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- installOnMaster(context.Background(), c, slog.New(slog.DiscardHandler), r) }()
+	select {
+	case err := <-done:
+		lock.Close()
+		t.Fatalf("the master took its new keys while the master's lock was held elsewhere (%v)", err)
+	case <-time.After(500 * time.Millisecond):
+	}
+	if got := read(t, root, "var/lib/ganeti/ganeti_pub_keys"); got != before {
+		t.Errorf("ganeti_pub_keys changed while the lock was held:\n%s", got)
+	}
+	lock.Close()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if got := read(t, root, "var/lib/ganeti/ganeti_pub_keys"); !strings.Contains(got, keyOf(r.NewRootKey.Public)) {
+		t.Errorf("ganeti_pub_keys after the install lacks the new root key:\n%s", got)
 	}
 }
