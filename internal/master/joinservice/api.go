@@ -107,15 +107,15 @@ func decodeBody(w http.ResponseWriter, r *http.Request, limit int64, v any) erro
 	return nil
 }
 
-// nodeName is the name the documents are built for: the slot's, else the
-// name the machine asks for, which must not be a recorded node's (a
-// nameless slot cannot take over another node's entry).
 // nameTaken is the refusal of a name that is the master's or a recorded
 // node's: a conflict, where other bad names are invalid.
 type nameTaken struct{ msg string }
 
 func (e nameTaken) Error() string { return e.msg }
 
+// nodeName is the name the documents are built for: the slot's, else the
+// name the machine asks for, which must not be a recorded node's (a
+// nameless slot cannot take over another node's entry).
 func nodeName(c *cluster.Cluster, slot slotstore.Slot, asked string) (string, error) {
 	if slot.NodeName != "" {
 		return slot.NodeName, nil
@@ -300,26 +300,11 @@ func (s *Service) report(w http.ResponseWriter, r *http.Request) {
 		s.refuse(w, r, ev, err)
 		return
 	}
-	name := slot.NodeName
-	switch {
-	case name != "" && req.NodeName != "" && req.NodeName != name:
-		s.refuse(w, r, ev, invalid("node_name: %q is not the slot's %q", clip(req.NodeName), name))
+	name, err := s.claimedName(c, slot, req.NodeName, req.RootKey,
+		"node_name: the slot has no name: the report must give the name the documents were fetched with")
+	if err != nil {
+		s.refuse(w, r, ev, err)
 		return
-	case name == "":
-		if req.NodeName == "" {
-			s.refuse(w, r, ev, invalid("node_name: the slot has no name: the report must give the name the documents were fetched with"))
-			return
-		}
-		if err := cluster.CheckName(req.NodeName); err != nil {
-			s.refuse(w, r, ev, invalid("node_name: %v", err))
-			return
-		}
-		name = req.NodeName
-		// Another node's recorded key is not taken over by a nameless slot.
-		if err := s.nameFree(c, name, req.RootKey); err != nil {
-			s.refuse(w, r, ev, err)
-			return
-		}
 	}
 	ev.Node = name
 	p := peer(r)
@@ -356,6 +341,30 @@ func (s *Service) report(w http.ResponseWriter, r *http.Request) {
 		s.kickRegistrar()
 	}
 	writeJSON(w, http.StatusOK, ans)
+}
+
+// claimedName is the name a report or a callback request is for: the
+// slot's, which the request may repeat but not change, else the name the
+// request gives, checked and not another node's (nameFree with key, the
+// node's root key): a nameless slot takes over no recorded node's entry.
+// none refuses a request that gives no name to a nameless slot; "" leaves
+// that to the name check.
+func (s *Service) claimedName(c *cluster.Cluster, slot slotstore.Slot, given, key, none string) (string, error) {
+	switch name := slot.NodeName; {
+	case name != "" && given != "" && given != name:
+		return "", invalid("node_name: %q is not the slot's %q", clip(given), name)
+	case name != "":
+		return name, nil
+	case given == "" && none != "":
+		return "", invalid("%s", none)
+	}
+	if err := cluster.CheckName(given); err != nil {
+		return "", invalid("node_name: %v", err)
+	}
+	if err := s.nameFree(c, given, key); err != nil {
+		return "", err
+	}
+	return given, nil
 }
 
 // nameFree refuses a name that the master records with another root key

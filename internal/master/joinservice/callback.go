@@ -15,7 +15,6 @@ import (
 
 	"github.com/nodejoin/nodejoin/internal/joinapi"
 	"github.com/nodejoin/nodejoin/internal/master/callback"
-	"github.com/nodejoin/nodejoin/internal/master/cluster"
 	"github.com/nodejoin/nodejoin/internal/nodeconf"
 	"github.com/nodejoin/nodejoin/internal/problem"
 	"github.com/nodejoin/nodejoin/internal/sshkeys"
@@ -89,21 +88,10 @@ func (s *Service) callbackGrant(w http.ResponseWriter, r *http.Request) {
 		s.refuse(w, r, ev, err)
 		return
 	}
-	name := slot.NodeName
-	switch {
-	case name != "" && req.NodeName != "" && req.NodeName != name:
-		s.refuse(w, r, ev, invalid("node_name: %q is not the slot's %q", clip(req.NodeName), name))
+	name, err := s.claimedName(c, slot, req.NodeName, slot.PinnedKey, "")
+	if err != nil {
+		s.refuse(w, r, ev, err)
 		return
-	case name == "":
-		if err := cluster.CheckName(req.NodeName); err != nil {
-			s.refuse(w, r, ev, invalid("node_name: %v", err))
-			return
-		}
-		name = req.NodeName
-		if err := s.nameFree(c, name, slot.PinnedKey); err != nil {
-			s.refuse(w, r, ev, err)
-			return
-		}
 	}
 	ev.Node = name
 	ans, err := s.grant(r.Context(), uuid, name, req.PublicKey)
