@@ -42,11 +42,8 @@ func newPlan(cfg *nodeconf.Config, doc *joindoc.DaemonSetup, made *[]byte) (*app
 	if err := nodestate.CheckClusterName(cfg, doc.ClusterName); err != nil {
 		return nil, err
 	}
-	server, err := certs.ParseKeyPair([]byte(doc.NodeDaemonCertificate))
+	server, err := nodestate.CheckServerPEM(cfg, "/node_daemon_certificate", doc.NodeDaemonCertificate, doc.ClusterName, doc.CertificateRenewal)
 	if err != nil {
-		return nil, problem.Reject("/node_daemon_certificate", "%v", err)
-	}
-	if err := nodestate.CheckCertificate(cfg, "/node_daemon_certificate", server.Cert, doc.ClusterName, doc.CertificateRenewal); err != nil {
 		return nil, err
 	}
 	if problems := ssconf.Check("/ssconf", doc.ClusterName, doc.Ssconf); len(problems) > 0 {

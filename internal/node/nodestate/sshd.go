@@ -44,3 +44,15 @@ func CheckCertificateOnly(cfg *nodeconf.Config, where, pemText, clusterName stri
 	}
 	return cert, CheckCertificate(cfg, where, cert, clusterName, renewal)
 }
+
+// CheckServerPEM checks a cluster certificate sent with its key
+// (node-daemon-setup, ssl-update: server.pem): both parse and match each
+// other, and the key is the node's own or a renewal proved by it
+// (CheckCertificate).
+func CheckServerPEM(cfg *nodeconf.Config, where, pemText, clusterName string, renewal *joindoc.CertificateRenewal) (*certs.KeyPair, error) {
+	kp, err := certs.ParseKeyPair([]byte(pemText))
+	if err != nil {
+		return nil, problem.Reject(where, "%v", err)
+	}
+	return kp, CheckCertificate(cfg, where, kp.Cert, clusterName, renewal)
+}

@@ -40,11 +40,7 @@ func newPlan(cfg *nodeconf.Config, doc *joindoc.SSLUpdate, made *[]byte) (*apply
 	if err := nodestate.CheckClusterName(cfg, doc.ClusterName); err != nil {
 		return nil, err
 	}
-	given, err := certs.ParseKeyPair([]byte(doc.NodeDaemonCertificate))
-	if err != nil {
-		return nil, problem.Reject("/node_daemon_certificate", "%v", err)
-	}
-	if err := nodestate.CheckCertificate(cfg, "/node_daemon_certificate", given.Cert, doc.ClusterName, nil); err != nil {
+	if _, err := nodestate.CheckServerPEM(cfg, "/node_daemon_certificate", doc.NodeDaemonCertificate, doc.ClusterName, nil); err != nil {
 		return nil, err
 	}
 	clientNP := path.Join(cfg.DataDir, nodeconf.ClientPEM)
