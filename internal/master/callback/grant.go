@@ -185,18 +185,7 @@ func Grant(ctx context.Context, cfg *nodeconf.Config, log *slog.Logger, o Option
 			out.UserCreated = true
 		}
 	}
-	res, err := apply.Run(ctx, cfg, log, planner, dryRun)
-	if err != nil {
-		if out.UserCreated {
-			if derr := daemon.Run(ctx, log, o.UserDel.With(o.User)); derr != nil {
-				return nil, fmt.Errorf("%w; removing the callback user %s again: %w", err, o.User, derr)
-			}
-		}
-		return nil, err
-	}
-	out.Result = res
-	out.Changed = res.Changed || out.UserCreated
-	return out, nil
+	return applyWithUser(ctx, cfg, log, o, planner, dryRun, out)
 }
 
 // Revoke takes node's grant away: its key line and port record; with the
@@ -472,6 +461,12 @@ func Enable(ctx context.Context, cfg *nodeconf.Config, log *slog.Logger, o Optio
 		}
 		out.UserCreated = true
 	}
+	return applyWithUser(ctx, cfg, log, o, planner, dryRun, out)
+}
+
+// applyWithUser runs planner and fills out from its result; if it fails,
+// the callback account this run created (out.UserCreated) goes again.
+func applyWithUser(ctx context.Context, cfg *nodeconf.Config, log *slog.Logger, o Options, planner apply.Planner, dryRun bool, out *Result) (*Result, error) {
 	res, err := apply.Run(ctx, cfg, log, planner, dryRun)
 	if err != nil {
 		if out.UserCreated {
