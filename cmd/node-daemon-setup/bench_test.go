@@ -1,0 +1,17 @@
+package main
+
+import (
+	"testing"
+
+	"github.com/nodejoin/nodejoin/internal/fixture"
+)
+
+// BenchmarkFreshRun is a whole run on a fresh node, on the typical
+// document: go test -run '^$' -bench FreshRun -benchtime 60x.
+func BenchmarkFreshRun(b *testing.B) {
+	c, err := fixture.NewCluster("cluster.nodejoin.test")
+	if err != nil {
+		b.Fatal(err)
+	}
+	fixture.BenchFreshRuns(b, "./cmd/node-daemon-setup", fixture.JSON(c.DaemonSetup("node1.cluster.nodejoin.test")))
+}
