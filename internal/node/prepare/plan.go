@@ -41,6 +41,7 @@ type plan struct {
 	dsaRefusal string
 	dsaAsked   bool
 	made       *generated
+	pairs      pairChecks
 }
 
 // generated is the root key pair a run's first plan generated. The plan
@@ -52,16 +53,41 @@ type generated struct {
 	private, pub []byte
 }
 
+// pairChecks are the key pairs a run's plans checked, by kind, private and
+// public key, with ParsePair's answer: the plan made again under the lock
+// checks the same pairs, and an RSA private key's check (Go validates the
+// key, a pairwise test) is the largest part of a plan.
+type pairChecks map[[3]string]pairCheck
+
+type pairCheck struct {
+	pair *sshkeys.Pair
+	err  error
+}
+
+// parsePair is sshkeys.ParsePair; a test counts its calls.
+var parsePair = sshkeys.ParsePair
+
+// parse is ParsePair's answer for the pair, checked once per run.
+func (c pairChecks) parse(kind sshkeys.Kind, private, public string) (*sshkeys.Pair, error) {
+	k := [3]string{string(kind), private, public}
+	r, ok := c[k]
+	if !ok {
+		r.pair, r.err = parsePair(kind, private, public)
+		c[k] = r
+	}
+	return r.pair, r.err
+}
+
 // Planner plans the node from doc each time it is called (apply.Run);
 // what it writes goes into the join record (node-cleanup undoes it).
 func Planner(cfg *nodeconf.Config, doc *joindoc.Prepare) apply.Planner {
-	made := &generated{}
-	return joinrecord.Planner(cfg, doc.ClusterName, func() (*apply.Plan, error) { return newPlan(cfg, doc, made) }, true)
+	made, pairs := &generated{}, pairChecks{}
+	return joinrecord.Planner(cfg, doc.ClusterName, func() (*apply.Plan, error) { return newPlan(cfg, doc, made, pairs) }, true)
 }
 
 // newPlan checks the document against the node and builds the plan. Every
 // check comes before any write; a refusal is a *problem.RejectedError.
-func newPlan(cfg *nodeconf.Config, doc *joindoc.Prepare, made *generated) (*apply.Plan, error) {
+func newPlan(cfg *nodeconf.Config, doc *joindoc.Prepare, made *generated, pairs pairChecks) (*apply.Plan, error) {
 	if err := nodestate.CheckClusterName(cfg, doc.ClusterName); err != nil {
 		return nil, err
 	}
@@ -74,7 +100,7 @@ func newPlan(cfg *nodeconf.Config, doc *joindoc.Prepare, made *generated) (*appl
 	if err != nil {
 		return nil, err
 	}
-	p := &plan{cfg: cfg, user: u, newPub: map[string][]byte{}, made: made}
+	p := &plan{cfg: cfg, user: u, newPub: map[string][]byte{}, made: made, pairs: pairs}
 	p.Result.HostKeyFingerprints = map[string]string{}
 	rej := &problem.RejectedError{}
 	hostPairs := p.checkPairs(rej, "/ssh_host_key", doc.SSHHostKey)
@@ -158,7 +184,7 @@ func (p *plan) checkPairs(rej *problem.RejectedError, where string, list []joind
 			continue
 		}
 		seen[k.Kind] = true
-		if _, err := sshkeys.ParsePair(sshkeys.Kind(k.Kind), k.Private, k.Public); err != nil {
+		if _, err := p.pairs.parse(sshkeys.Kind(k.Kind), k.Private, k.Public); err != nil {
 			rej.Problems = append(rej.Problems, problem.Problem{Where: at, What: err.Error()})
 			continue
 		}
@@ -259,7 +285,7 @@ func (p *plan) rootKey(sshDir string, kind sshkeys.Kind, bits int, given []joind
 	priv, err1 := nodestate.ReadFile(p.cfg, base)
 	pub, err2 := nodestate.ReadFile(p.cfg, base+".pub")
 	if err1 == nil && err2 == nil {
-		if pair, err := sshkeys.ParsePair(kind, string(priv), string(pub)); err == nil && pair.Bits == bits {
+		if pair, err := p.pairs.parse(kind, string(priv), string(pub)); err == nil && pair.Bits == bits {
 			return p.userKeyItems(sshDir, string(kind), priv, pub), string(pub), nil
 		}
 	}

@@ -57,3 +57,38 @@ func TestPlannerGeneratesOnce(t *testing.T) {
 		t.Errorf("the plan has root key %q, want the one on the node %q", third.Result.RootPublicKey, pub)
 	}
 }
+
+// TestPlannerChecksPairsOnce: the plan made again under the lock does not
+// check the document's key pairs again (an RSA key's check is the largest
+// part of a plan), and still refuses a pair that does not match.
+func TestPlannerChecksPairsOnce(t *testing.T) {
+	c, err := fixture.NewCluster("c1.example.org")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := nodeconf.Load(fixture.NewRoot(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	calls := 0
+	parsePair = func(kind sshkeys.Kind, private, public string) (*sshkeys.Pair, error) {
+		calls++
+		return sshkeys.ParsePair(kind, private, public)
+	}
+	t.Cleanup(func() { parsePair = sshkeys.ParsePair })
+	doc := c.Prepare()
+	plan := Planner(cfg, doc)
+	for range 2 {
+		if _, err := plan(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if want := len(doc.SSHHostKey); calls != want {
+		t.Errorf("two plans checked %d key pairs, want the document's %d once each", calls, want)
+	}
+
+	doc.SSHHostKey[1].Public = doc.SSHHostKey[0].Public
+	if _, err := Planner(cfg, doc)(); err == nil {
+		t.Errorf("a host key pair that does not match was accepted")
+	}
+}
