@@ -49,10 +49,12 @@ type Plan struct {
 	// the node has (authorized_keys): the join record keeps the lines a
 	// run added, not only the file's digest.
 	Merged []string
-	// AfterWrite, if set, runs once the Items are written, in the same
-	// transaction (a failure rolls them back): the join record is
-	// written there, from what the transaction did.
-	AfterWrite func(tx *txn.Tx, changes []txn.Change) error
+	// Record, if set, runs in the transaction before the Items are
+	// written: it returns more changes, written with the Items in the
+	// same Apply and so in the same phases, and not reported (the join
+	// record, made from what the transaction will do: tx.Stage). A
+	// failure rolls the transaction back.
+	Record func(tx *txn.Tx, changes []txn.Change) ([]txn.Change, error)
 }
 
 // LockFile is nodejoin's own lock, in a directory of the node's lock
@@ -132,13 +134,16 @@ func Run(ctx context.Context, cfg *nodeconf.Config, log *slog.Logger, plan Plann
 		// Another run made the node so while this one waited.
 		return result(log, p, changes, false), tx.Commit()
 	}
-	if err := tx.Apply(changes); err != nil {
-		return joindoc.Result{}, rollback(ctx, tx, err)
-	}
-	if p.AfterWrite != nil {
-		if err := p.AfterWrite(tx, changes); err != nil {
+	all := changes
+	if p.Record != nil {
+		more, err := p.Record(tx, changes)
+		if err != nil {
 			return joindoc.Result{}, rollback(ctx, tx, err)
 		}
+		all = append(slices.Clip(changes), more...)
+	}
+	if err := tx.Apply(all); err != nil {
+		return joindoc.Result{}, rollback(ctx, tx, err)
 	}
 	res := result(log, p, changes, false)
 	for _, s := range p.Steps {

@@ -63,6 +63,10 @@ type Change struct {
 	oldMode          fs.FileMode
 	oldUID, oldGID   int
 	contentUnchanged bool
+	// old is the content of a file that exists, where Diff read it (not
+	// for one to be removed); backup is the name Stage gave its backup.
+	old    []byte
+	backup string
 }
 
 // SHA256 is the hex digest of the new content; "" for a directory, a file
@@ -153,6 +157,7 @@ func diffOne(it Item, real string) (Change, error) {
 	if err != nil {
 		return c, fmt.Errorf("reading %s: %w", it.NodePath, err)
 	}
+	c.old = old
 	c.contentUnchanged = bytes.Equal(old, it.Data)
 	switch {
 	case c.contentUnchanged && sameMeta:

@@ -135,7 +135,10 @@ func (tx *Tx) Apply(changes []Change) error {
 			e.Kind = "dir"
 			e.RemoveAtCommit = c.Remove
 		} else if e.Existed {
-			e.Backup = backupName(c.real, tx.now)
+			e.Backup = c.backup
+			if e.Backup == "" {
+				e.Backup = backupName(c.real, tx.now)
+			}
 			e.Keep = c.KeepBackup && !c.contentUnchanged
 		}
 		todo, entries = append(todo, c), append(entries, e)
@@ -199,8 +202,8 @@ func removeDir(e entry) {
 	}
 }
 
-// Applied is one change this transaction made so far, as the journal has
-// it: what was there before, and where its old content is kept.
+// Applied is one change as Apply makes it: what was there before, and
+// where its old content is kept.
 type Applied struct {
 	NodePath string
 	Dir      bool
@@ -208,27 +211,57 @@ type Applied struct {
 	// Mode, UID and GID are the old ones, for what existed.
 	Mode     fs.FileMode
 	UID, GID int
-	// Backup is the node path of the old content of a file that existed
-	// (BackupPath its real path); it is there until the commit, and after
-	// it only where Kept.
-	Backup, BackupPath string
-	Kept               bool
+	// Old is the content of a file that existed: what its backup holds.
+	Old []byte
+	// Backup is the node path of the old content of a file that existed;
+	// it is there until the commit, and after it only where Kept.
+	Backup string
+	Kept   bool
 }
 
-// Applied lists the changes made so far, in order, for a plan that keeps
-// a record of what it changed (the join record) within the same
-// transaction.
-func (tx *Tx) Applied() []Applied {
-	out := make([]Applied, 0, len(tx.j.Entries))
-	for _, e := range tx.j.Entries {
-		a := Applied{NodePath: e.nodePath(), Dir: e.Kind == "dir", Existed: e.Existed,
-			Mode: e.Mode, UID: e.UID, GID: e.GID, Kept: e.Keep}
-		if e.Backup != "" {
-			a.Backup, a.BackupPath = e.nodePathOf(e.Backup), e.Backup
+// Stage tells, for each of changes that does something, what Apply will
+// do with it, without writing anything: it names the backups, and Apply
+// then uses those names. A plan that keeps a record of what it changes
+// (the join record) makes that record from it and has it written in the
+// same Apply as the changes, in the same phases.
+func (tx *Tx) Stage(changes []Change) ([]Applied, error) {
+	var out []Applied
+	for i := range changes {
+		c := &changes[i]
+		if c.Action == Unchanged {
+			continue
+		}
+		a := Applied{NodePath: c.NodePath, Dir: c.Dir, Existed: c.Action != Create,
+			Mode: c.oldMode, UID: c.oldUID, GID: c.oldGID}
+		if a.Existed && !c.Dir {
+			if c.backup == "" {
+				c.backup = backupName(c.real, tx.now)
+			}
+			a.Backup = entry{Path: c.real, NodePath: c.NodePath}.nodePathOf(c.backup)
+			a.Kept = c.KeepBackup && !c.contentUnchanged
+			a.Old = c.old
+			if a.Old == nil { // a file to remove: Diff did not read it
+				old, err := readOld(*c)
+				if err != nil {
+					return nil, fmt.Errorf("backing up %s: %w", c.NodePath, err)
+				}
+				a.Old = old
+			}
 		}
 		out = append(out, a)
 	}
-	return out
+	return out, nil
+}
+
+// readOld reads a file that exists, in its pinned directory, as its
+// backup is made.
+func readOld(c Change) ([]byte, error) {
+	dir, err := pinDir(filepath.Dir(c.real))
+	if err != nil {
+		return nil, err
+	}
+	defer func() { _ = dir.Close() }()
+	return readRegular(dir, filepath.Base(c.real))
 }
 
 // CreatedStateDirs are the levels of the state directory this
@@ -240,11 +273,16 @@ func (tx *Tx) CreatedStateDirs() []string { return slices.Clone(tx.j.CreatedDirs
 // run made and kept for a file it left there (the join record) to those
 // removed when this transaction ends, if they are empty by then. Only
 // the state directory and its parents are ever removed (removeDirs).
+// Before the journal is first written, the write that comes next (Apply's)
+// records them.
 func (tx *Tx) ReleaseStateDirs(dirs []string) error {
 	for _, d := range dirs {
 		if !slices.Contains(tx.j.CreatedDirs, d) {
 			tx.j.CreatedDirs = append(tx.j.CreatedDirs, d)
 		}
+	}
+	if !tx.written {
+		return nil
 	}
 	return tx.writeJournal()
 }

@@ -570,3 +570,66 @@ func TestRecoverEarlierJournal(t *testing.T) {
 		t.Errorf("restarts %q, want [restart sshd]", restarts)
 	}
 }
+
+// TestStage: Stage tells what Apply will do, writing nothing (the join
+// record is made from it and written in the same Apply): the backups it
+// names are those Apply makes, Old is the content they hold, also of a
+// file to remove, which Diff does not read.
+func TestStage(t *testing.T) {
+	root := t.TempDir()
+	var restarts []string
+	for p, data := range map[string]string{"etc/key": "old key", "etc/gone": "old gone"} {
+		if err := os.MkdirAll(filepath.Join(root, filepath.Dir(p)), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(root, p), []byte(data), 0o640); err != nil {
+			t.Fatal(err)
+		}
+	}
+	key := item("etc/key", "new key", 0o600)
+	key.KeepBackup = true
+	gone := item("etc/gone", "", 0)
+	gone.Remove = true
+	changes, err := Diff(root, []Item{key, gone, item("etc/new", "x", 0o644)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tx, err := Begin(context.Background(), testOptions(t, root, &restarts))
+	if err != nil {
+		t.Fatal(err)
+	}
+	before := snapshot(t, root)
+	staged, err := tx.Stage(changes)
+	if err != nil {
+		t.Fatal(err)
+	}
+	equalSnapshots(t, before, snapshot(t, root))
+	if len(staged) != 3 {
+		t.Fatalf("staged %+v, want three changes", staged)
+	}
+	k, g, n := staged[0], staged[1], staged[2]
+	if !k.Existed || !k.Kept || string(k.Old) != "old key" || k.Mode != 0o640 || !strings.HasPrefix(k.Backup, "/etc/key.backup-") {
+		t.Errorf("the replaced key: %+v", k)
+	}
+	if !g.Existed || g.Kept || string(g.Old) != "old gone" || !strings.HasPrefix(g.Backup, "/etc/gone.backup-") {
+		t.Errorf("the removed file: %+v", g)
+	}
+	if n.Existed || n.Backup != "" || n.Old != nil {
+		t.Errorf("the new file: %+v", n)
+	}
+	if err := tx.Apply(changes); err != nil {
+		t.Fatal(err)
+	}
+	// Until the commit, the backups are where Stage said.
+	for _, a := range []Applied{k, g} {
+		if data, err := os.ReadFile(filepath.Join(root, a.Backup)); err != nil || string(data) != string(a.Old) {
+			t.Errorf("backup %s: %q, %v; want %q", a.Backup, data, err, a.Old)
+		}
+	}
+	if err := tx.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	if data, err := os.ReadFile(filepath.Join(root, k.Backup)); err != nil || string(data) != "old key" {
+		t.Errorf("the kept backup %s: %q, %v", k.Backup, data, err)
+	}
+}

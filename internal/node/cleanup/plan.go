@@ -88,7 +88,7 @@ func newPlan(cfg *nodeconf.Config, doc *joindoc.Cleanup) (*apply.Plan, error) {
 	for i, d := range rec.StateDirs {
 		levels[i] = cfg.Path(d)
 	}
-	p.AfterWrite = func(tx *txn.Tx, _ []txn.Change) error { return tx.ReleaseStateDirs(levels) }
+	p.Record = func(tx *txn.Tx, _ []txn.Change) ([]txn.Change, error) { return nil, tx.ReleaseStateDirs(levels) }
 	if p.hostKeys {
 		p.Steps = append(p.Steps, apply.Step{Daemon: "sshd", Check: cfg.SSHDCheckCommand, Restart: cfg.SSHDRestartCommand})
 	}

@@ -7,7 +7,9 @@
 // cluster files up to date (noded's ssconf update) add to it.
 //
 // The record is written in the same transaction as the files it
-// describes, so it is never out of step with them; it holds digests of
+// describes, in the same write phases (its backups are named before they
+// are made: txn.Tx.Stage), so it is never out of step with them and costs
+// no journal write or round of fsyncs of its own; it holds digests of
 // secrets, so it is a secret itself (0600, in the 0700 state directory).
 package joinrecord
 
@@ -217,21 +219,28 @@ func Planner(cfg *nodeconf.Config, clusterName string, inner apply.Planner, crea
 				it.KeepBackup = true
 			}
 		}
-		inner := p.AfterWrite
-		p.AfterWrite = func(tx *txn.Tx, changes []txn.Change) error {
+		inner := p.Record
+		p.Record = func(tx *txn.Tx, changes []txn.Change) ([]txn.Change, error) {
+			var more []txn.Change
 			if inner != nil {
-				if err := inner(tx, changes); err != nil {
-					return err
+				var err error
+				if more, err = inner(tx, changes); err != nil {
+					return nil, err
 				}
 			}
-			return write(cfg, rec, fresh, p.Merged, tx, changes)
+			rc, err := change(cfg, rec, fresh, p.Merged, tx, changes)
+			if err != nil {
+				return nil, err
+			}
+			return append(more, rc...), nil
 		}
 		return p, nil
 	}
 }
 
-// write adds what tx did to rec and writes it in tx.
-func write(cfg *nodeconf.Config, rec *Record, fresh bool, merged []string, tx *txn.Tx, changes []txn.Change) error {
+// change adds what tx will do with changes to rec and returns the
+// record's own change, which tx writes with them.
+func change(cfg *nodeconf.Config, rec *Record, fresh bool, merged []string, tx *txn.Tx, changes []txn.Change) ([]txn.Change, error) {
 	if fresh {
 		for _, d := range tx.CreatedStateDirs() {
 			rec.StateDirs = append(rec.StateDirs, nodePathOf(cfg, d))
@@ -241,11 +250,12 @@ func write(cfg *nodeconf.Config, rec *Record, fresh bool, merged []string, tx *t
 	for _, c := range changes {
 		byPath[c.NodePath] = c
 	}
-	for _, a := range tx.Applied() {
-		c, ok := byPath[a.NodePath]
-		if !ok {
-			continue
-		}
+	staged, err := tx.Stage(changes)
+	if err != nil {
+		return nil, err
+	}
+	for _, a := range staged {
+		c := byPath[a.NodePath]
 		if a.Dir {
 			if rec.dirOf(a.NodePath) == nil && !c.Remove {
 				d := &Dir{Path: a.NodePath}
@@ -256,13 +266,7 @@ func write(cfg *nodeconf.Config, rec *Record, fresh bool, merged []string, tx *t
 			}
 			continue
 		}
-		var old []byte
-		if a.Existed {
-			var err error
-			if old, err = os.ReadFile(a.BackupPath); err != nil {
-				return fmt.Errorf("recording %s: reading its previous content: %w", a.NodePath, err)
-			}
-		}
+		old := a.Old
 		f := rec.FileOf(a.NodePath)
 		if f == nil {
 			f = &File{Path: a.NodePath, Secret: c.Secret}
@@ -286,18 +290,10 @@ func write(cfg *nodeconf.Config, rec *Record, fresh bool, merged []string, tx *t
 	}
 	data, err := json.MarshalIndent(rec, "", "  ")
 	if err != nil {
-		return err
+		return nil, err
 	}
-	np := NodePath(cfg)
-	rc, err := txn.Diff(cfg.Root, []txn.Item{{NodePath: np, Data: append(data, '\n'), Mode: 0o600,
+	return txn.Diff(cfg.Root, []txn.Item{{NodePath: NodePath(cfg), Data: append(data, '\n'), Mode: 0o600,
 		UID: os.Geteuid(), GID: os.Getegid(), Secret: true}})
-	if err != nil {
-		return err
-	}
-	if err := tx.Apply(rc); err != nil {
-		return fmt.Errorf("writing the join record: %w", err)
-	}
-	return nil
 }
 
 // Lines splits a merged file into its lines, without line ends.
