@@ -21,19 +21,24 @@ import (
 // crash guarantees rest on is kept between phases:
 //
 //  1. the journal, naming every change, written and synced once;
-//  2. directories, parents first, then each parent synced once;
+//  2. directories, parents first;
 //  3. backups of the files that exist: all written to temporary files, all
 //     synced, all renamed to their backup names, each directory synced once,
 //     so that every backup is whole and durable before its target is touched;
 //  4. the new contents: all written to temporary files that have their final
 //     owner (and mode, but for group-readable secrets) from the first byte,
-//     all synced, all renamed over their targets, the secrets' modes set,
-//     each directory synced once;
-//  5. removals, each directory synced once.
+//     all synced, all renamed over their targets, the secrets' modes set;
+//  5. removals;
+//  6. each directory that steps 2, 4 and 5 changed synced once, all at the
+//     same time.
 //
 // A kill between any two steps leaves each file old or new, and the journal
 // (durable before anything else) lets the next run put every file back:
-// rollbackEntry is idempotent and touches only what was really changed.
+// rollbackEntry is idempotent and touches only what was really changed. The
+// new directories need not be durable before the files in them: until step
+// 6 a crash may lose a new directory with what was put in it, which leaves
+// those files as they were before the run (not there), as a rollback would.
+// Only backups must be durable before their targets change.
 
 // syncParallel bounds the fsyncs in flight at once.
 const syncParallel = 16
@@ -150,6 +155,16 @@ func parallel(n int, f func(i int) error) error {
 // commitTemps syncs every temporary file, renames each over its target and
 // sets the modes left to set, then syncs each directory once.
 func commitTemps(ps []*pending) error {
+	touched, err := renameTemps(ps)
+	if err != nil {
+		return err
+	}
+	return syncRoots(touched)
+}
+
+// renameTemps syncs every temporary file, renames each over its target and
+// sets the modes left to set; it returns the directories to sync.
+func renameTemps(ps []*pending) (map[*os.Root]bool, error) {
 	defer discard(ps)
 	if err := parallel(len(ps), func(i int) error {
 		if err := ps[i].f.Sync(); err != nil {
@@ -157,31 +172,31 @@ func commitTemps(ps []*pending) error {
 		}
 		return nil
 	}); err != nil {
-		return err
+		return nil, err
 	}
 	for _, p := range ps {
 		err := p.f.Close()
 		p.f = nil
 		if err != nil {
-			return fmt.Errorf("writing %s: %w", p.nodePath, err)
+			return nil, fmt.Errorf("writing %s: %w", p.nodePath, err)
 		}
 	}
 	touched := map[*os.Root]bool{}
 	for _, p := range ps {
 		crashpoint("rename over " + p.path)
 		if err := p.dir.Rename(p.tmp, p.name); err != nil {
-			return fmt.Errorf("writing %s: %w", p.nodePath, err)
+			return nil, fmt.Errorf("writing %s: %w", p.nodePath, err)
 		}
 		p.tmp = ""
 		touched[p.dir] = true
 		if p.chmod != 0 {
 			crashpoint("set the mode of " + p.path)
 			if err := p.dir.Chmod(p.name, p.chmod); err != nil {
-				return fmt.Errorf("writing %s: %w", p.nodePath, err)
+				return nil, fmt.Errorf("writing %s: %w", p.nodePath, err)
 			}
 		}
 	}
-	return syncRoots(touched)
+	return touched, nil
 }
 
 // syncRoots syncs each directory once, all at the same time: renames live
@@ -200,7 +215,8 @@ func applyAll(changes []Change, entries []entry) error {
 	defer ds.close()
 
 	// Directories, in plan order: a parent comes before what it holds.
-	parents := map[*os.Root]bool{}
+	// Their parents are synced with the other directories, at the end.
+	touched := map[*os.Root]bool{}
 	for _, c := range changes {
 		if !c.Dir || c.Remove { // a directory to remove goes at commit (removeDir)
 			continue
@@ -212,10 +228,7 @@ func applyAll(changes []Change, entries []entry) error {
 		if err := applyDir(parent, c); err != nil {
 			return err
 		}
-		parents[parent] = true
-	}
-	if err := syncRoots(parents); err != nil {
-		return err
+		touched[parent] = true
 	}
 	crashpoint("directories made")
 
@@ -284,12 +297,15 @@ func applyAll(changes []Change, entries []entry) error {
 		}
 		writes = append(writes, p)
 	}
-	if err := commitTemps(writes); err != nil {
+	renamed, err := renameTemps(writes)
+	if err != nil {
 		return err
+	}
+	for d := range renamed {
+		touched[d] = true
 	}
 
 	// Removals (their backups are in place).
-	removed := map[*os.Root]bool{}
 	for _, c := range changes {
 		if !c.Remove || c.Dir {
 			continue
@@ -302,9 +318,9 @@ func applyAll(changes []Change, entries []entry) error {
 		if err := dir.Remove(filepath.Base(c.real)); err != nil {
 			return fmt.Errorf("removing %s: %w", c.NodePath, err)
 		}
-		removed[dir] = true
+		touched[dir] = true
 	}
-	return syncRoots(removed)
+	return syncRoots(touched)
 }
 
 // readRegular reads the regular file name in dir without following a link
