@@ -99,15 +99,43 @@ func writeJournal(path string, j *journal) error {
 
 // removeTemps removes the temporary files renameio may have left beside
 // path when the process was killed: "." + base name + decimal digits.
-func removeTemps(path string) {
-	dir, base := filepath.Split(path)
-	matches, _ := filepath.Glob(filepath.Join(dir, "."+globEscape(base)+"*"))
-	for _, m := range matches {
-		rest := filepath.Base(m)[len(base)+1:]
-		if rest != "" && allDigits(rest) {
-			_ = os.Remove(m)
+func removeTemps(path string) { removeTempsOf([]string{path}) }
+
+// removeTempsOf is removeTemps for each of paths, reading each directory
+// once (a commit has a dozen files in a few directories).
+func removeTempsOf(paths []string) {
+	bases := map[string][]string{}
+	for _, p := range paths {
+		dir, base := filepath.Split(p)
+		bases[dir] = append(bases[dir], base)
+	}
+	for dir, bs := range bases {
+		d, err := os.Open(dir)
+		if err != nil {
+			continue
+		}
+		names, _ := d.Readdirnames(-1)
+		_ = d.Close()
+		for _, n := range names {
+			if isTempOf(n, bs) {
+				_ = os.Remove(filepath.Join(dir, n))
+			}
 		}
 	}
+}
+
+// isTempOf says whether name is a temporary file of one of bases.
+func isTempOf(name string, bases []string) bool {
+	rest, ok := strings.CutPrefix(name, ".")
+	if !ok {
+		return false
+	}
+	for _, b := range bases {
+		if digits, ok := strings.CutPrefix(rest, b); ok && digits != "" && allDigits(digits) {
+			return true
+		}
+	}
+	return false
 }
 
 func allDigits(s string) bool {
@@ -117,18 +145,6 @@ func allDigits(s string) bool {
 		}
 	}
 	return true
-}
-
-func globEscape(s string) string {
-	var b []byte
-	for i := 0; i < len(s); i++ {
-		switch s[i] {
-		case '*', '?', '[', '\\':
-			b = append(b, '\\')
-		}
-		b = append(b, s[i])
-	}
-	return string(b)
 }
 
 func (e entry) nodePath() string {

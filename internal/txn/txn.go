@@ -380,17 +380,19 @@ func rollback(ctx context.Context, opts Options, j *journal) error {
 }
 
 func finishCommit(j *journal) {
+	var temps []string
 	for _, e := range j.Entries {
 		if e.Backup != "" {
-			removeTemps(e.Backup)
+			temps = append(temps, e.Backup)
 			if !e.Keep {
 				_ = os.Remove(e.Backup)
 			}
 		}
 		if e.Kind == "file" {
-			removeTemps(e.Path)
+			temps = append(temps, e.Path)
 		}
 	}
+	removeTempsOf(temps)
 	for i := len(j.Entries) - 1; i >= 0; i-- { // innermost first
 		if e := j.Entries[i]; e.Kind == "dir" && e.RemoveAtCommit {
 			removeDir(e)

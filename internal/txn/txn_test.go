@@ -633,3 +633,28 @@ func TestStage(t *testing.T) {
 		t.Errorf("the kept backup %s: %q, %v", k.Backup, data, err)
 	}
 }
+
+// TestRemoveTempsOf: only the temporary files of the named paths go
+// ("." + base name + digits), each directory read once for all of them.
+func TestRemoveTempsOf(t *testing.T) {
+	a, b := t.TempDir(), t.TempDir()
+	gone := []string{filepath.Join(a, ".key123"), filepath.Join(a, ".key.pub9"), filepath.Join(b, ".conf42")}
+	kept := []string{filepath.Join(a, ".key"), filepath.Join(a, ".key12a"), filepath.Join(a, "key123"),
+		filepath.Join(a, ".other1"), filepath.Join(b, ".key123"), filepath.Join(a, "key")}
+	for _, p := range append(gone, kept...) {
+		if err := os.WriteFile(p, nil, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	removeTempsOf([]string{filepath.Join(a, "key"), filepath.Join(a, "key.pub"), filepath.Join(b, "conf")})
+	for _, p := range gone {
+		if _, err := os.Lstat(p); !errors.Is(err, fs.ErrNotExist) {
+			t.Errorf("%s is still there (%v)", p, err)
+		}
+	}
+	for _, p := range kept {
+		if _, err := os.Lstat(p); err != nil {
+			t.Errorf("%s was removed (%v)", p, err)
+		}
+	}
+}
