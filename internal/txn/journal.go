@@ -2,6 +2,8 @@ package txn
 
 import (
 	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -17,8 +19,15 @@ import (
 	"github.com/nodejoin/nodejoin/internal/daemon"
 )
 
-// journal is the on-disk record of an unfinished transaction.
+// journal is the on-disk record of an unfinished transaction. The file
+// holds the journal as first written, then any later versions appended as
+// updates (see appendJournal); the last whole update of the same journal
+// is the one that counts.
 type journal struct {
+	// ID tells this transaction's updates from anything else an append
+	// cut short by a crash may leave in the file; "" in a journal of an
+	// earlier version, which has no updates.
+	ID string `json:"id,omitempty"`
 	// State is "open" while files may be half changed, "committed" once the
 	// new state is final and only cleanup remains.
 	State string `json:"state"`
@@ -76,9 +85,15 @@ func readJournal(path string) (*journal, error) {
 	if err != nil {
 		return nil, fmt.Errorf("reading the journal %s: %w", path, err)
 	}
+	dec := json.NewDecoder(bytes.NewReader(data))
 	var j journal
-	if err := json.Unmarshal(data, &j); err != nil {
+	if err := dec.Decode(&j); err != nil {
 		return nil, fmt.Errorf("reading the journal %s: %w", path, err)
+	}
+	if j.ID != "" {
+		j = lastUpdate(dec, j)
+	} else if dec.More() {
+		return nil, fmt.Errorf("reading the journal %s: data after the journal", path)
 	}
 	if j.State != "open" && j.State != "committed" {
 		return nil, fmt.Errorf("reading the journal %s: unknown state %q", path, j.State)
@@ -86,12 +101,69 @@ func readJournal(path string) (*journal, error) {
 	return &j, nil
 }
 
+// update is a later version of a journal, appended to its file.
+type update struct {
+	SHA256  string          `json:"sha256"` // of Journal, as written
+	Journal json.RawMessage `json:"journal"`
+}
+
+// lastUpdate is the last of j's updates that dec holds whole: the first
+// one that does not decode, whose digest does not match, or that is of
+// another journal (stale data left by a crash in an append) ends them.
+func lastUpdate(dec *json.Decoder, j journal) journal {
+	for {
+		var u update
+		if err := dec.Decode(&u); err != nil {
+			return j
+		}
+		sum := sha256.Sum256(u.Journal)
+		var next journal
+		if hex.EncodeToString(sum[:]) != u.SHA256 || json.Unmarshal(u.Journal, &next) != nil || next.ID != j.ID {
+			return j
+		}
+		j = next
+	}
+}
+
+// writeJournal writes the journal's first version: a new file, replaced
+// atomically.
 func writeJournal(path string, j *journal) error {
 	data, err := json.MarshalIndent(j, "", "  ")
 	if err != nil {
 		return err
 	}
 	if err := writeAtomic(path, append(data, '\n'), 0o600, -1, -1, false); err != nil {
+		return fmt.Errorf("writing the journal: %w", err)
+	}
+	return nil
+}
+
+// appendJournal writes a later version of the journal at the end of its
+// file and syncs the file: no new file, rename or directory sync. An
+// append cut short by a crash leaves the version before it (lastUpdate),
+// which is what an update not yet written means: the step it records
+// (a restart, the commit) had not begun.
+func appendJournal(path string, j *journal) error {
+	data, err := json.Marshal(j)
+	if err != nil {
+		return err
+	}
+	// Built by hand, so that the digest is of the bytes written.
+	sum := sha256.Sum256(data)
+	line := fmt.Appendf(nil, `{"sha256":%q,"journal":%s}`, hex.EncodeToString(sum[:]), data)
+	crashpoint("append to " + path)
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND|syscall.O_NOFOLLOW, 0)
+	if err != nil {
+		return fmt.Errorf("writing the journal: %w", err)
+	}
+	_, err = f.Write(append(line, '\n'))
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
 		return fmt.Errorf("writing the journal: %w", err)
 	}
 	return nil

@@ -2,6 +2,8 @@ package txn
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -63,7 +65,7 @@ func Begin(ctx context.Context, opts Options) (*Tx, error) {
 	}
 	crashpoint("state directory intent recorded")
 	created, err := mkdirAll(missing, opts.StateDir)
-	tx.j = journal{State: "open", CreatedDirs: created}
+	tx.j = journal{ID: newID(), State: "open", CreatedDirs: created}
 	if err != nil {
 		tx.removeCreatedDirs()
 		tx.unlock()
@@ -154,7 +156,12 @@ func (tx *Tx) Apply(changes []Change) error {
 	return applyAll(todo, entries)
 }
 
+// writeJournal writes the journal's first version, then appends the
+// later ones.
 func (tx *Tx) writeJournal() error {
+	if tx.written {
+		return appendJournal(tx.journal, &tx.j)
+	}
 	if err := writeJournal(tx.journal, &tx.j); err != nil {
 		return err
 	}
@@ -412,6 +419,13 @@ func endJournal(path string, j *journal) error {
 	}
 	removeDirs(stateDir, j.CreatedDirs)
 	return nil
+}
+
+// newID is a random journal ID.
+func newID() string {
+	b := make([]byte, 16)
+	_, _ = rand.Read(b)
+	return hex.EncodeToString(b)
 }
 
 func (tx *Tx) removeCreatedDirs() { removeDirs(tx.opts.StateDir, tx.j.CreatedDirs) }

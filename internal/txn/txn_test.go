@@ -2,6 +2,9 @@ package txn
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -9,6 +12,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -655,6 +659,86 @@ func TestRemoveTempsOf(t *testing.T) {
 	for _, p := range kept {
 		if _, err := os.Lstat(p); err != nil {
 			t.Errorf("%s was removed (%v)", p, err)
+		}
+	}
+}
+
+// TestJournalUpdatesAppend: the journal's later versions (a restart
+// recorded, the commit) are appended to its file, not written as a new
+// file; a reader takes the last whole update of the same journal and stops
+// at one cut short, altered or of another journal, as a crash in an append
+// may leave them.
+func TestJournalUpdatesAppend(t *testing.T) {
+	root := t.TempDir()
+	var restarts []string
+	opts := testOptions(t, root, &restarts)
+	changes, err := Diff(root, []Item{item("f", "new", 0o644)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tx, err := Begin(context.Background(), opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := tx.Apply(changes); err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(opts.StateDir, JournalName)
+	ino := func() uint64 {
+		fi, err := os.Stat(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return fi.Sys().(*syscall.Stat_t).Ino
+	}
+	first := ino()
+	if err := tx.RecordRestart(daemon.Builtin("restart", "sshd")); err != nil {
+		t.Fatal(err)
+	}
+	if ino() != first {
+		t.Errorf("recording a restart wrote a new journal file")
+	}
+	j, err := readJournal(path)
+	if err != nil || len(j.Restarts) != 1 || len(j.Entries) != 1 {
+		t.Fatalf("journal %+v, %v; want the file and the restart", j, err)
+	}
+	whole, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := tx.Rollback(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+
+	other := *j
+	other.ID = "another journal"
+	data, _ := json.Marshal(other)
+	sum := sha256.Sum256(data)
+	stale := fmt.Sprintf(`{"sha256":%q,"journal":%s}`+"\n", hex.EncodeToString(sum[:]), data)
+	cut := strings.LastIndex(strings.TrimSuffix(string(whole), "\n"), "\n") + 1
+	firstVersion, update := whole[:cut], string(whole[cut:])
+	for name, c := range map[string]struct {
+		tail     string
+		restarts int
+	}{
+		"the update":             {update, 1},
+		"cut short":              {update[:len(update)/2], 0},
+		"altered":                {strings.Replace(update, "sshd", "sshx", 1), 0},
+		"of another journal":     {stale, 0},
+		"zeros":                  {strings.Repeat("\x00", 100), 0},
+		"the update, then zeros": {update + strings.Repeat("\x00", 100), 1},
+		"the update, then stale": {update + stale, 1},
+	} {
+		// The journal's first version, then what an append left.
+		if err := os.MkdirAll(opts.StateDir, 0o700); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(path, append(slices.Clone(firstVersion), c.tail...), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		j, err := readJournal(path)
+		if err != nil || len(j.Restarts) != c.restarts || len(j.Entries) != 1 {
+			t.Errorf("%s: journal %+v, %v; want %d restarts", name, j, err, c.restarts)
 		}
 	}
 }
