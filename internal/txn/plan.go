@@ -90,6 +90,10 @@ var ErrNotRegular = errors.New("exists and is not a regular file")
 // (Resolve): a path that leads out of it is refused, and the change keeps
 // the real path found for Apply. It reads and changes nothing else.
 func Diff(root string, items []Item) ([]Change, error) {
+	r, err := newResolver(root)
+	if err != nil {
+		return nil, err
+	}
 	out := make([]Change, 0, len(items))
 	for _, it := range items {
 		if !path.IsAbs(it.NodePath) || path.Clean(it.NodePath) != it.NodePath {
@@ -98,7 +102,7 @@ func Diff(root string, items []Item) ([]Change, error) {
 			return nil, problem.Hint(&OutsideRootError{NodePath: it.NodePath, Why: "not an absolute, clean node path"},
 				`a node path starts at the node's "/" and has no ".", ".." or empty component`)
 		}
-		real, err := Resolve(root, it.NodePath)
+		real, err := r.resolve(it.NodePath)
 		if err != nil {
 			return nil, err
 		}

@@ -51,6 +51,22 @@ const maxLinks = 40
 // is not a regular file. A missing component ends the walk: the rest is
 // taken as it is.
 func Resolve(root, np string) (string, error) {
+	r, err := newResolver(root)
+	if err != nil {
+		return "", err
+	}
+	return r.resolve(np)
+}
+
+// resolver resolves the node paths of one plan (Diff, MissingDirs): the
+// root once, and each directory once for all the files in it (an ssconf
+// update has some fifteen in one directory).
+type resolver struct {
+	root string
+	dirs map[string]string // node directory -> real path
+}
+
+func newResolver(root string) (*resolver, error) {
 	// The root itself is the operator's: it may be reached through links
 	// (and may not exist yet: a dry run of cluster-init).
 	if real, err := filepath.EvalSymlinks(root); err == nil {
@@ -58,11 +74,27 @@ func Resolve(root, np string) (string, error) {
 	} else if errors.Is(err, fs.ErrNotExist) {
 		root = filepath.Clean(root)
 	} else {
-		return "", fmt.Errorf("resolving --root %s: %w", root, err)
+		return nil, fmt.Errorf("resolving --root %s: %w", root, err)
 	}
-	rest := strings.Split(strings.Trim(path.Clean("/"+np), "/"), "/")
-	last := rest[len(rest)-1]
-	rest = rest[:len(rest)-1]
+	return &resolver{root: root, dirs: map[string]string{}}, nil
+}
+
+func (r *resolver) resolve(np string) (string, error) {
+	clean := path.Clean("/" + np)
+	dir, last := path.Split(clean)
+	if real, ok := r.dirs[dir]; ok {
+		return filepath.Join(real, last), nil
+	}
+	real, err := resolveDir(r.root, np, strings.Split(strings.Trim(dir, "/"), "/"))
+	if err != nil {
+		return "", err
+	}
+	r.dirs[dir] = real
+	return filepath.Join(real, last), nil
+}
+
+// resolveDir walks the directory components rest of np.
+func resolveDir(root, np string, rest []string) (string, error) {
 	var done []string // resolved node path components, none a link
 	links := 0
 	linkName := np // the last link followed, for the error
@@ -115,7 +147,7 @@ func Resolve(root, np string) (string, error) {
 		rest = append(strings.Split(target, "/"), rest...)
 		linkName = linkNode + " -> " + target
 	}
-	return filepath.Join(root, filepath.Join(done...), last), nil
+	return filepath.Join(root, filepath.Join(done...)), nil
 }
 
 func refused(np, link, why string) error {
