@@ -215,12 +215,14 @@ func compareOnce(r *harness.Program, n, run, runs int) row {
 			r.Fatalf("%v", err)
 		}
 		load := loadAvg()
+		busy := machineBusy()
 		cr := nodeAdd(ctx, l, l.Nodes[2*n:])
+		busy = machineBusy() - busy
 		_ = os.Remove(cfg)
 		if !cr.OK() {
 			fmt.Fprintf(os.Stderr, "bench: node-add with %s: %s\n", classicKex, cr)
 		}
-		row.classic = &classicRun{wall: cr.Took, load: load}
+		row.classic = &classicRun{wall: cr.Took, busy: busy, load: load}
 		row.classic.cpu, _, _ = parseTime(cr.Stderr)
 		fmt.Fprintf(os.Stderr, "bench: %d node(s): node-add with KexAlgorithms %s in %v (load %s)\n", n, classicKex, cr.Took.Round(time.Millisecond), load)
 	}
@@ -256,6 +258,7 @@ const classicKex = "curve25519-sha256"
 // classicRun is node-add's run with classicKex.
 type classicRun struct {
 	wall, cpu time.Duration
+	busy      time.Duration // the machine's CPU during the run
 	load      string
 }
 
