@@ -516,8 +516,8 @@ func (c *Conn) takeAcker() *acker {
 	return a
 }
 
-// dropSocket closes the acker if no session took it.
-func (c *Conn) dropSocket() { c.takeAcker().close() }
+// dropAcker closes the acker if no session took it.
+func (c *Conn) dropAcker() { c.takeAcker().close() }
 
 // alive reports whether the master connection still answers.
 func (c *Conn) alive() bool {
@@ -530,7 +530,7 @@ func (c *Conn) Close() error {
 	if c.master == nil {
 		return os.RemoveAll(c.dir)
 	}
-	c.dropSocket()
+	c.dropAcker()
 	// SIGTERM ends the master as `ssh -O exit` would (it removes its socket
 	// and closes the connection), without a third ssh process per node.
 	_ = c.master.Process.Signal(syscall.SIGTERM)
