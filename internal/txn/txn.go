@@ -247,7 +247,7 @@ func (tx *Tx) Stage(changes []Change) ([]Applied, error) {
 			a.Backup = entry{Path: c.real, NodePath: c.NodePath}.nodePathOf(c.backup)
 			a.Kept = c.KeepBackup && !c.contentUnchanged
 			a.Old = c.old
-			if a.Old == nil { // a file to remove: Diff did not read it
+			if c.Remove { // Diff did not read it
 				old, err := readOld(*c)
 				if err != nil {
 					return nil, fmt.Errorf("backing up %s: %w", c.NodePath, err)
