@@ -7,7 +7,8 @@ import (
 )
 
 // BenchmarkFreshRun is a whole run on a fresh node, on the typical
-// document: go test -run '^$' -bench FreshRun -benchtime 60x.
+// document: go test -run '^$' -bench FreshRun -benchtime 60x (see
+// fixture.BenchFreshRuns for NODEJOIN_BENCH_AGAINST).
 func BenchmarkFreshRun(b *testing.B) {
 	c, err := fixture.NewCluster("cluster.nodejoin.test")
 	if err != nil {
