@@ -17,7 +17,7 @@ import (
 	"github.com/nodejoin/nodejoin/internal/ssconf"
 )
 
-func initCluster(t *testing.T) (string, *cluster.Cluster) {
+func initCluster(t testing.TB) (string, *cluster.Cluster) {
 	root := t.TempDir()
 	return root, clustertest.New(t, clusterinit.InitOptions{Root: root, ClusterName: "c1.example.org", MasterNode: "master.example.org", MasterIP: "192.0.2.1"})
 }

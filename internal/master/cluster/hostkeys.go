@@ -1,12 +1,15 @@
 package cluster
 
 import (
+	"crypto/sha256"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/nodejoin/nodejoin/internal/master/sshrun"
@@ -50,12 +53,37 @@ func readHostKeys(cfg *nodeconf.Config) (out []HostKeyPair, matched bool, err er
 		if err1 != nil || err2 != nil {
 			return nil, false, fmt.Errorf("reading the %s host key %s: %w", kind, base, errors.Join(err1, err2))
 		}
-		if _, err := sshkeys.ParsePair(k, string(priv), string(pub)); err != nil {
+		if !pairMatches(k, priv, pub) {
 			matched = false
 		}
 		out = append(out, HostKeyPair{Kind: kind, Private: string(priv), Public: strings.TrimSpace(string(pub)) + "\n"})
 	}
 	return out, matched, nil
+}
+
+// matchedPairs holds a hash of each pair found to match. Checking a pair
+// parses its private key, which for RSA is milliseconds of Go's key
+// validation, and every join reads the pairs twice (for its documents, then
+// to see whether a rotation made them stale); the files change only in a
+// rotation, and a torn read hashes differently.
+var matchedPairs sync.Map // [sha256.Size]byte -> struct{}
+
+func pairMatches(k sshkeys.Kind, priv, pub []byte) bool {
+	h := sha256.New()
+	for _, b := range [][]byte{[]byte(k), priv, pub} {
+		_ = binary.Write(h, binary.BigEndian, uint64(len(b)))
+		h.Write(b)
+	}
+	var sum [sha256.Size]byte
+	h.Sum(sum[:0])
+	if _, ok := matchedPairs.Load(sum); ok {
+		return true
+	}
+	if _, err := sshkeys.ParsePair(k, string(priv), string(pub)); err != nil {
+		return false
+	}
+	matchedPairs.Store(sum, struct{}{})
+	return true
 }
 
 // ParsePublic reads "type base64 [comment]", checked by sshkeys.

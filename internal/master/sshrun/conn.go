@@ -74,6 +74,9 @@ type Conn struct {
 	done     chan struct{} // closed when the master exits
 	stderr   *syncBuffer
 	attempts int
+
+	mu    sync.Mutex
+	acker *acker // until the first session (quickack.go)
 }
 
 // Result is the outcome of one remote program.
@@ -389,6 +392,8 @@ func (c *Conn) startMaster(ctx context.Context, algorithms string) error {
 		case <-tick.C:
 			if fi, err := os.Stat(c.ctl); err == nil && fi.Mode().Type() == fs.ModeSocket {
 				c.master, c.done, c.stderr = cmd, done, stderr
+				c.acker = grabAcker(cmd.Process.Pid)
+				_ = c.acker.ack()
 				return nil
 			}
 		}
@@ -469,6 +474,12 @@ func (c *Conn) Run(ctx context.Context, argv []string, stdin []byte) (*Result, e
 	cmd.Cancel = func() error { return cmd.Process.Signal(syscall.SIGTERM) }
 	cmd.WaitDelay = 3 * time.Second // for ssh itself to exit after Cancel
 	start := time.Now()
+	if a := c.takeAcker(); a != nil {
+		opened := make(chan struct{})
+		var acking sync.WaitGroup
+		acking.Go(func() { a.ackWhile(opened) })
+		defer func() { close(opened); acking.Wait(); a.close() }()
+	}
 	err := runSession(ctx, cmd, stdin, stdout, stderr)
 	c.cfg.Log.Debug("remote program finished", "host", c.cfg.Host, "program", argv[0], "elapsed", time.Since(start), "err", err)
 	res := &Result{Stdout: stdout.Bytes(), Stderr: stderr.Bytes()}
@@ -496,6 +507,18 @@ func (c *Conn) Run(ctx context.Context, argv []string, stdin []byte) (*Result, e
 	return res, nil
 }
 
+// takeAcker hands the connection's acker to its first session.
+func (c *Conn) takeAcker() *acker {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	a := c.acker
+	c.acker = nil
+	return a
+}
+
+// dropAcker closes the acker if no session took it.
+func (c *Conn) dropAcker() { c.takeAcker().close() }
+
 // alive reports whether the master connection still answers.
 func (c *Conn) alive() bool {
 	check := exec.Command(c.cfg.SSH, append([]string{"-S", c.ctl, "-O", "check"}, c.target()...)...)
@@ -507,8 +530,10 @@ func (c *Conn) Close() error {
 	if c.master == nil {
 		return os.RemoveAll(c.dir)
 	}
-	exit := exec.Command(c.cfg.SSH, append([]string{"-S", c.ctl, "-O", "exit"}, c.target()...)...)
-	_ = exit.Run()
+	c.dropAcker()
+	// SIGTERM ends the master as `ssh -O exit` would (it removes its socket
+	// and closes the connection), without a third ssh process per node.
+	_ = c.master.Process.Signal(syscall.SIGTERM)
 	select {
 	case <-c.done:
 	case <-time.After(5 * time.Second):
