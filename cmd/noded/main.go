@@ -34,7 +34,8 @@ cleanly. One noded runs per root: a second one refuses to start.
 
 With --restart, stop the noded of this root (from its pid file) and start a
 new one in the background, logging to the log directory's noded.log; exit
-when it listens (the new daemon says so on --ready-fd). This is the node daemon restart command of node.json.`
+when it listens (the new daemon says so on --ready-fd). This is the node
+daemon restart command of node.json.`
 
 type flags struct {
 	cli.Flags

@@ -68,8 +68,8 @@ func TakePidFile(cfg *nodeconf.Config) (release func(), err error) {
 // writePid replaces the pid file with this process's pid atomically (a
 // temporary file renamed over it), but not durably: no fsync. The pid
 // file names a running process, which a crash ends; a pid file left by
-// one is stale whatever it holds, as the lock says (mayRun). txn.WriteFile's
-// two fsyncs were most of a restart's pid file.
+// one is stale whatever it holds, as the lock says (mayRun), so
+// txn.WriteFile's two fsyncs (the file, its directory) bought nothing.
 func writePid(p string) error {
 	if fi, err := os.Lstat(p); err == nil && !fi.Mode().IsRegular() {
 		return fmt.Errorf("%s is not a regular file", p)
