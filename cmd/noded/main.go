@@ -34,7 +34,8 @@ cleanly. One noded runs per root: a second one refuses to start.
 
 With --restart, stop the noded of this root (from its pid file) and start a
 new one in the background, logging to the log directory's noded.log; exit
-when it listens. This is the node daemon restart command of node.json.`
+when it listens (the new daemon says so on --ready-fd). This is the node
+daemon restart command of node.json.`
 
 type flags struct {
 	cli.Flags
@@ -43,6 +44,7 @@ type flags struct {
 	bind    string
 	restart bool
 	stop    bool
+	readyFD int
 }
 
 func run(env *cli.Env, args []string) error {
@@ -53,6 +55,7 @@ func run(env *cli.Env, args []string) error {
 	fs.StringVar(&f.bind, "bind", "", "listen on `ADDRESS` only (default all addresses)")
 	fs.BoolVar(&f.restart, "restart", false, "stop the running noded of this root, start a new one in the background, wait until it listens")
 	fs.BoolVar(&f.stop, "stop", false, "stop the running noded of this root and exit")
+	fs.IntVar(&f.readyFD, "ready-fd", 0, "once listening, write one byte to descriptor `FD` and close it (how --restart learns that the new daemon listens)")
 	if err := cli.Parse(env, fs, &f.Flags, args); err != nil {
 		return err
 	}
@@ -61,6 +64,15 @@ func run(env *cli.Env, args []string) error {
 	}
 	if f.restart && f.stop {
 		return problem.Usagef("--restart and --stop exclude each other")
+	}
+	if fs.Changed("ready-fd") {
+		if f.restart || f.stop {
+			return problem.Usagef("--ready-fd is for the daemon itself, not with --restart or --stop")
+		}
+		var st syscall.Stat_t
+		if f.readyFD < 3 || syscall.Fstat(f.readyFD, &st) != nil {
+			return problem.Usagef("--ready-fd: %d is not an open descriptor above standard error", f.readyFD)
+		}
 	}
 	if fs.Changed("port") && (f.port < 1 || f.port > 65535) {
 		return problem.Usagef("--port: %d is not a port (1 to 65535)", f.port)
@@ -121,6 +133,12 @@ func run(env *cli.Env, args []string) error {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
+	if f.readyFD != 0 {
+		// A starter that gave up waiting is no reason to stop serving.
+		if err := nodedserver.NotifyReady(f.readyFD); err != nil {
+			env.Log.Warn("could not say on --ready-fd that noded listens", "err", err)
+		}
+	}
 	return srv.Serve(ctx, ln)
 }
 

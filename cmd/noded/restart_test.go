@@ -85,6 +85,33 @@ func TestRestart(t *testing.T) {
 	}
 }
 
+// --restart learns that the new daemon listens from the daemon itself
+// (--ready-fd), not by connecting to it: the daemon sees no connection
+// (a probe is logged at debug level as one closed before its handshake),
+// and still listens once --restart has returned.
+func TestRestartWithoutProbe(t *testing.T) {
+	bin, root, port, serverPEM, cfg := daemonRoot(t)
+	if out, err := exec.Command(bin, "--restart", "--debug", "--root", root).CombinedOutput(); err != nil {
+		t.Fatalf("noded --restart: %v\n%s", err, out)
+	}
+	server, _ := certs.ParseKeyPair(serverPEM)
+	clientPEM, _ := certs.NewClientCertificate(server, "master", time.Hour)
+	client, _ := certs.ParseKeyPair(clientPEM)
+	if _, err := noded.NewClient(server.Cert, client).Version(context.Background(), "127.0.0.1", port); err != nil {
+		t.Fatalf("version right after --restart: %v", err)
+	}
+	if out, err := exec.Command(bin, "--stop", "--root", root).CombinedOutput(); err != nil {
+		t.Fatalf("--stop: %v %s", err, out)
+	}
+	log, _ := os.ReadFile(nodedserver.LogFile(cfg))
+	if !strings.Contains(string(log), "msg=request") {
+		t.Fatalf("no request in the log:\n%s", log)
+	}
+	if strings.Contains(string(log), "closed before the TLS handshake") {
+		t.Errorf("--restart connected to the new daemon:\n%s", log)
+	}
+}
+
 // daemonRoot builds noded and makes a node root for it with a cluster
 // certificate and a free port in node.json; a noded left running is
 // stopped when the test ends.

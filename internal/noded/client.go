@@ -3,6 +3,8 @@ package noded
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
+	"crypto/tls"
 	"crypto/x509"
 	"encoding/json"
 	"fmt"
@@ -11,6 +13,7 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/nodejoin/nodejoin/internal/certs"
@@ -34,13 +37,62 @@ func NewClient(cluster *x509.Certificate, client *certs.KeyPair) *Client {
 // daemon presenting any of clusters is trusted, and of clients the one it
 // asks for is presented (certs.ClientTLSConfigAny).
 func NewClientAny(clusters []*x509.Certificate, clients []*certs.KeyPair) *Client {
+	tc := certs.ClientTLSConfigAny(clusters, clients)
+	tc.ClientSessionCache = sessionCache(clusters, clients)
 	tr := &http.Transport{
-		TLSClientConfig:     certs.ClientTLSConfigAny(clusters, clients),
+		TLSClientConfig:     tc,
 		TLSHandshakeTimeout: 5 * time.Second,
 		DisableKeepAlives:   true,
 		Proxy:               nil,
 	}
 	return &Client{http: &http.Client{Transport: tr, Timeout: 10 * time.Second}}
+}
+
+// sessions are the TLS sessions this process has with node daemons, one
+// cache per identity (the cluster certificates trusted, the client
+// certificates presented), shared by every client of that identity: the
+// ssconf push after a run resumes the session of its join's version
+// request, and a resumed handshake spares both ends the certificates, their
+// checks and the signatures (the key exchange stays: forward secrecy is
+// kept). On a resumed session the client still checks the daemon's
+// certificate (certs.ClientTLSConfigAny's VerifyConnection), and the daemon
+// its client's against the roots it trusts now. A daemon started since the
+// session cannot read its ticket: the handshake is then a full one.
+var sessions struct {
+	sync.Mutex
+	caches map[[sha256.Size]byte]tls.ClientSessionCache
+}
+
+// maxIdentities bounds sessions: a process has one identity, two during a
+// rotation of the cluster certificate.
+const maxIdentities = 8
+
+// sessionsPerIdentity bounds one cache: a session per node daemon.
+const sessionsPerIdentity = 4096
+
+func sessionCache(clusters []*x509.Certificate, clients []*certs.KeyPair) tls.ClientSessionCache {
+	h := sha256.New()
+	for _, c := range clusters {
+		h.Write([]byte("cluster\x00"))
+		h.Write(c.Raw)
+	}
+	for _, c := range clients {
+		h.Write([]byte("client\x00"))
+		h.Write(c.Cert.Raw)
+	}
+	var key [sha256.Size]byte
+	h.Sum(key[:0])
+	sessions.Lock()
+	defer sessions.Unlock()
+	if c, ok := sessions.caches[key]; ok {
+		return c
+	}
+	if sessions.caches == nil || len(sessions.caches) >= maxIdentities {
+		sessions.caches = map[[sha256.Size]byte]tls.ClientSessionCache{}
+	}
+	c := tls.NewLRUClientSessionCache(sessionsPerIdentity)
+	sessions.caches[key] = c
+	return c
 }
 
 // Version asks host:port for /version.

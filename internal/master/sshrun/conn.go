@@ -165,12 +165,14 @@ func (c *Conn) target() []string {
 }
 
 func (c *Conn) dial(ctx context.Context) error {
-	ec, err := readEffectiveConfig(ctx, c.cfg.SSH, c.target())
-	if err != nil {
-		return err
-	}
 	var known, revoked []knownEntry
+	// With pins no known_hosts file is read, so ssh -G is not asked
+	// where they are.
 	if len(c.cfg.HostKeyFingerprints) == 0 {
+		ec, err := readEffectiveConfig(ctx, c.cfg.SSH, c.target())
+		if err != nil {
+			return err
+		}
 		names := []string{ec.lookupName()}
 		if names[0] != c.cfg.Host {
 			names = append(names, c.cfg.Host)

@@ -5,7 +5,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -15,7 +14,6 @@ import (
 	"time"
 
 	"github.com/nodejoin/nodejoin/internal/nodeconf"
-	"github.com/nodejoin/nodejoin/internal/txn"
 )
 
 // PidFile is the node path of the running daemon's pid file.
@@ -57,7 +55,7 @@ func TakePidFile(cfg *nodeconf.Config) (release func(), err error) {
 		}
 		return nil, fmt.Errorf("locking %s: %w", pidLock(cfg), err)
 	}
-	if err := txn.WriteFile(p, []byte(strconv.Itoa(os.Getpid())+"\n"), 0o644); err != nil {
+	if err := writePid(p); err != nil {
 		lock.Close()
 		return nil, fmt.Errorf("writing the pid file: %w", err)
 	}
@@ -65,6 +63,33 @@ func TakePidFile(cfg *nodeconf.Config) (release func(), err error) {
 		_ = os.Remove(p)
 		lock.Close()
 	}, nil
+}
+
+// writePid replaces the pid file with this process's pid atomically (a
+// temporary file renamed over it), but not durably: no fsync. The pid
+// file names a running process, which a crash ends; a pid file left by
+// one is stale whatever it holds, as the lock says (mayRun), so
+// txn.WriteFile's two fsyncs (the file, its directory) bought nothing.
+func writePid(p string) error {
+	if fi, err := os.Lstat(p); err == nil && !fi.Mode().IsRegular() {
+		return fmt.Errorf("%s is not a regular file", p)
+	}
+	t, err := os.CreateTemp(filepath.Dir(p), "."+filepath.Base(p)+".*")
+	if err != nil {
+		return err
+	}
+	defer os.Remove(t.Name()) // nothing once renamed
+	_, err = t.WriteString(strconv.Itoa(os.Getpid()) + "\n")
+	if err == nil {
+		err = t.Chmod(0o644)
+	}
+	if cerr := t.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return err
+	}
+	return os.Rename(t.Name(), p)
 }
 
 // mayRun says whether a process holds the pid file's lock. Without a lock
@@ -131,10 +156,10 @@ func Stop(cfg *nodeconf.Config, wait time.Duration) (bool, error) {
 	return true, nil
 }
 
-// poll is the wait between two looks at a daemon that starts or stops:
-// 1 ms doubling to 20 ms. Either takes some milliseconds, and a restart
-// is on every join's path (node-daemon-setup runs it), so a fixed 20 ms
-// wait added most of its length to each.
+// poll is the wait between two looks at a daemon that stops: 1 ms
+// doubling to 20 ms. It takes some milliseconds, and a restart is on
+// every join's path (node-daemon-setup runs it), so a fixed 20 ms wait
+// added most of its length to each.
 type poll struct{ d time.Duration }
 
 func newPoll() *poll { return &poll{d: time.Millisecond} }
@@ -155,12 +180,20 @@ func isZombie(pid int) bool {
 	return i >= 0 && i+2 < len(b) && b[i+2] == 'Z'
 }
 
+// ReadyFD is the descriptor on which a daemon StartDetached starts says
+// that it listens: the first of the files it inherits after standard
+// error, named to it by --ready-fd.
+const ReadyFD = 3
+
 // StartDetached starts exe with args as a daemon of its own: a new
 // session, standard input from /dev/null, standard output and error
 // appended to the log file (never the caller's: an ssh session would wait
-// for them to close). It then waits until the daemon's pid file names it
-// and port accepts connections on the loopback address, or fails with the
-// tail of the log.
+// for them to close). It then waits until the daemon says, by one byte on
+// a pipe it inherits as ReadyFD (NotifyReady), that its pid file names it
+// and it listens, or fails with the tail of the log. Waiting on the pipe
+// rather than looking at the pid file and connecting to the port until
+// both answer costs no poll, no connection and no wasted wait: a restart
+// is on every join's path (node-daemon-setup runs it).
 func StartDetached(ctx context.Context, cfg *nodeconf.Config, exe string, args []string, port int) (int, error) {
 	logPath := LogFile(cfg)
 	if err := os.MkdirAll(filepath.Dir(logPath), 0o755); err != nil {
@@ -177,33 +210,62 @@ func StartDetached(ctx context.Context, cfg *nodeconf.Config, exe string, args [
 		return 0, err
 	}
 	defer devnull.Close()
-	cmd := exec.Command(exe, args...)
+	readyR, readyW, err := os.Pipe()
+	if err != nil {
+		return 0, fmt.Errorf("making the pipe noded tells it listens on: %w", err)
+	}
+	defer readyR.Close()
+	cmd := exec.Command(exe, append(args, "--ready-fd", strconv.Itoa(ReadyFD))...)
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = devnull, logf, logf
+	cmd.ExtraFiles = []*os.File{readyW} // ReadyFD
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
-	if err := cmd.Start(); err != nil {
+	err = cmd.Start()
+	// Only the daemon holds the write end now: its exit ends the read.
+	_ = readyW.Close()
+	if err != nil {
 		return 0, fmt.Errorf("starting noded: %w", err)
 	}
 	pid := cmd.Process.Pid
 	exited := make(chan error, 1)
 	go func() { exited <- cmd.Wait() }()
-	addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
-	for poll := newPoll(); ; {
-		select {
-		case err := <-exited:
-			return 0, fmt.Errorf("noded exited at once (%w); its log %s ends:\n%s", err, logPath, logTail(logPath, before))
-		case <-ctx.Done():
-			_ = cmd.Process.Kill()
-			return 0, fmt.Errorf("noded did not listen on port %d in time; its log %s ends:\n%s", port, logPath, logTail(logPath, before))
-		case <-time.After(poll.next()):
-		}
-		if p, _ := readPid(PidFile(cfg)); p != pid {
-			continue
-		}
-		if c, err := net.DialTimeout("tcp", addr, 200*time.Millisecond); err == nil {
-			_ = c.Close()
+	ready := make(chan bool, 1)
+	go func() { n, _ := readyR.Read(make([]byte, 1)); ready <- n == 1 }()
+	failed := func(err error) (int, error) {
+		return 0, fmt.Errorf("noded exited at once (%w); its log %s ends:\n%s", err, logPath, logTail(logPath, before))
+	}
+	timedOut := func() (int, error) {
+		_ = cmd.Process.Kill()
+		return 0, fmt.Errorf("noded did not listen on port %d in time; its log %s ends:\n%s", port, logPath, logTail(logPath, before))
+	}
+	select {
+	case ok := <-ready:
+		if ok {
 			return pid, nil
 		}
+		// The pipe closed without the byte: the daemon ended before it
+		// listened, and its exit says how.
+		select {
+		case err := <-exited:
+			return failed(err)
+		case <-ctx.Done():
+			return timedOut()
+		}
+	case err := <-exited:
+		return failed(err)
+	case <-ctx.Done():
+		return timedOut()
 	}
+}
+
+// NotifyReady tells the noded --restart that started this daemon
+// (StartDetached) that it listens: one byte on fd, which it then closes.
+func NotifyReady(fd int) error {
+	f := os.NewFile(uintptr(fd), "the --ready-fd pipe")
+	_, err := f.Write([]byte{'\n'})
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	return err
 }
 
 // Self returns the path to start this program again: the name it was
