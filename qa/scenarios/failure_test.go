@@ -75,11 +75,11 @@ func TestKilledMidJoin(t *testing.T) {
 	if err := exec.Command("cp", fp, node.Path("/usr/local/sbin/prepare-node-join.failpoint")).Run(); err != nil {
 		t.Fatal(err)
 	}
-	// Each file costs five steps (journal temp file and rename, "journaled",
-	// temp file, rename) after a few setup steps: step 24 renames a file over
-	// its target,
-	// after others were replaced.
-	const step = 24
+	// The steps: the state directory, the journal, the backups of the files
+	// there (a temporary file and a rename each), a temporary file for each
+	// new content and the join record, then their renames: step 25 renames
+	// a file over its target after others were replaced.
+	const step = 25
 	wrapper := fmt.Sprintf("#!/bin/sh\nNODEJOIN_CRASH_AT=%d exec /usr/local/sbin/prepare-node-join.failpoint \"$@\"\n", step)
 	if err := os.WriteFile(node.Path("/usr/local/sbin/prepare-node-join-crash"), []byte(wrapper), 0o755); err != nil {
 		t.Fatal(err)
