@@ -388,7 +388,7 @@ func (c *Conn) startMaster(ctx context.Context, algorithms string) error {
 		case <-done:
 			return c.masterFailed(waitErr, stderr.String())
 		case <-ctx.Done():
-			_ = cmd.Process.Kill()
+			signalGroup(cmd, syscall.SIGKILL)
 			<-done
 			return fmt.Errorf("%w: connecting to %s: %w", ErrTimeout, c.cfg.Host, ctx.Err())
 		case <-tick.C:
@@ -535,15 +535,22 @@ func (c *Conn) Close() error {
 	c.dropAcker()
 	// SIGTERM ends the master as `ssh -O exit` would (it removes its socket
 	// and closes the connection), without a third ssh process per node.
-	_ = c.master.Process.Signal(syscall.SIGTERM)
+	signalGroup(c.master, syscall.SIGTERM)
 	select {
 	case <-c.done:
 	case <-time.After(5 * time.Second):
-		_ = c.master.Process.Kill()
+		signalGroup(c.master, syscall.SIGKILL)
 		<-c.done
 	}
 	c.master = nil
 	return os.RemoveAll(c.dir)
+}
+
+// signalGroup signals the master's process group (its own, Setpgid):
+// an ssh that is a wrapper script has the real one as its child, which
+// holds the stderr pipe Wait waits for.
+func signalGroup(cmd *exec.Cmd, sig syscall.Signal) {
+	_ = syscall.Kill(-cmd.Process.Pid, sig)
 }
 
 // ShellQuote joins argv into one string for the remote shell, quoting each

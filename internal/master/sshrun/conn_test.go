@@ -445,3 +445,41 @@ func TestForward(t *testing.T) {
 		t.Error("port 0 forwarded")
 	}
 }
+
+// TestCloseWrappedSSH: an ssh that is a script around the real one (the
+// real one its child, holding the master's stderr) is ended by Close as a
+// whole, the connection with it.
+func TestCloseWrappedSSH(t *testing.T) {
+	ed := testKey(t, "ed25519", 0)
+	f := newFake(t, "ok", ed)
+	f.Write(t, "user_known_hosts", ed.Line("node1")+"\n")
+	real, err := exec.LookPath("ssh")
+	if err != nil {
+		t.Fatal(err)
+	}
+	wrapper := filepath.Join(t.TempDir(), "ssh-wrapper")
+	if err := os.WriteFile(wrapper, []byte("#!/bin/sh\n'"+real+"' \"$@\"\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	c, err := Dial(ctx, Config{Host: "node1", SSH: wrapper})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctl := c.ctl
+	closed := make(chan error, 1)
+	go func() { closed <- c.Close() }()
+	select {
+	case err := <-closed:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(time.Minute):
+		t.Fatal("Close of a wrapped ssh did not return")
+	}
+	if _, err := os.Stat(ctl); err == nil {
+		t.Errorf("the control socket %s is left", ctl)
+	}
+}
+
