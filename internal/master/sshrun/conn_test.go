@@ -482,4 +482,3 @@ func TestCloseWrappedSSH(t *testing.T) {
 		t.Errorf("the control socket %s is left", ctl)
 	}
 }
-
