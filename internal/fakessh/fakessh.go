@@ -26,8 +26,10 @@ import (
 	"net"
 	"os"
 	"os/exec"
+	"os/signal"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -314,6 +316,21 @@ func fakeMaster(dir, mode, host, port, ctl string, opts map[string]string) int {
 		fmt.Fprintln(os.Stderr, "fake ssh: control socket:", err)
 		return 255
 	}
+	// SIGTERM ends the master as ssh's does ("Killed by signal 15", exit
+	// 255), recorded in "terminated"; in mode "term-late" only a second
+	// SIGTERM does, as OpenSSH 9.2's master sometimes misses the first.
+	terms := make(chan os.Signal, 4)
+	signal.Notify(terms, syscall.SIGTERM)
+	go func() {
+		if mode == "term-late" {
+			<-terms
+		}
+		<-terms
+		appendFile(filepath.Join(dir, "terminated"), "SIGTERM\n")
+		l.Close()
+		fmt.Fprintln(os.Stderr, "Killed by signal 15.")
+		os.Exit(255)
+	}()
 	for {
 		c, err := l.Accept()
 		if err != nil {

@@ -482,3 +482,22 @@ func TestCloseWrappedSSH(t *testing.T) {
 		t.Errorf("the control socket %s is left", ctl)
 	}
 }
+
+// TestCloseSIGTERMAgain: a master that misses the first SIGTERM, as
+// OpenSSH 9.2's sometimes does, is ended by a later one, not by the kill
+// five seconds on.
+func TestCloseSIGTERMAgain(t *testing.T) {
+	ed := testKey(t, "ed25519", 0)
+	f := newFake(t, "term-late", ed)
+	f.Write(t, "user_known_hosts", ed.Line("node1")+"\n")
+	c, err := dial(t, Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if b, err := os.ReadFile(filepath.Join(f.Dir, "terminated")); err != nil || string(b) != "SIGTERM\n" {
+		t.Errorf("the master was not ended by SIGTERM (%q, %v): killed instead", b, err)
+	}
+}
