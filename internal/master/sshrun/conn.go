@@ -477,10 +477,7 @@ func (c *Conn) Run(ctx context.Context, argv []string, stdin []byte) (*Result, e
 	cmd.WaitDelay = 3 * time.Second // for ssh itself to exit after Cancel
 	start := time.Now()
 	if a := c.takeAcker(); a != nil {
-		opened := make(chan struct{})
-		var acking sync.WaitGroup
-		acking.Go(func() { a.ackWhile(opened) })
-		defer func() { close(opened); acking.Wait(); a.close() }()
+		defer a.ackWhileOpening()()
 	}
 	err := runSession(ctx, cmd, stdin, stdout, stderr)
 	c.cfg.Log.Debug("remote program finished", "host", c.cfg.Host, "program", argv[0], "elapsed", time.Since(start), "err", err)
@@ -533,29 +530,33 @@ func (c *Conn) Close() error {
 		return os.RemoveAll(c.dir)
 	}
 	c.dropAcker()
-	// SIGTERM ends the master as `ssh -O exit` would (it removes its socket
-	// and closes the connection), without a third ssh process per node.
-	// Again every 20 ms: OpenSSH 9.2's master does not always end on the
-	// first (in the lab about one join in fifteen of a 10-node run waited
-	// for the kill five seconds on); it ends on a later one.
+	c.stopMaster()
+	c.master = nil
+	return os.RemoveAll(c.dir)
+}
+
+// stopMaster ends the master with SIGTERM, as `ssh -O exit` would (it
+// removes its socket and closes the connection), without a third ssh
+// process per node. Again every 20 ms: OpenSSH 9.2's master does not
+// always end on the first (in the lab about one join in fifteen of a
+// 10-node run waited for the kill five seconds on); it ends on a later one.
+func (c *Conn) stopMaster() {
 	signalGroup(c.master, syscall.SIGTERM)
 	again := time.NewTicker(20 * time.Millisecond)
 	defer again.Stop()
 	kill := time.After(5 * time.Second)
-	for exited := false; !exited; {
+	for {
 		select {
 		case <-c.done:
-			exited = true
+			return
 		case <-again.C:
 			signalGroup(c.master, syscall.SIGTERM)
 		case <-kill:
 			signalGroup(c.master, syscall.SIGKILL)
 			<-c.done
-			exited = true
+			return
 		}
 	}
-	c.master = nil
-	return os.RemoveAll(c.dir)
 }
 
 // signalGroup signals the master's process group (its own, Setpgid):
@@ -601,7 +602,6 @@ func (s *syncBuffer) String() string {
 	return s.b.String()
 }
 
-// capBuffer keeps at most max bytes and remembers that it dropped some.
 // runSession runs cmd with stdin as its input and its output into stdout
 // and stderr, through pipes of its own, the output read until its end
 // (sessionWaitDelay): exec's pipes would be given up after WaitDelay, with
@@ -662,6 +662,7 @@ func runSession(ctx context.Context, cmd *exec.Cmd, stdin []byte, stdout, stderr
 	return err
 }
 
+// capBuffer keeps at most max bytes and remembers that it dropped some.
 type capBuffer struct {
 	b         bytes.Buffer
 	max       int

@@ -4,6 +4,7 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -84,6 +85,16 @@ func (a *acker) ack() error {
 		return nil
 	}
 	return unix.SetsockoptInt(a.fd, unix.IPPROTO_TCP, unix.TCP_QUICKACK, 1)
+}
+
+// ackWhileOpening acks at quickAckTimes, from now until the returned
+// function is called (when the first session has ended), which then
+// closes a.
+func (a *acker) ackWhileOpening() (stop func()) {
+	done := make(chan struct{})
+	var acking sync.WaitGroup
+	acking.Go(func() { a.ackWhile(done) })
+	return func() { close(done); acking.Wait(); a.close() }
 }
 
 // ackWhile acks at quickAckTimes until done is closed.
