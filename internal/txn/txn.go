@@ -137,10 +137,7 @@ func (tx *Tx) Apply(changes []Change) error {
 			e.Kind = "dir"
 			e.RemoveAtCommit = c.Remove
 		} else if e.Existed {
-			e.Backup = c.backup
-			if e.Backup == "" {
-				e.Backup = backupName(c.real, tx.now)
-			}
+			e.Backup = tx.backupOf(&c)
 			e.Keep = c.KeepBackup && !c.contentUnchanged
 		}
 		todo, entries = append(todo, c), append(entries, e)
@@ -241,10 +238,7 @@ func (tx *Tx) Stage(changes []Change) ([]Applied, error) {
 		a := Applied{NodePath: c.NodePath, Dir: c.Dir, Existed: c.Action != Create,
 			Mode: c.oldMode, UID: c.oldUID, GID: c.oldGID}
 		if a.Existed && !c.Dir {
-			if c.backup == "" {
-				c.backup = backupName(c.real, tx.now)
-			}
-			a.Backup = entry{Path: c.real, NodePath: c.NodePath}.nodePathOf(c.backup)
+			a.Backup = entry{Path: c.real, NodePath: c.NodePath}.nodePathOf(tx.backupOf(c))
 			a.Kept = c.KeepBackup && !c.contentUnchanged
 			a.Old = c.old
 			if c.Remove { // Diff did not read it
@@ -258,6 +252,15 @@ func (tx *Tx) Stage(changes []Change) ([]Applied, error) {
 		out = append(out, a)
 	}
 	return out, nil
+}
+
+// backupOf is the name of c's backup: the one Stage gave it, else a new
+// one, kept in c.
+func (tx *Tx) backupOf(c *Change) string {
+	if c.backup == "" {
+		c.backup = backupName(c.real, tx.now)
+	}
+	return c.backup
 }
 
 // readOld reads a file that exists, in its pinned directory, as its
