@@ -14,5 +14,5 @@ func BenchmarkFreshRun(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	fixture.BenchFreshRuns(b, "./cmd/node-daemon-setup", fixture.JSON(c.DaemonSetup("node1.cluster.nodejoin.test")))
+	fixture.BenchFreshRuns(b, "../node-daemon-setup", fixture.JSON(c.DaemonSetup("node1.cluster.nodejoin.test")))
 }

@@ -31,10 +31,7 @@ import (
 // certificate is RSA 2048, as cluster-init makes it.
 func BenchmarkJoinNoded(b *testing.B) {
 	tmp := b.TempDir()
-	bin := filepath.Join(tmp, "noded")
-	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
-		b.Fatalf("building: %v\n%s", err, out)
-	}
+	bin := filepath.Join(fixture.BuildPrograms(b, "../noded"), "noded")
 	serverPEM, err := certs.NewClusterCertificate("c1.example.org", time.Hour)
 	if err != nil {
 		b.Fatal(err)

@@ -14,5 +14,5 @@ func BenchmarkFreshRun(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	fixture.BenchFreshRuns(b, "./cmd/prepare-node-join", fixture.JSON(c.Prepare()))
+	fixture.BenchFreshRuns(b, "../prepare-node-join", fixture.JSON(c.Prepare()))
 }
